@@ -1,0 +1,7 @@
+"""equilib: equivariant operations with interchangeable tensor-product backends.
+
+The public parts are sub-packages: :mod:`equilib.ops` (tensor products behind one interface),
+:mod:`equilib.so3` (spherical harmonics, quadrature, coupling coefficients) and :mod:`equilib.utils`.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,215 @@
+"""The tensor-product contract shared by every backend, and the backend registry.
+
+Every backend is a ``torch.nn.Module`` subclass of :class:`TensorProduct`, built by
+:func:`make_tensor_product` and called as ``tp(x1, x2, weight)`` with e3nn's flat ``mul x ir`` layout at the
+boundary. The coupling is channel-wise: a path joins entry ``mul x ir1`` of ``x1`` with entry ``1 x ir2`` of
+``x2`` into an output entry ``mul x ir_out`` ("uvu", the message-passing convolution), or joins equal
+multiplicities ``mul x ir1``, ``mul x ir2`` channel by channel ("uuu"). See shared/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+from e3nn import o3
+
+
+class Path(NamedTuple):
+    """One coupling (l1, p1) x (l2, p2) -> (l3, p3) between entries ``i_in1``, ``i_in2``, ``i_out``."""
+
+    l1: int
+    p1: int
+    l2: int
+    p2: int
+    l3: int
+    p3: int
+    i_in1: int
+    i_in2: int
+    i_out: int
+    mode: str  # "uvu" (x2 has one channel) or "uuu" (channel by channel)
+
+    @property
+    def gaunt_allowed(self) -> bool:
+        """Whether a Gaunt-type product (an S^2 function product) can realize it: l1 + l2 + l3 even."""
+        return (self.l1 + self.l2 + self.l3) % 2 == 0
+
+
+def as_irreps(value, name: str) -> o3.Irreps:
+    """``value`` as e3nn Irreps; a clear error naming the argument otherwise."""
+    if isinstance(value, o3.Irreps):
+        return value
+    if not isinstance(value, (str, list, tuple, o3.Irrep)):
+        raise TypeError(f"{name}: expected an irreps string such as '32x0e+32x1o' or e3nn Irreps, got {type(value).__name__}")
+    try:
+        return o3.Irreps(value)
+    except (ValueError, AssertionError, TypeError) as err:
+        raise ValueError(f"{name}: expected an irreps string such as '32x0e+32x1o', got {value!r} ({err})") from None
+
+
+def coupling_paths(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, irreps_out: o3.Irreps) -> list[Path]:
+    """All channel-wise couplings allowed by O(3): triangle, parity, and compatible multiplicities."""
+    paths = []
+    for i1, (mul1, ir1) in enumerate(irreps_in1):
+        for i2, (mul2, ir2) in enumerate(irreps_in2):
+            if mul2 == 1:
+                mode = "uvu"
+            elif mul2 == mul1:
+                mode = "uuu"
+            else:
+                continue
+            for io, (mul_out, ir_out) in enumerate(irreps_out):
+                if mul1 == 0 or mul_out != mul1 or ir_out not in ir1 * ir2:
+                    continue
+                paths.append(Path(ir1.l, ir1.p, ir2.l, ir2.p, ir_out.l, ir_out.p, i1, i2, io, mode))
+    return paths
+
+
+def check_outputs_reached(
+    backend: str, irreps_out: o3.Irreps, all_paths: list[Path], realized: list[Path], why_missing: str
+) -> None:
+    """Raise a ValueError for every output entry that no realized path reaches, naming the missing paths."""
+    problems = []
+    for io, (mul, ir) in enumerate(irreps_out):
+        if mul == 0 or any(p.i_out == io for p in realized):
+            continue
+        lost = [p for p in all_paths if p.i_out == io]
+        if lost:
+            names = ", ".join(f"{p.l1}{_pc(p.p1)} x {p.l2}{_pc(p.p2)} -> {p.l3}{_pc(p.p3)}" for p in lost)
+            problems.append(f"{mul}x{ir} (entry {io}) is reached only by {names}, which {why_missing}")
+        else:
+            problems.append(
+                f"{mul}x{ir} (entry {io}) is reached by no coupling of the inputs: a path needs ir_out in ir1 x ir2 "
+                "and multiplicities mul2 == 1 and mul_out == mul1 ('uvu') or mul1 == mul2 == mul_out ('uuu')"
+            )
+    if problems:
+        raise ValueError(f"irreps_out: backend {backend!r} cannot produce " + "; ".join(problems))
+
+
+def _pc(p: int) -> str:
+    return "e" if p == 1 else "o"
+
+
+class TensorProduct(torch.nn.Module):
+    """Base class of every tensor-product backend: argument checks, batching and introspection.
+
+    Subclasses set ``weight_numel``, ``paths``, ``irreps_out`` and implement ``_forward(x1, x2, weight)`` on
+    flat 2D inputs ``(batch, dim)`` with ``weight`` either ``None``, ``(weight_numel,)`` or
+    ``(batch, weight_numel)``.
+    """
+
+    backend: str = ""
+    exact: bool = True
+
+    def __init__(self, irreps_in1, irreps_in2, irreps_out, *, shared_weights: bool = False) -> None:
+        super().__init__()
+        self.irreps_in1 = as_irreps(irreps_in1, "irreps_in1")
+        self.irreps_in2 = as_irreps(irreps_in2, "irreps_in2")
+        self.irreps_out = as_irreps(irreps_out, "irreps_out")
+        if not isinstance(shared_weights, bool):
+            raise TypeError(f"shared_weights: expected a bool, got {shared_weights!r}")
+        self.shared_weights = shared_weights
+        self.paths: tuple[Path, ...] = ()
+        self.weight_numel = 0
+
+    def _init_shared_weight(self, dtype: torch.dtype) -> None:
+        """Create the internal weights (one set for every sample) when ``shared_weights=True``."""
+        if self.shared_weights and self.weight_numel > 0:
+            self.weight = torch.nn.Parameter(torch.randn(self.weight_numel, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+
+    def _module_dtype(self) -> torch.dtype | None:
+        for t in list(self.buffers()) + list(self.parameters()):
+            if t.is_floating_point():
+                return t.dtype
+        return None
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        for name, x, irreps in (("x1", x1, self.irreps_in1), ("x2", x2, self.irreps_in2)):
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+            if x.dim() == 0 or x.shape[-1] != irreps.dim:
+                raise ValueError(
+                    f"{name}: expected shape (..., {irreps.dim}) for irreps {irreps}, got {tuple(x.shape)}"
+                )
+        if x1.dtype != x2.dtype or not x1.is_floating_point():
+            raise ValueError(f"x1, x2: expected one floating dtype, got {x1.dtype} and {x2.dtype}")
+        dtype = self._module_dtype()
+        if dtype is not None and x1.dtype != dtype:
+            raise ValueError(
+                f"x1: dtype {x1.dtype} does not match the module's {dtype}; convert the module with .to({x1.dtype})"
+            )
+        shapes = [x1.shape[:-1], x2.shape[:-1]]
+        weight = self._check_weight(weight, x1.dtype)
+        if weight is not None and weight.dim() > 1:
+            shapes.append(weight.shape[:-1])
+        try:
+            batch = torch.broadcast_shapes(*shapes)
+        except RuntimeError:
+            raise ValueError(
+                "x1, x2, weight: batch shapes " + ", ".join(str(tuple(s)) for s in shapes) + " do not broadcast"
+            ) from None
+        n = batch.numel()
+        x1 = x1.expand(batch + x1.shape[-1:]).reshape(n, x1.shape[-1])
+        x2 = x2.expand(batch + x2.shape[-1:]).reshape(n, x2.shape[-1])
+        if weight is not None and weight.dim() > 1:
+            weight = weight.expand(batch + weight.shape[-1:]).reshape(n, weight.shape[-1])
+        out = self._forward(x1, x2, weight)
+        return out.reshape(batch + (self.irreps_out.dim,))
+
+    def _check_weight(self, weight: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+        if self.weight_numel == 0:
+            if weight is not None and weight.shape[-1] != 0:
+                raise ValueError(f"weight: this tensor product has no weights, got shape {tuple(weight.shape)}")
+            return None
+        if self.shared_weights:
+            if weight is not None:
+                raise ValueError("weight: this tensor product has internal weights (shared_weights=True); pass none")
+            return self.weight
+        if weight is None:
+            raise ValueError(f"weight: expected a tensor of shape (..., {self.weight_numel}), got None")
+        if not isinstance(weight, torch.Tensor):
+            raise TypeError(f"weight: expected a torch.Tensor, got {type(weight).__name__}")
+        if weight.dim() == 0 or weight.shape[-1] != self.weight_numel:
+            raise ValueError(f"weight: expected shape (..., {self.weight_numel}), got {tuple(weight.shape)}")
+        if weight.dtype != dtype:
+            raise ValueError(f"weight: expected dtype {dtype} like x1, got {weight.dtype}")
+        return weight
+
+    def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return (
+            f"backend={self.backend!r}, {self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, "
+            f"paths={len(self.paths)}, weight_numel={self.weight_numel}, exact={self.exact}"
+        )
+
+
+_BACKENDS: dict[str, type[TensorProduct]] = {}
+
+
+def register_backend(name: str) -> Callable[[type[TensorProduct]], type[TensorProduct]]:
+    """Class decorator: make a :class:`TensorProduct` subclass available to :func:`make_tensor_product`."""
+
+    def decorate(cls: type[TensorProduct]) -> type[TensorProduct]:
+        if name in _BACKENDS:
+            raise ValueError(f"name: backend {name!r} is already registered")
+        cls.backend = name
+        _BACKENDS[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_backends() -> list[str]:
+    """Names of the registered tensor-product backends."""
+    return sorted(_BACKENDS)
+
+
+def make_tensor_product(backend: str, irreps_in1, irreps_in2, irreps_out, **options) -> TensorProduct:
+    """Build the tensor product ``backend`` ('cg', 'grid', ...) for the given irreps (strings or e3nn Irreps)."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend: unknown tensor-product backend {backend!r}; available: {available_backends()}")
+    return _BACKENDS[backend](irreps_in1, irreps_in2, irreps_out, **options)

@@ -1,0 +1,79 @@
+"""Clebsch-Gordan tensor product over every O(3)-allowed channel-wise path: the exact reference backend.
+
+Built on e3nn's ``o3.TensorProduct`` (Geiger and Smidt, "e3nn: Euclidean Neural Networks", 2022), with
+one instruction per path in the order of :attr:`paths`. Weight layout (e3nn's): for each path in order, ``mul``
+weights, one per channel; ``weight_numel = sum(mul)``. Normalisation options are e3nn's
+(``irrep_normalization`` 'component' | 'norm' | 'none', ``path_normalization`` 'element' | 'path' | 'none').
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from e3nn import o3
+
+from .base import TensorProduct, check_outputs_reached, coupling_paths, register_backend
+
+
+def _exact_wigner_3j(module: torch.nn.Module) -> None:
+    """Recompute e3nn's Wigner-3j buffers in the module's dtype.
+
+    e3nn builds them in the global default dtype, so a float64 module made under a float32 default would carry
+    3j symbols rounded to float32 (errors ~1e-8); library code must not change the global default instead.
+    """
+    for sub in module.modules():
+        for name, buf in list(sub._buffers.items()):
+            match = re.fullmatch(r"_w3j_(\d+)_(\d+)_(\d+)", name)
+            if match is not None and buf is not None:
+                l1, l2, l3 = map(int, match.groups())
+                sub._buffers[name] = o3.wigner_3j(l1, l2, l3, dtype=buf.dtype, device=buf.device)
+
+
+@register_backend("cg")
+class CGTensorProduct(TensorProduct):
+    """Exact CG product on all parity-allowed paths ('uvu' for single-channel x2, 'uuu' for equal channels)."""
+
+    exact = True
+
+    def __init__(
+        self,
+        irreps_in1,
+        irreps_in2,
+        irreps_out,
+        *,
+        shared_weights: bool = False,
+        irrep_normalization: str = "component",
+        path_normalization: str = "element",
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(irreps_in1, irreps_in2, irreps_out, shared_weights=shared_weights)
+        paths = coupling_paths(self.irreps_in1, self.irreps_in2, self.irreps_out)
+        check_outputs_reached("cg", self.irreps_out, paths, paths, "")
+        self.paths = tuple(paths)
+        self.tp = o3.TensorProduct(
+            self.irreps_in1,
+            self.irreps_in2,
+            self.irreps_out,
+            [(p.i_in1, p.i_in2, p.i_out, p.mode, True) for p in paths],
+            irrep_normalization=irrep_normalization,
+            path_normalization=path_normalization,
+            internal_weights=shared_weights,
+            shared_weights=shared_weights,
+        ).to(dtype or torch.get_default_dtype())
+        _exact_wigner_3j(self.tp)
+        self.weight_numel = self.tp.weight_numel
+
+    def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        if self.shared_weights:
+            return self.tp(x1, x2)
+        if weight.dim() == 1:
+            weight = weight.expand(x1.shape[0], -1)
+        return self.tp(x1, x2, weight)
+
+    def _check_weight(self, weight, dtype):
+        if self.shared_weights:  # the weights live inside the e3nn module
+            if weight is not None:
+                raise ValueError("weight: this tensor product has internal weights (shared_weights=True); pass none")
+            return None
+        return super()._check_weight(weight, dtype)

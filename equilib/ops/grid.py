@@ -1,0 +1,380 @@
+"""Gaunt tensor product computed on an exact quadrature grid on the sphere.
+
+Xie, Daigavane, Kotak, Smidt, "The Price of Freedom: Exploring Expressivity and Runtime Tradeoffs in
+Equivariant Tensor Products" (ICML 2025). Each input is read as functions on S^2 (one per channel), evaluated on
+a Gauss-Legendre x uniform grid, multiplied pointwise, and projected back onto the output degrees. With
+``ceil((D+1)/2) x (D+1)`` points, D = L1 + L2 + Lout, the projection is exact: the result equals the
+Clebsch-Gordan product restricted to paths with l1 + l2 + l3 even, each scaled by
+``sqrt((2l1+1)(2l2+1) / (4 pi (2l3+1))) <l1 0 l2 0 | l3 0>`` (see :mod:`equilib.so3`).
+
+Signals and parity. An entry ``mul x (l, p)`` is a function on S^2 of "S^2 parity" ``p (-1)^l``; entries of one
+input with the same multiplicity and S^2 parity form one signal. The product of signals of S^2 parities p and q
+feeds the outputs of S^2 parity p q. Paths with l1 + l2 + l3 odd (e.g. the cross product 1o x 1o -> 1e) are not
+realized; asking for an output that only such paths reach is an error.
+
+Weights act per (channel, l), never per path: ``weighted`` picks among ``"in1"`` (each in1 entry that takes part,
+``mul`` weights), ``"in2"`` (each in2 entry that takes part, one weight per channel of x1; x2 then becomes a
+multi-channel signal) and ``"out"`` (each output entry, ``mul`` weights). The weight vector is these blocks in
+the order in1, in2, out, each entry-major then channel. Couplings: 'uvu' (x2 entries of multiplicity 1) and
+'uuu' (x2 multiplicity equal to x1's).
+
+Transforms (``transform``): ``"dense"`` evaluates the SH on all grid points with one matrix product;
+``"separable"`` does an associated-Legendre transform in beta per order m followed by a small matrix product in
+alpha. ``"auto"`` picks by the grid degree from measurements (scripts/bench_tp.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..so3 import associated_legendre, azimuthal_harmonics, exact_grid_size, gauss_legendre_grid
+from .base import TensorProduct, check_outputs_reached, coupling_paths, register_backend
+
+TRANSFORMS = ("auto", "dense", "separable", "coupling")
+WEIGHTED = ("in1", "in2", "out")
+
+
+@dataclass
+class _Signal:
+    """Entries of one input with one multiplicity and one S^2 parity, at most one entry per degree."""
+
+    mul: int
+    s2_parity: int
+    entries: dict[int, int] = field(default_factory=dict)  # l -> entry index
+
+    @property
+    def ls(self) -> list[int]:
+        return sorted(self.entries)
+
+
+def _signals(irreps) -> list[_Signal]:
+    signals: list[_Signal] = []
+    for i, (mul, ir) in enumerate(irreps):
+        parity = ir.p * (-1) ** ir.l
+        home = next((s for s in signals if s.mul == mul and s.s2_parity == parity and ir.l not in s.entries), None)
+        if home is None:
+            home = _Signal(mul, parity)
+            signals.append(home)
+        home.entries[ir.l] = i
+    return signals
+
+
+class _GridTables:
+    """The quadrature grid with its SH factors; columns (l, m) laid out per transform. Grid points alpha-major."""
+
+    def __init__(self, degree: int, lmax: int) -> None:
+        self.grid = gauss_legendre_grid(*exact_grid_size(degree))
+        self.legendre = associated_legendre(lmax, np.cos(self.grid.beta))  # (n_beta, (lmax+1)^2)
+        self.azimuth = azimuthal_harmonics(lmax, self.grid.alpha)  # (n_alpha, 2 lmax + 1)
+        self.alpha_weight = np.full(len(self.grid.alpha), 2.0 * np.pi / len(self.grid.alpha))
+        self.lmax = lmax
+
+    def layout(self, ls: list[int], transform: str) -> list[tuple[int, int] | None]:
+        """Columns of a signal with degrees ``ls``: (l, m) per column; None is padding (separable only)."""
+        if transform == "dense":
+            return [(l, m) for l in ls for m in range(-l, l + 1)]
+        top = max(ls)
+        return [(l, m) if l >= abs(m) else None for m in range(-top, top + 1) for l in ls]
+
+    def _factors(self, ls: list[int]):
+        top = max(ls)
+        n_l = len(ls)
+        leg = np.zeros((2 * top + 1, n_l, len(self.grid.beta)))
+        for k, (l_m) in enumerate(self.layout(ls, "separable")):
+            if l_m is not None:
+                l, m = l_m
+                leg[m + top, k % n_l] = self.legendre[:, l * l + l + m]
+        azi = self.azimuth[:, self.lmax - top : self.lmax + top + 1]  # (n_alpha, n_m)
+        return leg, azi
+
+    def analysis(self, ls: list[int], transform: str) -> dict[str, np.ndarray]:
+        """Tables that take coefficients (layout order) to grid values."""
+        if transform == "dense":
+            cols = self.layout(ls, "dense")
+            y = np.stack([self.legendre[:, l * l + l + m][None, :] * self.azimuth[:, self.lmax + m][:, None] for l, m in cols])
+            return {"matrix": y.reshape(len(cols), -1)}  # (cols, n_alpha * n_beta)
+        leg, azi = self._factors(ls)
+        return {"legendre": leg, "azimuth": azi}
+
+    def synthesis(self, ls: list[int], transform: str) -> dict[str, np.ndarray]:
+        """Tables that project grid values onto coefficients (layout order), quadrature weights included."""
+        wb, wa = self.grid.beta_weights, self.alpha_weight
+        if transform == "dense":
+            y = self.analysis(ls, "dense")["matrix"].reshape(-1, len(wa), len(wb)) * wa[:, None] * wb[None, :]
+            return {"matrix": y.reshape(y.shape[0], -1).T.copy()}  # (n_alpha * n_beta, cols)
+        leg, azi = self._factors(ls)
+        return {"legendre": (leg * wb).transpose(0, 2, 1).copy(), "azimuth": (azi * wa[:, None]).T.copy()}
+
+
+class _Analysis(torch.nn.Module):
+    """Coefficients (batch, channels, columns) -> values on the grid (batch, channels, points)."""
+
+    def __init__(self, tables: dict[str, np.ndarray], dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dense = "matrix" in tables
+        for name, t in tables.items():
+            self.register_buffer(name, torch.as_tensor(t, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dense:
+            return x @ self.matrix
+        b, c, _ = x.shape
+        n_m, n_l, n_beta = self.legendre.shape
+        t = torch.einsum("xml,mlb->xmb", x.reshape(b * c, n_m, n_l), self.legendre)
+        return torch.matmul(self.azimuth, t).reshape(b, c, self.azimuth.shape[0] * n_beta)
+
+
+class _Synthesis(torch.nn.Module):
+    """Values on the grid (batch, channels, points) -> coefficients (batch, channels, columns)."""
+
+    def __init__(self, tables: dict[str, np.ndarray], dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dense = "matrix" in tables
+        for name, t in tables.items():
+            self.register_buffer(name, torch.as_tensor(t, dtype=dtype))
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        if self.dense:
+            return values @ self.matrix
+        b, c, _ = values.shape
+        n_m, n_beta, n_l = self.legendre.shape
+        u = torch.matmul(self.azimuth, values.reshape(b * c, self.azimuth.shape[1], n_beta))
+        return torch.einsum("xmb,mbl->xml", u, self.legendre).reshape(b, c, n_m * n_l)
+
+
+@dataclass
+class _Plan:
+    """Which signals meet, on which grid: the structure of one grid product, derived from the irreps."""
+
+    signals1: list[_Signal]
+    signals2: list[_Signal]
+    groups: dict[tuple[int, int], list[tuple[int, int]]]  # (mul, S^2 parity) of outputs -> (signal1, signal2) pairs
+    out_ls: dict[tuple[int, int], list[int]]
+    degree: int  # L1 + L2 + Lout, what the grid must integrate exactly
+    lmax: int
+
+    @classmethod
+    def build(cls, irreps_in1, irreps_in2, irreps_out, paths: list) -> "_Plan":
+        sig1, sig2 = _signals(irreps_in1), _signals(irreps_in2)
+        groups: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for p in paths:
+            mul, ir = irreps_out[p.i_out]
+            a = next(k for k, s in enumerate(sig1) if s.entries.get(p.l1) == p.i_in1)
+            b = next(k for k, s in enumerate(sig2) if s.entries.get(p.l2) == p.i_in2)
+            pairs = groups.setdefault((mul, ir.p * (-1) ** ir.l), [])
+            if (a, b) not in pairs:
+                pairs.append((a, b))
+        out_ls = {
+            key: sorted({ir.l for mul, ir in irreps_out if (mul, ir.p * (-1) ** ir.l) == key}) for key in groups
+        }
+        degree = max(
+            max(max(sig1[a].ls) + max(sig2[b].ls) for a, b in pairs) + max(out_ls[key]) for key, pairs in groups.items()
+        )
+        lmax = max(max(sig1[a].ls + sig2[b].ls + out_ls[key]) for key, pairs in groups.items() for a, b in pairs)
+        return cls(sig1, sig2, groups, out_ls, degree, lmax)
+
+    def used(self, which: int) -> list[int]:
+        return sorted({pair[which] for pairs in self.groups.values() for pair in pairs})
+
+
+def _choose_transform(plan: _Plan, grid_points: int, coupling_ok: bool) -> str:
+    """transform='auto': the strategy with the fewest multiply-adds per sample (dense grid or coupling)."""
+    if not coupling_ok:
+        return "dense"
+    grid_cost = coupling_cost = 0
+    for key, pairs in plan.groups.items():
+        d3 = sum(2 * l + 1 for l in plan.out_ls[key])
+        for a, b in pairs:
+            d1 = sum(2 * l + 1 for l in plan.signals1[a].ls)
+            d2 = sum(2 * l + 1 for l in plan.signals2[b].ls)
+            grid_cost += key[0] * (d1 + d3) * grid_points + d2 * grid_points
+            coupling_cost += d1 * d2 * d3 + key[0] * d1 * d3
+    return "coupling" if coupling_cost < grid_cost else "dense"
+
+
+def _gather_indices(irreps, signal: _Signal, layout, channels: int, weight_base: dict[int, int]):
+    """Indices into a flat input and into the weights giving a (channels, columns) view of ``signal``."""
+    starts = np.cumsum([0] + [mul * ir.dim for mul, ir in irreps])
+    src, wsrc = [], []
+    for u in range(channels):
+        for col in layout:
+            if col is None:  # padding: any valid index, the tables are zero there
+                src.append(0)
+                wsrc.append(0)
+                continue
+            l, m = col
+            i = signal.entries[l]
+            src.append(starts[i] + (u % signal.mul) * (2 * l + 1) + l + m)
+            wsrc.append(weight_base.get(i, 0) + u)
+    return torch.tensor(src, dtype=torch.long), torch.tensor(wsrc, dtype=torch.long)
+
+
+class _SignalInput(torch.nn.Module):
+    """Gathers one signal from a flat input into (batch, channels, columns) and applies its weights."""
+
+    def __init__(self, irreps, signal, layout, weight_channels, weight_base, weighted: bool):
+        super().__init__()
+        src, _ = _gather_indices(irreps, signal, layout, signal.mul, {})
+        _, wsrc = _gather_indices(irreps, signal, layout, weight_channels, weight_base)
+        self.register_buffer("src", src, persistent=False)
+        self.register_buffer("wsrc", wsrc, persistent=False)
+        self.channels, self.n_cols = signal.mul, len(layout)
+        self.weight_channels, self.weighted = weight_channels, weighted
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        coeff = x.index_select(-1, self.src).view(x.shape[0], self.channels, self.n_cols)
+        if self.weighted:
+            w = weight.index_select(-1, self.wsrc)
+            coeff = coeff * w.view(*w.shape[:-1], self.weight_channels, self.n_cols)
+        return coeff
+
+
+@register_backend("grid")
+class GridTensorProduct(TensorProduct):
+    """Gaunt product on an exact S^2 grid: parity-even paths only, weights per (channel, l). See module docs."""
+
+    exact = True
+
+    def __init__(
+        self,
+        irreps_in1,
+        irreps_in2,
+        irreps_out,
+        *,
+        shared_weights: bool = False,
+        weighted: tuple[str, ...] | list[str] = ("in1", "out"),
+        transform: str = "auto",
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(irreps_in1, irreps_in2, irreps_out, shared_weights=shared_weights)
+        weighted = tuple(weighted)
+        if any(w not in WEIGHTED for w in weighted) or len(set(weighted)) != len(weighted):
+            raise ValueError(f"weighted: expected distinct names among {WEIGHTED}, got {weighted!r}")
+        if transform not in TRANSFORMS:
+            raise ValueError(f"transform: expected one of {TRANSFORMS}, got {transform!r}")
+        dtype = dtype or torch.get_default_dtype()
+        self.weighted = weighted
+
+        all_paths = coupling_paths(self.irreps_in1, self.irreps_in2, self.irreps_out)
+        realized = [p for p in all_paths if p.gaunt_allowed]
+        check_outputs_reached(
+            "grid", self.irreps_out, all_paths, realized,
+            "have l1 + l2 + l3 odd: a Gaunt (S^2 function) product realizes only l1 + l2 + l3 even; use backend 'cg'",
+        )
+        self.paths = tuple(realized)
+        self.missing_paths = tuple(p for p in all_paths if not p.gaunt_allowed)
+        plan = _Plan.build(self.irreps_in1, self.irreps_in2, self.irreps_out, realized)
+        tables = _GridTables(plan.degree, plan.lmax)
+        self.grid_shape = tables.grid.shape
+
+        coupling_ok = "in2" not in weighted and all(plan.signals2[b].mul == 1 for b in plan.used(1))
+        if transform == "coupling" and not coupling_ok:
+            raise ValueError(
+                "transform: 'coupling' needs x2 entries of multiplicity 1 and no 'in2' in weighted; use 'dense'"
+            )
+        if transform == "auto":
+            transform = _choose_transform(plan, len(tables.grid.beta) * len(tables.grid.alpha), coupling_ok)
+        self.transform = transform
+        layout = "separable" if transform == "separable" else "dense"
+
+        channels = sorted({self.irreps_in1[p.i_in1].mul for p in realized})
+        if "in2" in weighted and len(channels) != 1:
+            raise ValueError(
+                f"weighted: 'in2' needs one multiplicity across the entries of irreps_in1 that take part, got {channels}"
+            )
+        w_in1, w_in2, w_out = self._weight_layout(realized, channels[0])
+        self._init_shared_weight(dtype)
+
+        self._in1 = torch.nn.ModuleDict()
+        self._in2 = torch.nn.ModuleDict()
+        self._analysis = torch.nn.ModuleDict()
+        for which, irreps, signals, base in (("1", self.irreps_in1, plan.signals1, w_in1), ("2", self.irreps_in2, plan.signals2, w_in2)):
+            for k in plan.used(int(which) - 1):
+                sig = signals[k]
+                lay = tables.layout(sig.ls, layout)
+                weight_channels = sig.mul if which == "1" else channels[0] if "in2" in weighted else 1
+                holder = self._in1 if which == "1" else self._in2
+                holder[str(k)] = _SignalInput(irreps, sig, lay, weight_channels, base, f"in{which}" in weighted)
+                if transform != "coupling":
+                    self._analysis[f"{which}_{k}"] = _Analysis(tables.analysis(sig.ls, layout), dtype)
+
+        # Output: each group is projected onto its degrees; the flat output gathers from the concatenation.
+        self._groups = list(plan.groups.items())
+        self._synthesis = torch.nn.ModuleList()
+        group_layouts, group_start, total = {}, {}, 0
+        for g, (key, pairs) in enumerate(self._groups):
+            ls = plan.out_ls[key]
+            group_layouts[key] = tables.layout(ls, layout)
+            group_start[key] = total
+            total += key[0] * len(group_layouts[key])
+            synthesis = tables.synthesis(ls, layout)
+            if transform != "coupling":
+                self._synthesis.append(_Synthesis(synthesis, dtype))
+                continue
+            for a, b in pairs:  # Gaunt coupling tensor of the pair, by exact quadrature in float64
+                a1 = tables.analysis(plan.signals1[a].ls, "dense")["matrix"]
+                a2 = tables.analysis(plan.signals2[b].ls, "dense")["matrix"]
+                t = np.einsum("ig,jg,gk->jik", a1, a2, synthesis["matrix"]).reshape(a2.shape[0], -1)
+                self.register_buffer(f"_coupling_{g}_{a}_{b}", torch.as_tensor(t, dtype=dtype))
+        perm, wperm = [], []
+        for i, (mul, ir) in enumerate(self.irreps_out):
+            key = (mul, ir.p * (-1) ** ir.l)
+            lay = group_layouts[key]
+            for u in range(mul):
+                for m in range(-ir.l, ir.l + 1):
+                    perm.append(group_start[key] + u * len(lay) + lay.index((ir.l, m)))
+                    wperm.append(w_out.get(i, 0) + u)
+        self.register_buffer("_out_src", torch.tensor(perm, dtype=torch.long), persistent=False)
+        self.register_buffer("_out_w", torch.tensor(wperm, dtype=torch.long), persistent=False)
+
+    def _weight_layout(self, paths, channels: int):
+        """Offsets of the weight blocks: in1 entries (mul each), in2 entries (channels each), out entries (mul each)."""
+        offset = 0
+        blocks = []
+        for name, entries, size in (
+            ("in1", sorted({p.i_in1 for p in paths}), lambda i: self.irreps_in1[i].mul),
+            ("in2", sorted({p.i_in2 for p in paths}), lambda i: channels),
+            ("out", range(len(self.irreps_out)), lambda i: self.irreps_out[i].mul),
+        ):
+            base = {}
+            if name in self.weighted:
+                for i in entries:
+                    base[i] = offset
+                    offset += size(i)
+            blocks.append(base)
+        self.weight_numel = offset
+        return blocks
+
+    def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        n = x1.shape[0]
+        coeff1 = {k: m(x1, weight) for k, m in self._in1.items()}
+        coeff2 = {k: m(x2, weight) for k, m in self._in2.items()}
+        if self.transform != "coupling":
+            coeff1 = {k: self._analysis[f"1_{k}"](c) for k, c in coeff1.items()}
+            coeff2 = {k: self._analysis[f"2_{k}"](c) for k, c in coeff2.items()}
+        outs = []
+        for g, (key, pairs) in enumerate(self._groups):
+            total = None
+            for a, b in pairs:
+                c1, c2 = coeff1[str(a)], coeff2[str(b)]
+                if self.transform == "coupling":
+                    table = getattr(self, f"_coupling_{g}_{a}_{b}")
+                    matrix = (c2.reshape(n, c2.shape[-1]) @ table).view(n, c1.shape[-1], table.shape[1] // c1.shape[-1])
+                    term = torch.bmm(c1, matrix)
+                else:
+                    term = c1 * c2
+                total = term if total is None else total + term
+            if self.transform != "coupling":
+                total = self._synthesis[g](total)
+            outs.append(total.reshape(n, total.shape[1] * total.shape[2]))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+        out = out.index_select(-1, self._out_src)
+        if "out" in self.weighted:
+            out = out * weight.index_select(-1, self._out_w)
+        return out
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", grid={self.grid_shape}, transform={self.transform!r}, weighted={self.weighted}"

@@ -1,0 +1,86 @@
+"""Segment reductions over an index: sum, mean and max of ``src`` rows grouped by ``index``.
+
+Uses torch-scatter (Fey and Lenssen, PyTorch Geometric) when it is importable and plain torch
+(``index_add_`` / ``scatter_reduce``) otherwise; both give the same values. Empty segments are 0 for every
+reduction, as in torch-scatter.
+"""
+
+from __future__ import annotations
+
+import torch
+
+try:  # optional: source-only on PyPI, minutes to compile (extra "scatter")
+    import torch_scatter as _torch_scatter
+except ImportError:  # pragma: no cover - depends on the environment
+    _torch_scatter = None
+
+REDUCTIONS = ("sum", "mean", "max")
+
+
+def has_torch_scatter() -> bool:
+    """Whether the torch-scatter implementation is in use."""
+    return _torch_scatter is not None
+
+
+def _check(src: torch.Tensor, index: torch.Tensor, dim: int, dim_size: int | None, reduce: str) -> tuple[int, int]:
+    if not isinstance(src, torch.Tensor):
+        raise TypeError(f"src: expected a torch.Tensor, got {type(src).__name__}")
+    if not isinstance(index, torch.Tensor) or index.dtype != torch.long or index.dim() != 1:
+        raise ValueError(f"index: expected a 1-D torch.long tensor, got {getattr(index, 'dtype', type(index))} "
+                         f"of shape {tuple(getattr(index, 'shape', ()))}")
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce: expected one of {REDUCTIONS}, got {reduce!r}")
+    if src.dim() == 0:
+        raise ValueError("src: expected at least one dimension, got a 0-d tensor")
+    dim = dim % src.dim()
+    if src.shape[dim] != index.numel():
+        raise ValueError(f"index: expected {src.shape[dim]} entries (src.shape[{dim}]), got {index.numel()}")
+    if index.numel() and int(index.min()) < 0:
+        raise ValueError(f"index: expected non-negative entries, got min {int(index.min())}")
+    needed = int(index.max()) + 1 if index.numel() else 0
+    if dim_size is None:
+        dim_size = needed
+    elif dim_size < needed:
+        raise ValueError(f"dim_size: expected at least max(index) + 1 = {needed}, got {dim_size}")
+    return dim, dim_size
+
+
+def scatter(
+    src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_size: int | None = None, reduce: str = "sum"
+) -> torch.Tensor:
+    """Reduce the slices of ``src`` along ``dim`` that share an ``index`` value; output size ``dim_size``."""
+    dim, dim_size = _check(src, index, dim, dim_size, reduce)
+    if _torch_scatter is not None:
+        out = _torch_scatter.scatter(src, index, dim=dim, dim_size=dim_size, reduce=reduce)
+        return out
+    shape = list(src.shape)
+    shape[dim] = dim_size
+    if reduce in ("sum", "mean"):
+        out = src.new_zeros(shape).index_add_(dim, index, src)
+        if reduce == "mean":
+            count = torch.zeros(dim_size, dtype=src.dtype, device=src.device).index_add_(
+                0, index, torch.ones_like(index, dtype=src.dtype)
+            )
+            view = [1] * src.dim()
+            view[dim] = dim_size
+            out = out / count.clamp(min=1).view(view)
+        return out
+    view = [1] * src.dim()
+    view[dim] = -1
+    expanded = index.view(view).expand_as(src)
+    return src.new_zeros(shape).scatter_reduce(dim, expanded, src, reduce="amax", include_self=False)
+
+
+def scatter_sum(src, index, dim: int = 0, dim_size: int | None = None) -> torch.Tensor:
+    """Sum of the slices of ``src`` that share an index."""
+    return scatter(src, index, dim, dim_size, "sum")
+
+
+def scatter_mean(src, index, dim: int = 0, dim_size: int | None = None) -> torch.Tensor:
+    """Mean of the slices of ``src`` that share an index (0 for empty segments)."""
+    return scatter(src, index, dim, dim_size, "mean")
+
+
+def scatter_max(src, index, dim: int = 0, dim_size: int | None = None) -> torch.Tensor:
+    """Maximum of the slices of ``src`` that share an index (0 for empty segments)."""
+    return scatter(src, index, dim, dim_size, "max")

@@ -1,0 +1,200 @@
+"""The conformance suite every tensor-product backend passes (shared/ARCHITECTURE.md, the op contract)."""
+
+import pytest
+import torch
+
+from equilib import so3
+from equilib.ops import available_backends, make_tensor_product
+from tests.conftest import randn
+
+# (irreps_in1, irreps_in2, irreps_out): multiplicities > 1, even and odd parities, pseudo-signals, L up to 6.
+CONFIGS = {
+    "uvu-L2": ("4x0e+4x1o+4x2e", "0e+1o+2e", "4x0e+4x1o+4x2e"),
+    "mixed-parity": ("3x0e+3x1o+3x1e+3x0o+3x2e", "0e+1o+2e", "3x0e+3x1o+3x1e+3x0o+3x2e"),
+    "mixed-mul": ("4x0e+2x1o+3x2e", "0e+1o+2e", "4x0e+2x1o+3x2e"),
+    "pseudo": ("2x0o+2x1e+2x2o", "0e+1o+2e+1e", "2x0o+2x1e+2x2o+2x0e"),
+    "uvu-L6": ("2x0e+2x1o+2x2e+2x3o+2x4e+2x5o+2x6e", "0e+1o+2e+3o+4e+5o+6e", "2x0e+2x1o+2x2e+2x3o+2x4e+2x5o+2x6e"),
+    "uuu": ("3x0e+3x1o+3x2e", "3x0e+3x1o", "3x0e+3x1o+3x2e"),
+    "out-subset": ("5x0e+5x1o+5x2e+5x3o", "0e+1o+2e+3o", "5x0e+5x2e"),
+}
+SMALL = {"small": ("2x0e+2x1o+2x2e", "0e+1o+2e", "2x0e+2x1o+2x2e")}
+# Every registered backend with its defaults, and each strategy of the grid backend.
+BACKENDS = available_backends() + ["grid:dense", "grid:separable", "grid:coupling", "grid:in2-weighted"]
+VARIANT_OPTIONS = {
+    "grid:dense": {"transform": "dense"},
+    "grid:separable": {"transform": "separable"},
+    "grid:coupling": {"transform": "coupling"},
+    "grid:in2-weighted": {"weighted": ("in1", "in2", "out")},
+}
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def build(backend, config, dtype=torch.float64, **options):
+    if backend == "grid:coupling" and config == "uuu":
+        pytest.skip("the coupling strategy needs a single-channel x2 ('uvu')")
+    if backend == "grid:in2-weighted" and config == "mixed-mul":
+        pytest.skip("'in2' weights need one multiplicity in x1")
+    options = {**VARIANT_OPTIONS.get(backend, {}), **options}
+    return make_tensor_product(backend.split(":")[0], *{**CONFIGS, **SMALL}[config], dtype=dtype, **options)
+
+
+def inputs(tp, batch, generator, dtype=torch.float64):
+    x1 = randn(*batch, tp.irreps_in1.dim, generator=generator, dtype=dtype)
+    x2 = randn(*batch, tp.irreps_in2.dim, generator=generator, dtype=dtype)
+    w = randn(*batch, tp.weight_numel, generator=generator, dtype=dtype)
+    return x1, x2, w
+
+
+def test_registry_lists_backends():
+    assert {"cg", "grid"} <= set(available_backends())
+    with pytest.raises(ValueError, match=r"backend: unknown tensor-product backend 'nope'; available: \['cg'"):
+        make_tensor_product("nope", "0e", "0e", "0e")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_equivariance_under_rotations_and_inversion(backend, config, dtype, generator):
+    tp = build(backend, config, dtype)
+    x1, x2, w = inputs(tp, (16,), generator, dtype)
+    out = tp(x1, x2, w)
+    assert out.abs().max() > 0.1  # a product that returned zeros would pass trivially
+    for k in range(4):
+        rot = so3.random_rotation(generator=generator)
+        g = rot if k % 2 == 0 else -rot  # odd k: a rotation times the inversion
+        d1, d2, d3 = (so3.wigner_D(irreps, g).to(dtype) for irreps in (tp.irreps_in1, tp.irreps_in2, tp.irreps_out))
+        err = (tp(x1 @ d1.T, x2 @ d2.T, w) - out @ d3.T).abs().max() / out.abs().max()
+        assert err < TOL[dtype], f"{backend} {config} {dtype}: equivariance error {err:.2e}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_paths_are_a_subset_of_the_cg_paths(backend):
+    for config in CONFIGS:
+        if backend == "grid:in2-weighted" and config == "mixed-mul" or backend == "grid:coupling" and config == "uuu":
+            continue
+        cg = set(build("cg", config).paths)
+        tp = build(backend, config)
+        assert set(tp.paths) <= cg
+        assert tp.exact in (True, False)
+        assert backend.split(":")[0] in repr(tp) and f"paths={len(tp.paths)}" in repr(tp)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gradcheck(backend, generator):
+    tp = build(backend, "small")
+    args = tuple(t.requires_grad_() for t in inputs(tp, (3,), generator))
+    assert torch.autograd.gradcheck(tp, args)
+    assert torch.autograd.gradgradcheck(tp, args)
+
+
+def _force_loss(tp, x1, x2, w, proj):
+    """A force-training loss: energy E = <proj, out>, force = -dE/dx2, loss = |force|^2."""
+    energy = (tp(x1, x2, w) * proj).sum()
+    (force,) = torch.autograd.grad(-energy, x2, create_graph=True)
+    return force.pow(2).sum()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_double_and_triple_backward_agree_with_finite_differences(backend, generator):
+    tp = build(backend, "uvu-L2")
+    x1, x2, w = inputs(tp, (5,), generator)
+    proj = randn(5, tp.irreps_out.dim, generator=generator)
+    x2.requires_grad_()
+    w.requires_grad_()
+
+    # Double backward: d(loss)/dw against central differences of the loss.
+    (grad_w,) = torch.autograd.grad(_force_loss(tp, x1, x2, w, proj), w, create_graph=True)
+    v = randn(*w.shape, generator=generator)
+    eps = 1e-5
+    fd = (_force_loss(tp, x1, x2, (w + eps * v).detach().requires_grad_(), proj)
+          - _force_loss(tp, x1, x2, (w - eps * v).detach().requires_grad_(), proj)) / (2 * eps)
+    assert torch.allclose((grad_w * v).sum(), fd, rtol=1e-6, atol=1e-8)
+
+    # Triple backward: Hessian-vector product of the loss w.r.t. w against differences of its gradient.
+    (hvp,) = torch.autograd.grad((grad_w * v).sum(), w)
+
+    def grad_at(weights):
+        weights = weights.detach().requires_grad_()
+        return torch.autograd.grad(_force_loss(tp, x1, x2, weights, proj), weights)[0]
+
+    fd_hvp = (grad_at(w + eps * v) - grad_at(w - eps * v)) / (2 * eps)
+    assert hvp.abs().max() > 1e-3
+    assert torch.allclose(hvp, fd_hvp, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("batch", [(), (0,), (7,), (3, 5)])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_leading_batch_shapes(backend, batch, generator):
+    tp = build(backend, "uvu-L2")
+    x1, x2, w = inputs(tp, batch, generator)
+    out = tp(x1, x2, w)
+    assert out.shape == batch + (tp.irreps_out.dim,)
+    if batch and batch[0]:  # each sample is computed on its own
+        flat = tp(x1.reshape(-1, x1.shape[-1])[:1], x2.reshape(-1, x2.shape[-1])[:1], w.reshape(-1, w.shape[-1])[:1])
+        assert torch.allclose(out.reshape(-1, out.shape[-1])[:1], flat, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_broadcasting_and_weights_shared_across_the_batch(backend, generator):
+    tp = build(backend, "uvu-L2")
+    x1, x2, w = inputs(tp, (6,), generator)
+    out = tp(x1, x2[:1], w[0])  # one x2 and one weight vector for every sample
+    ref = tp(x1, x2[:1].expand(6, -1), w[:1].expand(6, -1))
+    assert torch.allclose(out, ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dtypes_and_module_to(backend, generator):
+    tp64 = build(backend, "uvu-L2", torch.float64)
+    x1, x2, w = inputs(tp64, (4,), generator)
+    ref = tp64(x1, x2, w)
+    tp32 = build(backend, "uvu-L2", torch.float64).to(torch.float32)
+    out32 = tp32(x1.float(), x2.float(), w.float())
+    assert out32.dtype == torch.float32
+    assert torch.allclose(out32.double(), ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=r"x1: dtype torch.float64 does not match the module's torch.float32"):
+        tp32(x1, x2, w)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shared_weights_are_a_trainable_parameter(backend, generator):
+    tp = build(backend, "uvu-L2", shared_weights=True)
+    assert isinstance(tp.weight if backend != "cg" else tp.tp.weight, torch.nn.Parameter)
+    x1, x2, _ = inputs(tp, (4,), generator)
+    tp(x1, x2).pow(2).sum().backward()
+    params = [p for p in tp.parameters() if p.grad is not None]
+    assert params and all(p.grad.abs().max() > 0 for p in params)
+    with pytest.raises(ValueError, match="weight: this tensor product has internal weights"):
+        tp(x1, x2, torch.zeros(4, tp.weight_numel, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_clear_errors_for_bad_input(backend, generator):
+    tp = build(backend, "uvu-L2")
+    x1, x2, w = inputs(tp, (4,), generator)
+    with pytest.raises(ValueError, match=r"x1: expected shape \(\.\.\., 36\) for irreps 4x0e\+4x1o\+4x2e, got \(4, 35\)"):
+        tp(x1[:, :-1], x2, w)
+    with pytest.raises(ValueError, match=r"x2: expected shape \(\.\.\., 9\)"):
+        tp(x1, x2[:, :3], w)
+    with pytest.raises(ValueError, match=r"x1, x2, weight: batch shapes \(4,\), \(3,\)"):
+        tp(x1, x2[:3], w)
+    with pytest.raises(ValueError, match=rf"weight: expected shape \(\.\.\., {tp.weight_numel}\), got \(4, 2\)"):
+        tp(x1, x2, w[:, :2])
+    with pytest.raises(ValueError, match="weight: expected a tensor of shape"):
+        tp(x1, x2)
+    with pytest.raises(TypeError, match="x1: expected a torch.Tensor, got list"):
+        tp(x1.tolist(), x2, w)
+    with pytest.raises(TypeError, match="x2: expected a torch.Tensor, got ndarray"):
+        tp(x1, x2.numpy(), w)
+    with pytest.raises(ValueError, match="x1, x2: expected one floating dtype"):
+        tp(x1, x2.float(), w)
+    with pytest.raises(ValueError, match="irreps_in1: expected an irreps string"):
+        make_tensor_product(backend.split(":")[0], "4x0e+banana", "0e", "4x0e")
+    with pytest.raises(TypeError, match="irreps_out: expected an irreps string"):
+        make_tensor_product(backend.split(":")[0], "4x0e", "0e", 3.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unreachable_output_is_an_error(backend):
+    with pytest.raises(ValueError, match=r"irreps_out: .*4x3e \(entry 1\) is reached by no coupling"):
+        make_tensor_product(backend.split(":")[0], "4x1o", "1o", "4x0e+4x3e", **VARIANT_OPTIONS.get(backend, {}))
