@@ -1,0 +1,118 @@
+"""The grid backend: agreement with e3nn's CG product restricted to Gaunt paths, honesty about paths, grid sizing."""
+
+import pytest
+import torch
+from e3nn import o3
+
+from equilib import so3
+from equilib.ops import make_tensor_product
+from tests.conftest import randn
+
+CASES = [
+    ("4x0e+4x1o+4x2e", "0e+1o+2e", "4x0e+4x1o+4x2e"),
+    ("3x0e+3x1o+3x1e+3x0o+3x2e", "0e+1o+2e+1e", "3x0e+3x1o+3x1e+3x0o+3x2e+3x1o"),
+    ("2x0e+2x1o+2x2e+2x3o+2x4e+2x5o+2x6e", "0e+1o+2e+3o+4e+5o+6e", "2x0e+2x1o+2x2e+2x3o+2x4e+2x5o+2x6e"),
+    ("3x0e+3x1o+3x2e", "3x0e+3x1o", "3x1o+3x2e"),  # 'uuu'
+]
+WEIGHTINGS = [("in1", "out"), ("in1", "in2", "out"), ("out",), ()]
+
+
+def e3nn_gaunt_reference(tp, x1, x2, weight):
+    """e3nn's CG product on the same paths, each with the Gaunt scaling, and per-path weights from tp's layout."""
+    instructions = [
+        (p.i_in1, p.i_in2, p.i_out, p.mode, True, so3.gaunt_w3j_factor(p.l1, p.l2, p.l3) ** 2) for p in tp.paths
+    ]
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # e3nn builds its 3j tables in the default dtype
+    try:
+        ref = o3.TensorProduct(tp.irreps_in1, tp.irreps_in2, tp.irreps_out, instructions,
+                               irrep_normalization="none", path_normalization="none",
+                               internal_weights=False, shared_weights=False)
+    finally:
+        torch.set_default_dtype(default)
+    # Decode tp's weight layout: blocks in1, in2, out, each entry-major then channel.
+    offset, blocks = 0, {}
+    channels = tp.irreps_in1[tp.paths[0].i_in1].mul
+    for name, entries, size in (
+        ("in1", sorted({p.i_in1 for p in tp.paths}), lambda i: tp.irreps_in1[i].mul),
+        ("in2", sorted({p.i_in2 for p in tp.paths}), lambda i: channels),
+        ("out", range(len(tp.irreps_out)), lambda i: tp.irreps_out[i].mul),
+    ):
+        if name in tp.weighted:
+            for i in entries:
+                blocks[name, i] = weight[:, offset : offset + size(i)]
+                offset += size(i)
+    assert offset == tp.weight_numel
+    per_path = []
+    for p in tp.paths:
+        w = torch.ones(x1.shape[0], tp.irreps_in1[p.i_in1].mul, dtype=x1.dtype)
+        for key in (("in1", p.i_in1), ("in2", p.i_in2), ("out", p.i_out)):
+            if key in blocks:
+                w = w * blocks[key]
+        per_path.append(w)
+    return ref(x1, x2, torch.cat(per_path, dim=-1))
+
+
+@pytest.mark.parametrize("transform", ["dense", "separable", "coupling"])
+@pytest.mark.parametrize("weighted", WEIGHTINGS, ids=lambda w: "+".join(w) or "unweighted")
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_equals_cg_restricted_to_gaunt_paths(case, weighted, transform, generator):
+    irreps = CASES[case]
+    if transform == "coupling" and ("in2" in weighted or irreps[1].startswith("3x")):
+        pytest.skip("coupling needs a single-channel, unweighted x2")
+    tp = make_tensor_product("grid", *irreps, weighted=weighted, transform=transform, dtype=torch.float64)
+    x1 = randn(6, tp.irreps_in1.dim, generator=generator)
+    x2 = randn(6, tp.irreps_in2.dim, generator=generator)
+    w = randn(6, tp.weight_numel, generator=generator)
+    out = tp(x1, x2, w if tp.weight_numel else None)
+    ref = e3nn_gaunt_reference(tp, x1, x2, w)
+    assert ref.abs().max() > 0.1
+    assert (out - ref).abs().max() < 1e-12
+
+
+def test_paths_are_exactly_the_even_cg_paths():
+    irreps = ("3x0e+3x1o+3x1e+3x2e", "0e+1o+2e", "3x0e+3x1o+3x1e+3x2e")
+    cg = make_tensor_product("cg", *irreps)
+    grid = make_tensor_product("grid", *irreps)
+    assert set(grid.paths) == {p for p in cg.paths if (p.l1 + p.l2 + p.l3) % 2 == 0}
+    assert set(grid.missing_paths) == set(cg.paths) - set(grid.paths)
+    assert any(p.l1 == 1 and p.l2 == 1 and p.l3 == 1 for p in grid.missing_paths)  # 1o x 1o -> 1e
+
+
+def test_cross_product_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"1x1e \(entry 0\) is reached only by 1o x 1o -> 1e, which have l1 \+ l2 \+ l3 odd"):
+        make_tensor_product("grid", "1x1o", "1o", "1x1e")
+    make_tensor_product("cg", "1x1o", "1o", "1x1e")  # the CG product has it
+
+
+@pytest.mark.parametrize(
+    "irreps, shape",
+    [
+        (("4x0e+4x1o+4x2e+4x3o+4x4e", "0e+1o+2e+3o+4e", "4x0e+4x1o+4x2e+4x3o+4x4e"), (7, 13)),  # D = 12
+        (("4x0e+4x1o+4x2e+4x3o+4x4e", "0e+1o+2e+3o+4e", "4x0e"), (5, 9)),  # D = 8: sized from D, not max(L)
+        (("2x0e+2x1o", "0e+1o", "2x0e+2x1o+2x2e"), (3, 5)),  # D = 4
+    ],
+)
+def test_grid_is_sized_from_the_total_degree(irreps, shape):
+    assert make_tensor_product("grid", *irreps).grid_shape == shape
+
+
+def test_auto_picks_a_strategy_and_options_are_checked():
+    tp = make_tensor_product("grid", "8x0e+8x1o+8x2e", "0e+1o+2e", "8x0e+8x1o+8x2e")
+    assert tp.transform in ("dense", "coupling")
+    assert make_tensor_product("grid", "3x0e+3x1o", "3x0e+3x1o", "3x0e+3x1o").transform == "dense"  # 'uuu'
+    with pytest.raises(ValueError, match="transform: expected one of"):
+        make_tensor_product("grid", "2x0e", "0e", "2x0e", transform="fft")
+    with pytest.raises(ValueError, match="transform: 'coupling' needs x2 entries of multiplicity 1"):
+        make_tensor_product("grid", "2x0e", "0e", "2x0e", transform="coupling", weighted=("in1", "in2"))
+    with pytest.raises(ValueError, match="weighted: expected distinct names among"):
+        make_tensor_product("grid", "2x0e", "0e", "2x0e", weighted=("in1", "in1"))
+    with pytest.raises(ValueError, match=r"weighted: 'in2' needs one multiplicity .* got \[2, 3\]"):
+        make_tensor_product("grid", "2x0e+3x1o", "0e+1o", "2x0e+3x1o", weighted=("in2",))
+
+
+def test_weight_blocks_have_the_documented_sizes():
+    tp = make_tensor_product("grid", "4x0e+4x1o+4x2e", "0e+1o+2e", "4x0e+4x1o", weighted=("in1", "in2", "out"))
+    # in1: 3 entries x 4 channels; in2: 3 entries x 4 channels; out: 2 entries x 4 channels
+    assert tp.weight_numel == 12 + 12 + 8
+    assert make_tensor_product("grid", "4x0e", "0e", "4x0e", weighted=()).weight_numel == 0
