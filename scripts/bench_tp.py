@@ -68,24 +68,30 @@ def grid_weights_as_paths(tp, weight):
     return torch.cat(cols, dim=-1)
 
 
-def timed(fn, warmup: int, repeats: int, device: str) -> float:
-    """Median milliseconds of ``fn()``."""
-    for _ in range(warmup):
+def time_once(fn, device: str) -> float:
+    """Milliseconds of one call of ``fn`` (CUDA events on a GPU)."""
+    if device == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
         fn()
-    samples = []
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
+    t0 = time.perf_counter()
+    fn()
+    return 1e3 * (time.perf_counter() - t0)
+
+
+def timed_round_robin(fns: dict, warmup: int, repeats: int, device: str) -> dict:
+    """Median milliseconds of each function; the functions take turns so that drift hits all of them alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in fns}
     for _ in range(repeats):
-        if device == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize()
-            samples.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            samples.append(1e3 * (time.perf_counter() - t0))
-    return statistics.median(samples)
+        for name, fn in fns.items():
+            samples[name].append(time_once(fn, device))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def equivariance_error(op, lmax, channels, dtype, device, generator) -> float:
@@ -104,7 +110,8 @@ def equivariance_error(op, lmax, channels, dtype, device, generator) -> float:
     return worst
 
 
-def run_case(op, n, dtype, device, warmup, repeats, generator):
+def workloads(op, n, dtype, device, generator):
+    """The three timed workloads of one op: forward, forward+backward, double backward (force-like loss)."""
     x1 = torch.randn(n, op.irreps_in1.dim, generator=generator, dtype=torch.float64).to(device, dtype)
     x2 = torch.randn(n, op.irreps_in2.dim, generator=generator, dtype=torch.float64).to(device, dtype)
     w = torch.randn(n, op.weight_numel, generator=generator, dtype=torch.float64).to(device, dtype)
@@ -122,7 +129,7 @@ def run_case(op, n, dtype, device, warmup, repeats, generator):
         (force,) = torch.autograd.grad(energy, x2g, create_graph=True)
         force.pow(2).sum().backward()
 
-    return [timed(f, warmup, repeats, device) for f in (forward, forward_backward, double_backward)]
+    return forward, forward_backward, double_backward
 
 
 def main(argv=None):
@@ -165,8 +172,12 @@ def main(argv=None):
                 transform = name.split("-")[1] if "-" in name else "auto"
                 op = make_tensor_product("grid", irreps_x, irreps_sh, irreps_x, transform=transform, dtype=dtype)
             built[name] = op.to(device=args.device, dtype=dtype)
+        loads = {name: workloads(op, args.n, dtype, args.device, generator) for name, op in built.items()}
+        medians = [timed_round_robin({name: w[k] for name, w in loads.items()}, args.warmup, args.repeats, args.device)
+                   for k in range(3)]
+        del loads
         for name, op in built.items():
-            times = run_case(op, args.n, dtype, args.device, args.warmup, args.repeats, generator)
+            times = [m[name] for m in medians]
             err = equivariance_error(op, lmax, args.channels, dtype, args.device, generator)
             diff = reference_difference(name, op, built, args.device, generator)
             grid = "x".join(map(str, op.grid_shape)) if hasattr(op, "grid_shape") else "-"

@@ -63,7 +63,11 @@ def _signals(irreps) -> list[_Signal]:
 
 
 class _GridTables:
-    """The quadrature grid with its SH factors; columns (l, m) laid out per transform. Grid points alpha-major."""
+    """The quadrature grid with its SH factors; columns (l, m) laid out per transform.
+
+    Grid points are alpha-major for the dense transform and beta-major for the separable one (each product uses
+    one transform throughout, so the two never meet).
+    """
 
     def __init__(self, degree: int, lmax: int) -> None:
         self.grid = gauss_legendre_grid(*exact_grid_size(degree))
@@ -97,7 +101,7 @@ class _GridTables:
             y = np.stack([self.legendre[:, l * l + l + m][None, :] * self.azimuth[:, self.lmax + m][:, None] for l, m in cols])
             return {"matrix": y.reshape(len(cols), -1)}  # (cols, n_alpha * n_beta)
         leg, azi = self._factors(ls)
-        return {"legendre": leg, "azimuth": azi}
+        return {"legendre": leg, "azimuth": azi.T.copy()}  # (n_m, n_l, n_beta), (n_m, n_alpha)
 
     def synthesis(self, ls: list[int], transform: str) -> dict[str, np.ndarray]:
         """Tables that project grid values onto coefficients (layout order), quadrature weights included."""
@@ -106,7 +110,7 @@ class _GridTables:
             y = self.analysis(ls, "dense")["matrix"].reshape(-1, len(wa), len(wb)) * wa[:, None] * wb[None, :]
             return {"matrix": y.reshape(y.shape[0], -1).T.copy()}  # (n_alpha * n_beta, cols)
         leg, azi = self._factors(ls)
-        return {"legendre": (leg * wb).transpose(0, 2, 1).copy(), "azimuth": (azi * wa[:, None]).T.copy()}
+        return {"legendre": (leg * wb).transpose(0, 2, 1).copy(), "azimuth": azi * wa[:, None]}  # (n_m, n_beta, n_l), (n_alpha, n_m)
 
 
 class _Analysis(torch.nn.Module):
@@ -123,8 +127,8 @@ class _Analysis(torch.nn.Module):
             return x @ self.matrix
         b, c, _ = x.shape
         n_m, n_l, n_beta = self.legendre.shape
-        t = torch.einsum("xml,mlb->xmb", x.reshape(b * c, n_m, n_l), self.legendre)
-        return torch.matmul(self.azimuth, t).reshape(b, c, self.azimuth.shape[0] * n_beta)
+        t = torch.einsum("xml,mlb->xbm", x.reshape(b * c, n_m, n_l), self.legendre)  # Legendre step, per m
+        return (t.reshape(b * c * n_beta, n_m) @ self.azimuth).reshape(b, c, n_beta * self.azimuth.shape[1])
 
 
 class _Synthesis(torch.nn.Module):
@@ -141,8 +145,8 @@ class _Synthesis(torch.nn.Module):
             return values @ self.matrix
         b, c, _ = values.shape
         n_m, n_beta, n_l = self.legendre.shape
-        u = torch.matmul(self.azimuth, values.reshape(b * c, self.azimuth.shape[1], n_beta))
-        return torch.einsum("xmb,mbl->xml", u, self.legendre).reshape(b, c, n_m * n_l)
+        u = (values.reshape(b * c * n_beta, self.azimuth.shape[0]) @ self.azimuth).view(b * c, n_beta, n_m)
+        return torch.einsum("xbm,mbl->xml", u, self.legendre).reshape(b, c, n_m * n_l)
 
 
 @dataclass

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from equilib.utils import scatter, scatter_max, scatter_mean, scatter_sum
-from equilib.utils import scatter as scatter_module
+from equilib.utils import _scatter as scatter_module
 
 
 def brute_force(src, index, dim_size, reduce):
