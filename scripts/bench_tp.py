@@ -140,7 +140,8 @@ def main(argv=None):
     parser.add_argument("--lmax", type=int, default=6)
     parser.add_argument("--ops", default="e3nn-cg,cg,e3nn-gaunt,grid,grid-dense,grid-separable,grid-coupling",
                         help="comma list among e3nn-cg, cg, e3nn-gaunt, grid, grid-dense, grid-separable, grid-coupling")
-    parser.add_argument("--reference-lmax", type=int, default=6, help="skip the e3nn ops above this L (they are slow)")
+    parser.add_argument("--reference-lmax", type=int, default=6,
+                        help="skip the e3nn-based ops (e3nn-cg, cg, e3nn-gaunt) above this L: they are slow")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--warmup", type=int, default=10)
@@ -161,7 +162,7 @@ def main(argv=None):
         irreps_x, irreps_sh = s2_irreps(lmax, args.channels), s2_irreps(lmax, 1)
         built = {}
         for name in ops:
-            if name.startswith("e3nn") and lmax > args.reference_lmax:
+            if (name.startswith("e3nn") or name == "cg") and lmax > args.reference_lmax:
                 continue
             if name in ("cg", "e3nn-cg"):
                 op = make_tensor_product("cg", irreps_x, irreps_sh, irreps_x, dtype=dtype)

@@ -113,14 +113,18 @@ class _GridTables:
         return {"legendre": (leg * wb).transpose(0, 2, 1).copy(), "azimuth": azi * wa[:, None]}  # (n_m, n_beta, n_l), (n_alpha, n_m)
 
 
-class _Analysis(torch.nn.Module):
-    """Coefficients (batch, channels, columns) -> values on the grid (batch, channels, points)."""
+class _TableModule(torch.nn.Module):
+    """Holds float64-computed tables as (non-persistent) buffers in the module's dtype."""
 
     def __init__(self, tables: dict[str, np.ndarray], dtype: torch.dtype) -> None:
         super().__init__()
         self.dense = "matrix" in tables
         for name, t in tables.items():
-            self.register_buffer(name, torch.as_tensor(t, dtype=dtype))
+            self.register_buffer(name, torch.as_tensor(t, dtype=dtype), persistent=False)
+
+
+class _Analysis(_TableModule):
+    """Coefficients (batch, channels, columns) -> values on the grid (batch, channels, points)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dense:
@@ -131,14 +135,8 @@ class _Analysis(torch.nn.Module):
         return (t.reshape(b * c * n_beta, n_m) @ self.azimuth).reshape(b, c, n_beta * self.azimuth.shape[1])
 
 
-class _Synthesis(torch.nn.Module):
+class _Synthesis(_TableModule):
     """Values on the grid (batch, channels, points) -> coefficients (batch, channels, columns)."""
-
-    def __init__(self, tables: dict[str, np.ndarray], dtype: torch.dtype) -> None:
-        super().__init__()
-        self.dense = "matrix" in tables
-        for name, t in tables.items():
-            self.register_buffer(name, torch.as_tensor(t, dtype=dtype))
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         if self.dense:
@@ -322,7 +320,7 @@ class GridTensorProduct(TensorProduct):
                 a1 = tables.analysis(plan.signals1[a].ls, "dense")["matrix"]
                 a2 = tables.analysis(plan.signals2[b].ls, "dense")["matrix"]
                 t = np.einsum("ig,jg,gk->jik", a1, a2, synthesis["matrix"]).reshape(a2.shape[0], -1)
-                self.register_buffer(f"_coupling_{g}_{a}_{b}", torch.as_tensor(t, dtype=dtype))
+                self.register_buffer(f"_coupling_{g}_{a}_{b}", torch.as_tensor(t, dtype=dtype), persistent=False)
         perm, wperm = [], []
         for i, (mul, ir) in enumerate(self.irreps_out):
             key = (mul, ir.p * (-1) ** ir.l)

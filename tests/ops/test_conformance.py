@@ -198,3 +198,13 @@ def test_clear_errors_for_bad_input(backend, generator):
 def test_unreachable_output_is_an_error(backend):
     with pytest.raises(ValueError, match=r"irreps_out: .*4x3e \(entry 1\) is reached by no coupling"):
         make_tensor_product(backend.split(":")[0], "4x1o", "1o", "4x0e+4x3e", **VARIANT_OPTIONS.get(backend, {}))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_state_dict_round_trip(backend, generator):
+    tp = build(backend, "uvu-L2", shared_weights=True)
+    x1, x2, _ = inputs(tp, (4,), generator)
+    fresh = build(backend, "uvu-L2", shared_weights=True)
+    assert not torch.allclose(fresh(x1, x2), tp(x1, x2))
+    fresh.load_state_dict(tp.state_dict())
+    assert torch.equal(fresh(x1, x2), tp(x1, x2))
