@@ -148,6 +148,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--csv", default="results/bench_tp.csv")
+    parser.add_argument("--markdown", action="store_true", help="also print the results as a markdown table")
     args = parser.parse_args(argv)
     dtype = getattr(torch, args.dtype)
     generator = torch.Generator().manual_seed(args.seed)
@@ -188,6 +189,8 @@ def main(argv=None):
             print(f"{lmax:>2} {name:<15} {row['paths']:>5} {grid:>7} {times[0]:>9.2f} {times[1]:>11.2f} {times[2]:>11.2f} "
                   f"{err:>9.1e} {'' if diff is None else f'{diff:.1e}':>8}", flush=True)
     summarize(rows)
+    if args.markdown:
+        print(markdown_table(rows))
     os.makedirs(os.path.dirname(args.csv) or ".", exist_ok=True)
     tmp = args.csv + ".tmp"
     with open(tmp, "w", newline="") as f:
@@ -232,6 +235,20 @@ def summarize(rows):
     if lines:
         print("# speed-ups")
         print("\n".join(lines))
+
+
+def markdown_table(rows):
+    """One line per L: forward+backward ms of each op, and the speed-up of the grid over e3nn's CG product."""
+    ops = list(dict.fromkeys(r["op"] for r in rows))
+    by = {(r["L"], r["op"]): r for r in rows}
+    lines = ["| L | " + " | ".join(ops) + " | grid speed-up |", "|---" * (len(ops) + 2) + "|"]
+    for lmax in sorted({r["L"] for r in rows}):
+        cells = [f"{by[lmax, op]['fwd_bwd_ms']:.1f}" if (lmax, op) in by else "-" for op in ops]
+        ratio = ""
+        if (lmax, "e3nn-cg") in by and (lmax, "grid") in by:
+            ratio = f"{by[lmax, 'e3nn-cg']['fwd_bwd_ms'] / by[lmax, 'grid']['fwd_bwd_ms']:.1f}x"
+        lines.append(f"| {lmax} | " + " | ".join(cells) + f" | {ratio} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
