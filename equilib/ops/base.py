@@ -180,6 +180,9 @@ class TensorProduct(torch.nn.Module):
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
+    def __repr__(self) -> str:  # one line: backend, irreps, paths (the tables inside are not interesting)
+        return f"{type(self).__name__}({self.extra_repr()})"
+
     def extra_repr(self) -> str:
         return (
             f"backend={self.backend!r}, {self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, "

@@ -2,9 +2,12 @@
 
 import pytest
 import torch
+from e3nn import o3
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from equilib import so3
-from equilib.ops import available_backends, make_tensor_product
+from equilib.ops import available_backends, coupling_paths, make_tensor_product
 from tests.conftest import randn
 
 # (irreps_in1, irreps_in2, irreps_out): multiplicities > 1, even and odd parities, pseudo-signals, L up to 6.
@@ -208,3 +211,37 @@ def test_state_dict_round_trip(backend, generator):
     assert not torch.allclose(fresh(x1, x2), tp(x1, x2))
     fresh.load_state_dict(tp.state_dict())
     assert torch.equal(fresh(x1, x2), tp(x1, x2))
+
+
+@st.composite
+def random_configuration(draw):
+    """Random irreps: one multiplicity, mixed parities, degrees up to 4; outputs every backend can reach."""
+    mul = draw(st.integers(1, 3))
+
+    def entries(lmax, channels):
+        ls = draw(st.lists(st.integers(0, lmax), min_size=1, max_size=lmax + 1, unique=True))
+        return o3.Irreps([(channels, (l, draw(st.sampled_from([1, -1])))) for l in sorted(ls)])
+
+    in1, in2 = entries(4, mul), entries(3, 1)
+    candidates = o3.Irreps([(mul, (l, p)) for l in range(5) for p in (1, -1)])
+    reachable = sorted({p.i_out for p in coupling_paths(in1, in2, candidates) if p.gaunt_allowed})
+    if not reachable:
+        return None
+    chosen = draw(st.lists(st.sampled_from(reachable), min_size=1, unique=True))
+    return str(in1), str(in2), str(o3.Irreps([candidates[i] for i in sorted(chosen)]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=12, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=random_configuration())
+def test_equivariance_on_random_configurations(backend, config):
+    assume(config is not None)
+    options = VARIANT_OPTIONS.get(backend, {})
+    tp = make_tensor_product(backend.split(":")[0], *config, dtype=torch.float64, **options)
+    generator = torch.Generator().manual_seed(7)
+    x1, x2, w = inputs(tp, (5,), generator)
+    out = tp(x1, x2, w)
+    g = -so3.random_rotation(generator=generator)
+    d1, d2, d3 = (so3.wigner_D(irreps, g) for irreps in (tp.irreps_in1, tp.irreps_in2, tp.irreps_out))
+    err = (tp(x1 @ d1.T, x2 @ d2.T, w) - out @ d3.T).abs().max() / out.abs().max().clamp(min=1e-300)
+    assert out.abs().max() > 0 and err < 1e-10, f"{config}: {err:.2e}"
