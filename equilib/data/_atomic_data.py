@@ -1,0 +1,160 @@
+"""Atomic graphs with the fields of OC20's S2EF data, on torch-geometric ``Data``/``Batch``.
+
+Field names and meanings follow the Open Catalyst 2020 data (Chanussot et al., ACS Catal. 2021): ``pos`` (n, 3) A,
+``cell`` (1, 3, 3) rows = lattice vectors, ``pbc`` (1, 3), ``atomic_numbers`` (n,), ``natoms`` (1,), ``tags`` (n,)
+(0 subsurface, 1 surface, 2 adsorbate), ``fixed`` (n,) bool, ``energy`` (1,) eV, ``forces`` (n, 3) eV/A,
+optional ``stress`` (1, 3, 3) eV/A^3, ``sid``/``fid`` (1,) system and frame ids, and after :meth:`with_neighbors`
+``edge_index`` (2, E) and integer ``cell_offsets`` (E, 3) (see :func:`neighbor_list` for the convention).
+Batching with ``torch_geometric.data.Batch`` stacks cells to (B, 3, 3) and offsets ``edge_index``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+
+from ._neighbors import neighbor_list
+
+MIN_DISTANCE = 0.1  # A: closer atoms are an input error, not physics
+
+
+class AtomicData(Data):
+    """One structure as a graph. Build it with :meth:`from_ase`; batch it with ``Batch.from_data_list``."""
+
+    @classmethod
+    def from_ase(cls, atoms, *, cutoff: float | None = None, source: str = "atoms", dtype=torch.float64):
+        """Convert an ``ase.Atoms`` (labels from its calculator or ``info``/``arrays``), validating it.
+
+        ``source`` names the structure in error messages (e.g. ``"train.lmdb, frame 12"``). Energy, forces and
+        stress are read from an attached calculator's results when present, else from ``atoms.info["energy"]``,
+        ``atoms.arrays["forces"]`` and ``atoms.info["stress"]``. Stress is stored as a 3x3 matrix in eV/A^3.
+        """
+        numbers = np.asarray(atoms.numbers)
+        positions = np.asarray(atoms.positions, dtype=np.float64)
+        _validate(positions, numbers, source)
+        n = len(atoms)
+        data = cls(
+            pos=torch.as_tensor(positions, dtype=dtype),
+            cell=torch.as_tensor(np.asarray(atoms.cell.array), dtype=dtype).reshape(1, 3, 3),
+            pbc=torch.as_tensor(np.asarray(atoms.pbc), dtype=torch.bool).reshape(1, 3),
+            atomic_numbers=torch.as_tensor(numbers, dtype=torch.long),
+            natoms=torch.tensor([n]),
+            tags=torch.as_tensor(atoms.get_tags(), dtype=torch.long),
+            fixed=_fixed_mask(atoms),
+        )
+        labels = _labels(atoms)
+        if "energy" in labels:
+            data.energy = torch.tensor([float(labels["energy"])], dtype=dtype)
+        if "forces" in labels:
+            forces = np.asarray(labels["forces"], dtype=np.float64)
+            if forces.shape != (n, 3):
+                raise ValueError(f"{source}: forces: expected shape ({n}, 3), got {forces.shape}")
+            data.forces = torch.as_tensor(forces, dtype=dtype)
+        if "stress" in labels:
+            data.stress = torch.as_tensor(_stress_matrix(labels["stress"], source), dtype=dtype).reshape(1, 3, 3)
+        for key in ("sid", "fid"):
+            if key in atoms.info:
+                data[key] = torch.tensor([int(atoms.info[key])])
+        return data.with_neighbors(cutoff) if cutoff is not None else data
+
+    def with_neighbors(self, cutoff: float, backend: str = "auto") -> "AtomicData":
+        """Add ``edge_index`` and ``cell_offsets`` for pairs closer than ``cutoff`` (in place; returns self)."""
+        self.edge_index, self.cell_offsets = neighbor_list(
+            self.pos, cutoff, self.cell.reshape(3, 3), self.pbc.reshape(3), backend=backend
+        )
+        return self
+
+    def to_ase(self):
+        """Back to ``ase.Atoms`` with tags, fixed atoms as ``FixAtoms`` and labels as a single-point calculator."""
+        from ase import Atoms
+        from ase.calculators.singlepoint import SinglePointCalculator
+        from ase.constraints import FixAtoms
+
+        atoms = Atoms(
+            numbers=self.atomic_numbers.cpu().numpy(),
+            positions=self.pos.detach().cpu().numpy(),
+            cell=self.cell.reshape(3, 3).detach().cpu().numpy(),
+            pbc=self.pbc.reshape(3).cpu().numpy(),
+            tags=self.tags.cpu().numpy(),
+        )
+        if self.fixed.any():
+            atoms.set_constraint(FixAtoms(mask=self.fixed.cpu().numpy()))
+        results = {}
+        if "energy" in self:
+            results["energy"] = float(self.energy)
+        if "forces" in self:
+            results["forces"] = self.forces.detach().cpu().numpy()
+        if "stress" in self:
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            results["stress"] = full_3x3_to_voigt_6_stress(self.stress.reshape(3, 3).detach().cpu().numpy())
+        if results:
+            atoms.calc = SinglePointCalculator(atoms, **results)
+        for key in ("sid", "fid"):
+            if key in self:
+                atoms.info[key] = int(self[key])
+        return atoms
+
+
+def edge_vectors(data) -> torch.Tensor:
+    """Vectors from each center i to its neighbor j, ``pos[j] - pos[i] + cell_offsets @ cell`` (E, 3).
+
+    Works on one :class:`AtomicData` or a ``Batch``; differentiable in ``pos`` and ``cell`` (forces, stress).
+    """
+    j, i = data.edge_index
+    batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros_like(data.atomic_numbers)
+    cells = data.cell.reshape(-1, 3, 3)[batch[i]]
+    shift = torch.einsum("ek,ekl->el", data.cell_offsets.to(data.pos.dtype), cells)
+    return data.pos[j] - data.pos[i] + shift
+
+
+def _validate(positions: np.ndarray, numbers: np.ndarray, source: str) -> None:
+    if not np.isfinite(positions).all():
+        bad = int(np.argwhere(~np.isfinite(positions))[0, 0])
+        raise ValueError(f"{source}: positions: atom {bad} has a non-finite coordinate {positions[bad].tolist()}")
+    if len(numbers) and (numbers.min() < 1 or numbers.max() > 118):
+        bad = int(np.argwhere((numbers < 1) | (numbers > 118))[0, 0])
+        raise ValueError(f"{source}: atomic_numbers: atom {bad} has unknown element Z={int(numbers[bad])}")
+    if len(positions) > 1:
+        from scipy.spatial import cKDTree
+
+        pairs = cKDTree(positions).query_pairs(MIN_DISTANCE, output_type="ndarray")
+        if len(pairs):
+            a, b = map(int, pairs[0])
+            d = float(np.linalg.norm(positions[a] - positions[b]))
+            raise ValueError(f"{source}: positions: atoms {a} and {b} overlap ({d:.3g} A < {MIN_DISTANCE} A)")
+
+
+def _fixed_mask(atoms) -> torch.Tensor:
+    from ase.constraints import FixAtoms
+
+    mask = np.zeros(len(atoms), dtype=bool)
+    for constraint in atoms.constraints:
+        if isinstance(constraint, FixAtoms):
+            mask[constraint.index] = True
+    return torch.as_tensor(mask)
+
+
+def _labels(atoms) -> dict:
+    labels = {}
+    calc = atoms.calc
+    if calc is not None and getattr(calc, "results", None):
+        labels.update({k: calc.results[k] for k in ("energy", "forces", "stress") if k in calc.results})
+    for key in ("energy", "stress"):
+        if key not in labels and key in atoms.info:
+            labels[key] = atoms.info[key]
+    if "forces" not in labels and "forces" in atoms.arrays:
+        labels["forces"] = atoms.arrays["forces"]
+    return labels
+
+
+def _stress_matrix(stress, source: str) -> np.ndarray:
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    s = np.asarray(stress, dtype=np.float64)
+    if s.shape == (6,):
+        return voigt_6_to_full_3x3_stress(s)
+    if s.shape == (3, 3):
+        return s
+    raise ValueError(f"{source}: stress: expected 6 Voigt components or a 3x3 matrix, got shape {s.shape}")
