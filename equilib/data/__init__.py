@@ -1,6 +1,21 @@
-"""Atomic data: OC20-style graphs and neighbor lists (readers, writers and statistics follow)."""
+"""Atomic data: OC20-style graphs, neighbor lists, and readers/writers for OC20 LMDB, ASE-LMDB and ase.io files."""
 
+from ._ase_formats import AseIoReader, AseLmdbReader, write_ase_io, write_ase_lmdb
 from ._atomic_data import AtomicData, edge_vectors
+from ._dataset import AtomicDataset, detect_format
 from ._neighbors import neighbor_list
+from ._oc20_lmdb import OC20LmdbReader, write_oc20_lmdb
 
-__all__ = ["AtomicData", "edge_vectors", "neighbor_list"]
+__all__ = [
+    "AseIoReader",
+    "AseLmdbReader",
+    "AtomicData",
+    "AtomicDataset",
+    "OC20LmdbReader",
+    "detect_format",
+    "edge_vectors",
+    "neighbor_list",
+    "write_ase_io",
+    "write_ase_lmdb",
+    "write_oc20_lmdb",
+]

@@ -1,0 +1,59 @@
+"""One dataset over every supported format, read lazily, with neighbor lists made on access."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ._ase_formats import AseIoReader, AseLmdbReader
+from ._atomic_data import AtomicData
+from ._oc20_lmdb import OC20LmdbReader
+
+FORMATS = ("oc20-lmdb", "ase-lmdb", "ase")
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """'oc20-lmdb' for ``*.lmdb`` or a directory of them, 'ase-lmdb' for ``*.aselmdb`` (or a directory of them),
+    'ase' (anything ``ase.io`` reads) otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        if any(path.glob("*.aselmdb")):
+            return "ase-lmdb"
+        if any(path.glob("*.lmdb")):
+            return "oc20-lmdb"
+        raise FileNotFoundError(f"path: directory {path} holds no *.lmdb or *.aselmdb files")
+    if path.suffix == ".lmdb":
+        return "oc20-lmdb"
+    if path.suffix == ".aselmdb":
+        return "ase-lmdb"
+    return "ase"
+
+
+class AtomicDataset(torch.utils.data.Dataset):
+    """Frames of an OC20 LMDB, an ASE-LMDB or an ``ase.io`` file as :class:`AtomicData`, with neighbors.
+
+    LMDB formats are read frame by frame (a 10 GB file is never loaded); ``ase.io`` files are read whole.
+    ``cutoff`` adds ``edge_index``/``cell_offsets``; ``transform`` is applied last.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, cutoff: float | None = None, format: str | None = None,
+                 transform=None) -> None:
+        self.path = Path(path)
+        self.format = format or detect_format(self.path)
+        if self.format not in FORMATS:
+            raise ValueError(f"format: expected one of {FORMATS}, got {self.format!r}")
+        readers = {"oc20-lmdb": OC20LmdbReader, "ase-lmdb": AseLmdbReader, "ase": AseIoReader}
+        self.reader = readers[self.format](self.path)
+        self.cutoff = cutoff
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> AtomicData:
+        data = self.reader[index]
+        if self.cutoff is not None:
+            data.with_neighbors(self.cutoff)
+        return self.transform(data) if self.transform is not None else data

@@ -1,0 +1,152 @@
+"""OC20's legacy LMDB format: pickled torch-geometric ``Data`` under keys "0".."N-1", plus "length".
+
+As written by the Open Catalyst Project's preprocessing (fairchem ``LmdbDataset``): one ``*.lmdb`` file (LMDB with
+``subdir=False``) or a directory of them, read in sorted order. S2EF frames name the energy ``y`` and the forces
+``force``; IS2RE frames carry ``y_init``, ``y_relaxed`` and ``pos_relaxed``. The reader maps ``y``/``force`` to
+``energy``/``forces``; the writer stores both spellings so that OC20 tools read our files too. Pickles from
+torch-geometric 1.x (attributes in ``__dict__``) are converted.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import lmdb
+import torch
+from torch_geometric.data import Data
+
+from ._atomic_data import AtomicData
+
+RENAMES = {"y": "energy", "force": "forces"}
+
+
+def lmdb_files(path: str | os.PathLike) -> list[Path]:
+    """The ``*.lmdb`` files that ``path`` (a file or a directory) stands for, sorted."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.lmdb"))
+        if not files:
+            raise FileNotFoundError(f"path: no *.lmdb files in directory {path}")
+        return files
+    if not path.is_file():
+        raise FileNotFoundError(f"path: no such file or directory: {path}")
+    return [path]
+
+
+def _open(path: Path, readonly: bool = True, map_size: int = 1 << 40) -> lmdb.Environment:
+    try:
+        return lmdb.open(str(path), subdir=False, readonly=readonly, lock=not readonly, readahead=False,
+                         meminit=False, max_readers=512, map_size=map_size)
+    except lmdb.Error as err:
+        raise ValueError(f"{path}: not a readable LMDB file ({err})") from None
+
+
+def _to_atomic_data(obj, where: str) -> AtomicData:
+    if not isinstance(obj, Data):
+        raise ValueError(f"{where}: expected a pickled torch_geometric Data, got {type(obj).__name__}")
+    store = obj.__dict__.get("_store")
+    fields = dict(store.items()) if store is not None else {k: v for k, v in obj.__dict__.items() if v is not None}
+    for old, new in RENAMES.items():
+        if old in fields and new not in fields:
+            fields[new] = fields.pop(old)
+        else:
+            fields.pop(old, None)
+    for key in ("energy", "natoms", "sid", "fid", "y_init", "y_relaxed"):
+        if key in fields:
+            fields[key] = torch.as_tensor(fields[key]).reshape(1)
+    if "cell" in fields:
+        fields["cell"] = torch.as_tensor(fields["cell"]).reshape(1, 3, 3)
+    if "fixed" in fields:
+        fields["fixed"] = torch.as_tensor(fields["fixed"]).bool()
+    if "pbc" not in fields:  # OC20 adsorbate-slab systems are periodic in x and y
+        fields["pbc"] = torch.tensor([[True, True, False]])
+    for key in ("atomic_numbers", "tags"):
+        if key in fields:
+            fields[key] = torch.as_tensor(fields[key]).long()
+    return AtomicData(**fields)
+
+
+class OC20LmdbReader:
+    """Random access to the frames of one OC20 LMDB file or a directory of them; nothing is loaded up front."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.files = lmdb_files(path)
+        self._envs: list[lmdb.Environment] | None = None
+        self._offsets = [0]
+        for f in self.files:
+            env = _open(f)
+            self._offsets.append(self._offsets[-1] + self._length(env, f))
+            env.close()
+
+    @staticmethod
+    def _length(env: lmdb.Environment, path: Path) -> int:
+        with env.begin() as txn:
+            raw = txn.get(b"length")
+            if raw is not None:
+                try:
+                    return int(pickle.loads(raw))
+                except Exception as err:  # noqa: BLE001 - any unpickling failure means a corrupt file
+                    raise ValueError(f"{path}: corrupt 'length' entry ({err})") from None
+            return env.stat()["entries"]
+
+    def __len__(self) -> int:
+        return self._offsets[-1]
+
+    def __getstate__(self):  # open environments do not cross process boundaries (DataLoader workers)
+        state = dict(self.__dict__)
+        state["_envs"] = None
+        return state
+
+    def locate(self, index: int) -> tuple[Path, int]:
+        """The file holding frame ``index`` and the frame's key in it."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index: {index} out of range for {len(self)} frames")
+        index %= len(self)
+        k = next(k for k in range(len(self.files)) if index < self._offsets[k + 1])
+        return self.files[k], index - self._offsets[k]
+
+    def __getitem__(self, index: int) -> AtomicData:
+        if self._envs is None:
+            self._envs = [_open(f) for f in self.files]
+        path, key = self.locate(index)
+        where = f"{path}, frame {key}"
+        with self._envs[self.files.index(path)].begin() as txn:
+            raw = txn.get(str(key).encode("ascii"))
+        if raw is None:
+            raise ValueError(f"{where}: missing (the file is truncated or its 'length' is wrong)")
+        try:
+            obj = pickle.loads(raw)
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"{where}: corrupt entry ({type(err).__name__}: {err})") from None
+        return _to_atomic_data(obj, where)
+
+
+def write_oc20_lmdb(path: str | os.PathLike, frames, map_size: int = 1 << 34) -> int:
+    """Write ``frames`` (AtomicData) as one OC20 LMDB file, atomically (temporary name, then rename).
+
+    Stores pos, cell, atomic_numbers, natoms, tags, fixed, sid, fid, and the labels both as energy/forces and as
+    OC20's y/force. Returns the number of frames.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    for stale in (tmp, Path(str(tmp) + "-lock")):
+        stale.unlink(missing_ok=True)
+    env = _open(tmp, readonly=False, map_size=map_size)
+    count = 0
+    try:
+        with env.begin(write=True) as txn:
+            for count, frame in enumerate(frames, start=1):
+                fields = {k: frame[k] for k in frame.keys() if k not in ("edge_index", "cell_offsets", "batch", "ptr")}
+                for old, new in RENAMES.items():
+                    if new in fields:
+                        fields[old] = fields[new]
+                txn.put(str(count - 1).encode("ascii"), pickle.dumps(Data(**fields), protocol=pickle.HIGHEST_PROTOCOL))
+            txn.put(b"length", pickle.dumps(count, protocol=pickle.HIGHEST_PROTOCOL))
+        env.sync()
+    finally:
+        env.close()
+    os.replace(tmp, path)
+    Path(str(tmp) + "-lock").unlink(missing_ok=True)
+    return count
