@@ -1,10 +1,11 @@
-"""Atomic data: OC20-style graphs, neighbor lists, and readers/writers for OC20 LMDB, ASE-LMDB and ase.io files."""
+"""Atomic data: OC20-style graphs, neighbor lists, readers/writers (OC20 LMDB, ASE-LMDB, ase.io), statistics."""
 
 from ._ase_formats import AseIoReader, AseLmdbReader, write_ase_io, write_ase_lmdb
 from ._atomic_data import AtomicData, edge_vectors
 from ._dataset import AtomicDataset, detect_format
 from ._neighbors import neighbor_list
 from ._oc20_lmdb import OC20LmdbReader, write_oc20_lmdb
+from ._statistics import force_rms, mean_neighbors, per_element_energies, require_labels
 
 __all__ = [
     "AseIoReader",
@@ -14,7 +15,11 @@ __all__ = [
     "OC20LmdbReader",
     "detect_format",
     "edge_vectors",
+    "force_rms",
+    "mean_neighbors",
     "neighbor_list",
+    "per_element_energies",
+    "require_labels",
     "write_ase_io",
     "write_ase_lmdb",
     "write_oc20_lmdb",
