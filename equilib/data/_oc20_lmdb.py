@@ -2,8 +2,9 @@
 
 As written by the Open Catalyst Project's preprocessing (fairchem ``LmdbDataset``): one ``*.lmdb`` file (LMDB with
 ``subdir=False``) or a directory of them, read in sorted order. S2EF frames name the energy ``y`` and the forces
-``force``; IS2RE frames carry ``y_init``, ``y_relaxed`` and ``pos_relaxed``. The reader maps ``y``/``force`` to
-``energy``/``forces``; the writer stores both spellings so that OC20 tools read our files too. Pickles from
+``force``; IS2RE frames carry ``y_init``, ``y_relaxed`` and ``pos_relaxed``; ``y``, ``sid``, ``fid`` and ``natoms``
+are plain Python numbers. The reader maps ``y``/``force`` to ``energy``/``forces``; the writer stores OC20's names
+and scalars, so OC20 tools read our files too (and a 20-atom frame fits one 4 KiB LMDB page). Pickles from
 torch-geometric 1.x (attributes in ``__dict__``) are converted.
 """
 
@@ -53,11 +54,18 @@ def _to_atomic_data(obj, where: str) -> AtomicData:
             fields[new] = fields.pop(old)
         else:
             fields.pop(old, None)
-    for key in ("energy", "natoms", "sid", "fid", "y_init", "y_relaxed"):
+    real = torch.as_tensor(fields["pos"]).dtype if "pos" in fields else torch.get_default_dtype()
+    for key in ("natoms", "sid", "fid"):
         if key in fields:
-            fields[key] = torch.as_tensor(fields[key]).reshape(1)
+            fields[key] = torch.as_tensor(fields[key]).long().reshape(1)
+    for key in ("energy", "y_init", "y_relaxed"):
+        if key in fields:
+            fields[key] = torch.as_tensor(fields[key], dtype=real).reshape(1)
+    for key in ("forces", "stress", "pos_relaxed"):
+        if key in fields:
+            fields[key] = torch.as_tensor(fields[key]).to(real)
     if "cell" in fields:
-        fields["cell"] = torch.as_tensor(fields["cell"]).reshape(1, 3, 3)
+        fields["cell"] = torch.as_tensor(fields["cell"]).to(real).reshape(1, 3, 3)
     if "fixed" in fields:
         fields["fixed"] = torch.as_tensor(fields["fixed"]).bool()
     if "pbc" not in fields:  # OC20 adsorbate-slab systems are periodic in x and y
@@ -126,8 +134,8 @@ class OC20LmdbReader:
 def write_oc20_lmdb(path: str | os.PathLike, frames, map_size: int = 1 << 34) -> int:
     """Write ``frames`` (AtomicData) as one OC20 LMDB file, atomically (temporary name, then rename).
 
-    Stores pos, cell, atomic_numbers, natoms, tags, fixed, sid, fid, and the labels both as energy/forces and as
-    OC20's y/force. Returns the number of frames.
+    Stores every field under OC20's names: energy as the Python float ``y``, forces as ``force``, ``sid``, ``fid``,
+    ``natoms`` as Python ints (neighbor lists are not stored). Returns the number of frames.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -141,7 +149,13 @@ def write_oc20_lmdb(path: str | os.PathLike, frames, map_size: int = 1 << 34) ->
                 fields = {k: frame[k] for k in frame.keys() if k not in ("edge_index", "cell_offsets", "batch", "ptr")}
                 for old, new in RENAMES.items():
                     if new in fields:
-                        fields[old] = fields[new]
+                        fields[old] = fields.pop(new)
+                for key in ("y", "y_init", "y_relaxed"):
+                    if key in fields:
+                        fields[key] = float(fields[key])
+                for key in ("sid", "fid", "natoms"):
+                    if key in fields:
+                        fields[key] = int(fields[key])
                 txn.put(str(count - 1).encode("ascii"), pickle.dumps(Data(**fields), protocol=pickle.HIGHEST_PROTOCOL))
             txn.put(b"length", pickle.dumps(count, protocol=pickle.HIGHEST_PROTOCOL))
         env.sync()

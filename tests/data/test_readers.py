@@ -66,7 +66,8 @@ def test_oc20_files_carry_oc20_names_and_directories_concatenate(tmp_path):
         raw = pickle.loads(txn.get(b"0"))
         assert pickle.loads(txn.get(b"length")) == 3
     env.close()
-    assert isinstance(raw, Data) and torch.equal(raw.y, raw.energy) and torch.equal(raw.force, raw.forces)
+    assert isinstance(raw, Data) and raw.y == pytest.approx(float(frames[0].energy)) and "energy" not in raw
+    assert torch.equal(raw.force, frames[0].forces) and raw.sid == 100 and raw.natoms == 13
     reader = OC20LmdbReader(tmp_path)
     assert detect_format(tmp_path) == "oc20-lmdb" and len(reader) == 4
     assert int(reader[3].fid) == 3 and reader.locate(3)[0].name == "b.lmdb"

@@ -1,0 +1,1 @@
+"""Dataset recipes: offline, seeded generators of the data equilib trains and tests on."""
