@@ -41,7 +41,7 @@ class E3nnReference(torch.nn.Module):
         super().__init__()
         instructions = []
         for p in tp.paths:
-            weight = so3.gaunt_w3j_factor(p.l1, p.l2, p.l3) ** 2 if gaunt else 1.0
+            weight = (so3.gaunt_w3j_factor(p.l1, p.l2, p.l3) * tp.output_scale[p.i_out]) ** 2 if gaunt else 1.0
             instructions.append((p.i_in1, p.i_in2, p.i_out, "uvu", True, weight))
         norm = dict(irrep_normalization="none", path_normalization="none") if gaunt else {}
         self.tp = o3.TensorProduct(

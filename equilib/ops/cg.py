@@ -8,26 +8,12 @@ weights, one per channel; ``weight_numel = sum(mul)``. Normalisation options are
 
 from __future__ import annotations
 
-import re
 
 import torch
 from e3nn import o3
 
+from ..utils import exact_wigner_3j
 from .base import TensorProduct, check_outputs_reached, coupling_paths, register_backend
-
-
-def _exact_wigner_3j(module: torch.nn.Module) -> None:
-    """Recompute e3nn's Wigner-3j buffers in the module's dtype.
-
-    e3nn builds them in the global default dtype, so a float64 module made under a float32 default would carry
-    3j symbols rounded to float32 (errors ~1e-8); library code must not change the global default instead.
-    """
-    for sub in module.modules():
-        for name, buf in list(sub._buffers.items()):
-            match = re.fullmatch(r"_w3j_(\d+)_(\d+)_(\d+)", name)
-            if match is not None and buf is not None:
-                l1, l2, l3 = map(int, match.groups())
-                sub._buffers[name] = o3.wigner_3j(l1, l2, l3, dtype=buf.dtype, device=buf.device)
 
 
 @register_backend("cg")
@@ -61,7 +47,7 @@ class CGTensorProduct(TensorProduct):
             internal_weights=shared_weights,
             shared_weights=shared_weights,
         ).to(dtype or torch.get_default_dtype())
-        _exact_wigner_3j(self.tp)
+        exact_wigner_3j(self.tp)
         self.weight_numel = self.tp.weight_numel
 
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:

@@ -18,6 +18,11 @@ multi-channel signal) and ``"out"`` (each output entry, ``mul`` weights). The we
 the order in1, in2, out, each entry-major then channel. Couplings: 'uvu' (x2 entries of multiplicity 1) and
 'uuu' (x2 multiplicity equal to x1's).
 
+Normalisation (``normalization``): ``"none"`` is the plain Gaunt product; ``"component"`` (default) multiplies each
+output degree by a constant (``tp.output_scale`` per output entry) so that unit-variance inputs give unit-variance
+outputs, as e3nn's component normalisation does for the CG product. A constant per output changes no path's
+weight relative to another path into the same output.
+
 Strategies (``transform``), all exact and equal to round-off: ``"dense"`` evaluates the SH on all grid points
 with one matrix product each way; ``"separable"`` does an associated-Legendre transform in beta per order m, then a
 matrix product in alpha; ``"coupling"`` (single-channel, unweighted x2 only) integrates the Gaunt coupling tensor on
@@ -29,12 +34,13 @@ scripts/bench_tp.py measured ``coupling`` fastest for L = 1..8 at 32 channels an
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..so3 import associated_legendre, azimuthal_harmonics, exact_grid_size, gauss_legendre_grid
+from ..so3 import associated_legendre, azimuthal_harmonics, exact_grid_size, gauss_legendre_grid, gaunt_w3j_factor
 from .base import TensorProduct, check_outputs_reached, coupling_paths, register_backend
 
 TRANSFORMS = ("auto", "dense", "separable", "coupling")
@@ -107,13 +113,16 @@ class _GridTables:
         leg, azi = self._factors(ls)
         return {"legendre": leg, "azimuth": azi.T.copy()}  # (n_m, n_l, n_beta), (n_m, n_alpha)
 
-    def synthesis(self, ls: list[int], transform: str) -> dict[str, np.ndarray]:
-        """Tables that project grid values onto coefficients (layout order), quadrature weights included."""
+    def synthesis(self, ls: list[int], transform: str, scale: dict[int, float]) -> dict[str, np.ndarray]:
+        """Tables that project grid values onto coefficients (layout order), quadrature weights included, each
+        output degree l multiplied by ``scale[l]``."""
         wb, wa = self.grid.beta_weights, self.alpha_weight
         if transform == "dense":
             y = self.analysis(ls, "dense")["matrix"].reshape(-1, len(wa), len(wb)) * wa[:, None] * wb[None, :]
+            y = y * np.array([scale[l] for l, _ in self.layout(ls, "dense")])[:, None, None]
             return {"matrix": y.reshape(y.shape[0], -1).T.copy()}  # (n_alpha * n_beta, cols)
         leg, azi = self._factors(ls)
+        leg = leg * np.array([scale[l] for l in ls])[None, :, None]
         return {"legendre": (leg * wb).transpose(0, 2, 1).copy(), "azimuth": azi * wa[:, None]}  # (n_m, n_beta, n_l), (n_alpha, n_m)
 
 
@@ -253,9 +262,13 @@ class GridTensorProduct(TensorProduct):
         shared_weights: bool = False,
         weighted: tuple[str, ...] | list[str] = ("in1", "out"),
         transform: str = "auto",
+        normalization: str = "component",
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(irreps_in1, irreps_in2, irreps_out, shared_weights=shared_weights)
+        if normalization not in ("component", "none"):
+            raise ValueError(f"normalization: expected 'component' or 'none', got {normalization!r}")
+        self.normalization = normalization
         weighted = tuple(weighted)
         if any(w not in WEIGHTED for w in weighted) or len(set(weighted)) != len(weighted):
             raise ValueError(f"weighted: expected distinct names among {WEIGHTED}, got {weighted!r}")
@@ -310,13 +323,18 @@ class GridTensorProduct(TensorProduct):
         # Output: each group is projected onto its degrees; the flat output gathers from the concatenation.
         self._groups = list(plan.groups.items())
         self._synthesis = torch.nn.ModuleList()
+        output_scale = [1.0] * len(self.irreps_out)
         group_layouts, group_start, total = {}, {}, 0
         for g, (key, pairs) in enumerate(self._groups):
             ls = plan.out_ls[key]
             group_layouts[key] = tables.layout(ls, layout)
             group_start[key] = total
             total += key[0] * len(group_layouts[key])
-            synthesis = tables.synthesis(ls, layout)
+            scale = {l3: self._normalization(plan, pairs, l3) for l3 in ls}
+            synthesis = tables.synthesis(ls, layout, scale)
+            for i, (mul, ir) in enumerate(self.irreps_out):
+                if (mul, ir.p * (-1) ** ir.l) == key:
+                    output_scale[i] = scale[ir.l]
             if transform != "coupling":
                 self._synthesis.append(_Synthesis(synthesis, dtype))
                 continue
@@ -325,6 +343,7 @@ class GridTensorProduct(TensorProduct):
                 a2 = tables.analysis(plan.signals2[b].ls, "dense")["matrix"]
                 t = np.einsum("ig,jg,gk->jik", a1, a2, synthesis["matrix"]).reshape(a2.shape[0], -1)
                 self.register_buffer(f"_coupling_{g}_{a}_{b}", torch.as_tensor(t, dtype=dtype), persistent=False)
+        self.output_scale = tuple(output_scale)
         perm, wperm = [], []
         for i, (mul, ir) in enumerate(self.irreps_out):
             key = (mul, ir.p * (-1) ** ir.l)
@@ -335,6 +354,21 @@ class GridTensorProduct(TensorProduct):
                     wperm.append(w_out.get(i, 0) + u)
         self.register_buffer("_out_src", torch.tensor(perm, dtype=torch.long), persistent=False)
         self.register_buffer("_out_w", torch.tensor(wperm, dtype=torch.long), persistent=False)
+
+    def _normalization(self, plan: _Plan, pairs, l3: int) -> float:
+        """Output scale of degree l3: 1 for normalization='none'; for 'component', the inverse standard deviation
+        of an output component when all inputs are independent with unit variance (sum over the paths into it of
+        |Gaunt block|^2 / (2 l3 + 1), |block|^2 = gaunt_w3j_factor^2)."""
+        if self.normalization == "none":
+            return 1.0
+        variance = sum(
+            gaunt_w3j_factor(l1, l2, l3) ** 2 / (2 * l3 + 1)
+            for a, b in pairs
+            for l1 in plan.signals1[a].ls
+            for l2 in plan.signals2[b].ls
+            if abs(l1 - l2) <= l3 <= l1 + l2 and (l1 + l2 + l3) % 2 == 0
+        )
+        return 1.0 / math.sqrt(variance) if variance > 0 else 1.0
 
     def _weight_layout(self, paths, channels: int):
         """Offsets of the weight blocks: in1 entries (mul each), in2 entries (channels each), out entries (mul each)."""

@@ -20,7 +20,8 @@ WEIGHTINGS = [("in1", "out"), ("in1", "in2", "out"), ("out",), ()]
 def e3nn_gaunt_reference(tp, x1, x2, weight):
     """e3nn's CG product on the same paths, each with the Gaunt scaling, and per-path weights from tp's layout."""
     instructions = [
-        (p.i_in1, p.i_in2, p.i_out, p.mode, True, so3.gaunt_w3j_factor(p.l1, p.l2, p.l3) ** 2) for p in tp.paths
+        (p.i_in1, p.i_in2, p.i_out, p.mode, True, (so3.gaunt_w3j_factor(p.l1, p.l2, p.l3) * tp.output_scale[p.i_out]) ** 2)
+        for p in tp.paths
     ]
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # e3nn builds its 3j tables in the default dtype
@@ -53,14 +54,17 @@ def e3nn_gaunt_reference(tp, x1, x2, weight):
     return ref(x1, x2, torch.cat(per_path, dim=-1))
 
 
+@pytest.mark.parametrize("normalization", ["none", "component"])
 @pytest.mark.parametrize("transform", ["dense", "separable", "coupling"])
 @pytest.mark.parametrize("weighted", WEIGHTINGS, ids=lambda w: "+".join(w) or "unweighted")
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_equals_cg_restricted_to_gaunt_paths(case, weighted, transform, generator):
+def test_equals_cg_restricted_to_gaunt_paths(case, weighted, transform, normalization, generator):
     irreps = CASES[case]
     if transform == "coupling" and ("in2" in weighted or irreps[1].startswith("3x")):
         pytest.skip("coupling needs a single-channel, unweighted x2")
-    tp = make_tensor_product("grid", *irreps, weighted=weighted, transform=transform, dtype=torch.float64)
+    tp = make_tensor_product("grid", *irreps, weighted=weighted, transform=transform, normalization=normalization,
+                             dtype=torch.float64)
+    assert normalization == "component" or set(tp.output_scale) == {1.0}
     x1 = randn(6, tp.irreps_in1.dim, generator=generator)
     x2 = randn(6, tp.irreps_in2.dim, generator=generator)
     w = randn(6, tp.weight_numel, generator=generator)
@@ -116,3 +120,16 @@ def test_weight_blocks_have_the_documented_sizes():
     # in1: 3 entries x 4 channels; in2: 3 entries x 4 channels; out: 2 entries x 4 channels
     assert tp.weight_numel == 12 + 12 + 8
     assert make_tensor_product("grid", "4x0e", "0e", "4x0e", weighted=()).weight_numel == 0
+
+
+def test_component_normalization_gives_unit_variance(generator):
+    tp = make_tensor_product("grid", "16x0e+16x1o+16x2e+16x3o", "0e+1o+2e+3o", "16x0e+16x1o+16x2e+16x3o",
+                             weighted=(), dtype=torch.float64)
+    x1 = randn(4000, tp.irreps_in1.dim, generator=generator)
+    x2 = randn(4000, tp.irreps_in2.dim, generator=generator)
+    variance = tp(x1, x2).pow(2).mean(0)
+    for i, (mul, ir) in enumerate(tp.irreps_out):
+        block = variance[tp.irreps_out.slices()[i]]
+        assert 0.85 < float(block.mean()) < 1.15, f"{ir}: {float(block.mean()):.3f}"
+    with pytest.raises(ValueError, match="normalization: expected 'component' or 'none'"):
+        make_tensor_product("grid", "2x0e", "0e", "2x0e", normalization="norm")

@@ -1,0 +1,48 @@
+"""An equivariant message-passing block whose convolution is any ``equilib.ops`` tensor product.
+
+The NequIP/MACE interaction (Batzner et al. 2022; Batatia et al., "MACE", NeurIPS 2022): node features are mixed
+by a linear map, sent along edges through ``TP(h_j, Y(r_ij); R(|r_ij|))`` with per-edge weights from a radial MLP,
+summed at the receiving atom and divided by the square root of the average number of neighbors (NequIP), mixed again, passed through a gated
+nonlinearity (Weiler et al. 2018), and added to a species-dependent self-connection (residual update).
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import nn as e3nn_nn
+from e3nn import o3
+
+from ..ops import make_tensor_product
+from ..utils import scatter_sum
+
+
+class InteractionBlock(torch.nn.Module):
+    """One message-passing layer; ``backend`` and ``tp_options`` choose the tensor product."""
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, irreps_sh: o3.Irreps, num_species: int,
+                 num_radial: int, radial_hidden: int, avg_num_neighbors: float, backend: str,
+                 tp_options: dict | None = None) -> None:
+        super().__init__()
+        self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
+        self.avg_num_neighbors = float(avg_num_neighbors)
+        self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
+        self.tp = make_tensor_product(backend, self.irreps_in, irreps_sh, self.irreps_out, **(tp_options or {}))
+        # e3nn's fully connected net: normalised initialisation, so the weights come out with unit variance
+        self.radial = e3nn_nn.FullyConnectedNet([num_radial, radial_hidden, radial_hidden, self.tp.weight_numel],
+                                                torch.nn.functional.silu)
+        scalars = o3.Irreps([(mul, ir) for mul, ir in self.irreps_out if ir.l == 0])
+        gated = o3.Irreps([(mul, ir) for mul, ir in self.irreps_out if ir.l > 0])
+        gates = o3.Irreps([(gated.num_irreps, "0e")]) if gated.num_irreps else o3.Irreps("")
+        self.gate = e3nn_nn.Gate(scalars, [torch.nn.functional.silu] * len(scalars), gates,
+                                 [torch.sigmoid] * len(gates), gated)
+        self.linear_down = o3.Linear(self.irreps_out, self.gate.irreps_in)
+        # Species-dependent residual: x (x) onehot(species) -> irreps_out, as NequIP's self-connection.
+        self.self_connection = o3.FullyConnectedTensorProduct(self.irreps_in, o3.Irreps(f"{num_species}x0e"),
+                                                              self.irreps_out)
+
+    def forward(self, x, species_onehot, edge_index, edge_sh, edge_radial):
+        source, target = edge_index
+        h = self.linear_up(x)
+        messages = self.tp(h[source], edge_sh, self.radial(edge_radial))
+        aggregated = scatter_sum(messages, target, dim=0, dim_size=x.shape[0]) / self.avg_num_neighbors**0.5
+        return self.gate(self.linear_down(aggregated)) + self.self_connection(x, species_onehot)

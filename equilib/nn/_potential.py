@@ -1,0 +1,172 @@
+"""An E(3)-equivariant interatomic potential in the NequIP/MACE family on any ``equilib.ops`` backend.
+
+Energy is a sum of atomic energies ``E_i = scale * y_i + shift + E0[Z_i]``; forces are ``-dE/dpos`` by autograd;
+stress is ``(1/V) dE/d(strain)`` under a symmetric displacement of positions and cell (the virial route of
+Knuth et al., and of NequIP/MACE), in eV/A^3 with ASE's sign (positive under tension... compressive is negative).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from e3nn import o3
+
+from .. import __version__
+from ..data import edge_vectors
+from ..utils import exact_wigner_3j, scatter_sum
+from ._interaction import InteractionBlock
+from ._radial import BesselBasis, PolynomialCutoff
+
+
+@dataclass
+class PotentialConfig:
+    """Hyper-parameters of :class:`EquivariantPotential`; saved with the model."""
+
+    species: list[int]  # atomic numbers the model knows, in one-hot order
+    cutoff: float = 5.0
+    channels: int = 32
+    lmax: int = 2
+    num_layers: int = 2
+    num_radial: int = 8
+    radial_hidden: int = 32
+    backend: str = "grid"
+    tp_options: dict = field(default_factory=dict)
+    avg_num_neighbors: float = 20.0
+    e0s: dict = field(default_factory=dict)  # {Z: eV}
+    scale: float = 1.0
+    shift: float = 0.0
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if not self.species or len(set(self.species)) != len(self.species):
+            raise ValueError(f"species: expected distinct atomic numbers, got {self.species!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
+        for name in ("cutoff", "channels", "num_radial", "radial_hidden", "avg_num_neighbors"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected a positive value, got {getattr(self, name)!r}")
+        if self.lmax < 0 or self.num_layers < 1:
+            raise ValueError(f"lmax, num_layers: expected >= 0 and >= 1, got {self.lmax}, {self.num_layers}")
+        self.e0s = {int(z): float(e) for z, e in self.e0s.items()}
+
+
+class EquivariantPotential(torch.nn.Module):
+    """Energies, forces and stress of batches of :class:`equilib.data.AtomicData` with neighbor lists."""
+
+    def __init__(self, config: PotentialConfig) -> None:
+        super().__init__()
+        self.config = config
+        dtype = getattr(torch, config.dtype)
+        c, lmax = config.channels, config.lmax
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
+        hidden = o3.Irreps([(c, (l, (-1) ** l)) for l in range(lmax + 1)])
+        self.register_buffer("species_index", self._species_table(config.species), persistent=False)
+        self.embedding = torch.nn.Linear(len(config.species), c, bias=False)
+        torch.nn.init.normal_(self.embedding.weight)  # unit-variance features for each species
+        self.radial_basis = BesselBasis(config.cutoff, config.num_radial)
+        self.envelope = PolynomialCutoff(config.cutoff)
+        self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
+        self.layers = torch.nn.ModuleList()
+        for k in range(config.num_layers):
+            self.layers.append(InteractionBlock(
+                o3.Irreps(f"{c}x0e") if k == 0 else hidden, hidden, self.irreps_sh, len(config.species),
+                config.num_radial, config.radial_hidden, config.avg_num_neighbors, config.backend, config.tp_options))
+        self.readout = o3.Linear(hidden, o3.Irreps(f"{c}x0e"))
+        self.readout_mlp = torch.nn.Sequential(torch.nn.Linear(c, c), torch.nn.SiLU(), torch.nn.Linear(c, 1))
+        e0 = torch.zeros(len(config.species))
+        for k, z in enumerate(config.species):
+            e0[k] = config.e0s.get(z, 0.0)
+        self.register_buffer("e0", e0)
+        self.to(dtype)
+        exact_wigner_3j(self)
+
+    @staticmethod
+    def _species_table(species: list[int]) -> torch.Tensor:
+        table = torch.full((119,), -1, dtype=torch.long)
+        table[torch.tensor(species)] = torch.arange(len(species))
+        return table
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.e0.dtype
+
+    def _one_hot(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        index = self.species_index[atomic_numbers]
+        if (index < 0).any():
+            unknown = sorted(set(atomic_numbers[index < 0].tolist()))
+            raise ValueError(f"atomic_numbers: elements {unknown} are not among the model's species {self.config.species}")
+        return torch.nn.functional.one_hot(index, len(self.config.species)).to(self.dtype)
+
+    def forward(self, data, compute_forces: bool = True, compute_stress: bool = False) -> dict[str, torch.Tensor]:
+        """``energy`` (graphs,), ``energies`` (atoms,), and ``forces`` (atoms, 3) / ``stress`` (graphs, 3, 3)."""
+        if "edge_index" not in data:
+            raise ValueError("data: expected a neighbor list (edge_index, cell_offsets); build it with a cutoff")
+        pos = data.pos.to(self.dtype)
+        cell = data.cell.to(self.dtype).reshape(-1, 3, 3)
+        batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros_like(data.atomic_numbers)
+        num_graphs = cell.shape[0]
+        if compute_forces:
+            pos = pos.detach().requires_grad_(True)
+        strain = None
+        if compute_stress:
+            strain = torch.zeros(num_graphs, 3, 3, dtype=self.dtype, device=pos.device, requires_grad=True)
+            symmetric = 0.5 * (strain + strain.transpose(1, 2))
+            pos = pos + torch.einsum("ni,nij->nj", pos, symmetric[batch])
+            cell = cell + torch.bmm(cell, symmetric)
+        graph = _View(pos=pos, cell=cell, batch=batch, edge_index=data.edge_index, cell_offsets=data.cell_offsets,
+                      atomic_numbers=data.atomic_numbers)
+        vectors = edge_vectors(graph)
+        lengths = vectors.norm(dim=1)
+        edge_sh = self.spherical_harmonics(vectors)
+        edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
+        onehot = self._one_hot(data.atomic_numbers)
+        x = self.embedding(onehot)
+        for layer in self.layers:
+            x = layer(x, onehot, data.edge_index, edge_sh, edge_radial)
+        y = self.readout_mlp(self.readout(x)).squeeze(-1)
+        energies = self.config.scale * y + self.config.shift + onehot @ self.e0
+        energy = scatter_sum(energies, batch, dim=0, dim_size=num_graphs)
+        out = {"energy": energy, "energies": energies}
+        inputs = [t for t, wanted in ((pos, compute_forces), (strain, compute_stress)) if wanted]
+        if inputs:
+            grads = torch.autograd.grad(energy.sum(), inputs, create_graph=self.training)
+            if compute_forces:
+                out["forces"] = -grads[0]
+            if compute_stress:
+                volume = torch.linalg.det(cell).abs().clamp(min=1e-12)
+                out["stress"] = grads[-1] / volume.view(-1, 1, 1)
+        return out
+
+    def save(self, path: str | os.PathLike) -> None:
+        """One file with the config, the weights and the package version, written atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"equilib_version": __version__, "kind": "EquivariantPotential",
+                    "config": dataclasses.asdict(self.config), "state_dict": self.state_dict()}, tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "EquivariantPotential":
+        """A model saved by :meth:`save`, on ``map_location`` (CPU by default)."""
+        try:
+            blob = torch.load(path, map_location=map_location, weights_only=True)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"{path}: not an equilib model file ({type(err).__name__}: {err})") from None
+        if not isinstance(blob, dict) or blob.get("kind") != "EquivariantPotential":
+            raise ValueError(f"{path}: not an equilib model file (no 'kind': 'EquivariantPotential')")
+        model = cls(PotentialConfig(**blob["config"]))
+        model.load_state_dict(blob["state_dict"])
+        return model.to(map_location)
+
+
+class _View:
+    """The fields :func:`edge_vectors` reads, with positions and cells possibly strained."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)

@@ -1,0 +1,43 @@
+"""Radial parts of an interatomic potential: a Bessel basis times a smooth polynomial cutoff (NequIP).
+
+Batzner et al., "E(3)-equivariant graph neural networks for data-efficient and accurate interatomic potentials",
+Nat. Commun. 2022: the Bessel functions ``sin(n pi x) / x`` of x = r / r_c (NequIP's ``sqrt(2 / r_c) sin(n pi r /
+r_c) / r`` times ``sqrt(r_c / 2) r_c``, so that the features are of order one for any cutoff) and the envelope
+``u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2)``, x = r / r_c, which goes to zero with its first
+two derivatives at the cutoff, so energies and forces are smooth as atoms cross it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class BesselBasis(torch.nn.Module):
+    """``num_basis`` Bessel functions on [0, cutoff] with trainable frequencies, as in NequIP."""
+
+    def __init__(self, cutoff: float, num_basis: int = 8) -> None:
+        super().__init__()
+        if not cutoff > 0 or num_basis < 1:
+            raise ValueError(f"cutoff, num_basis: expected positive values, got {cutoff}, {num_basis}")
+        self.cutoff = float(cutoff)
+        self.frequencies = torch.nn.Parameter(math.pi * torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()))
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        x = r.unsqueeze(-1) / self.cutoff
+        return torch.sin(self.frequencies * x) / x
+
+
+class PolynomialCutoff(torch.nn.Module):
+    """The smooth envelope u(r / cutoff) of degree ``p``; zero beyond the cutoff."""
+
+    def __init__(self, cutoff: float, p: int = 6) -> None:
+        super().__init__()
+        self.cutoff, self.p = float(cutoff), float(p)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        x = r / self.cutoff
+        p = self.p
+        u = 1.0 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2)
+        return u * (x < 1.0)

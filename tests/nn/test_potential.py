@@ -1,0 +1,134 @@
+"""The equivariant potential on every backend: forces and stress against finite differences, invariances, I/O."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import add_adsorbate, bulk, fcc111
+from torch_geometric.data import Batch
+
+from equilib.data import AtomicData
+from equilib.nn import EquivariantPotential, PotentialConfig
+from equilib.so3 import random_rotation
+
+BACKENDS = ["cg", "grid"]
+
+
+def make_model(backend, dtype="float64", seed=0):
+    torch.manual_seed(seed)
+    config = PotentialConfig(species=[1, 6, 8, 29, 78], cutoff=4.0, channels=8, lmax=2, num_layers=2,
+                             backend=backend, avg_num_neighbors=10.0, e0s={29: -0.3, 8: -1.0}, dtype=dtype)
+    return EquivariantPotential(config)
+
+
+def adslab():
+    slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
+    add_adsorbate(slab, "O", 1.4, "fcc")
+    slab.positions += np.random.default_rng(0).normal(0, 0.05, slab.positions.shape)
+    return slab
+
+
+def bulk_cell():
+    atoms = bulk("Pt", "fcc", a=3.9).repeat((2, 1, 1))
+    atoms.positions += np.random.default_rng(1).normal(0, 0.08, atoms.positions.shape)
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + 0.02 * np.random.default_rng(2).normal(size=(3, 3))), scale_atoms=True)
+    return atoms
+
+
+def energy_of(model, atoms, cutoff=4.0):
+    return float(model(AtomicData.from_ase(atoms, cutoff=cutoff), compute_forces=False)["energy"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forces_are_minus_the_energy_gradient(backend):
+    model, atoms = make_model(backend), adslab()
+    out = model(AtomicData.from_ase(atoms, cutoff=4.0))
+    eps = 1e-5
+    for atom, axis in [(0, 0), (4, 2), (8, 1)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, axis] += eps
+        minus.positions[atom, axis] -= eps
+        fd = -(energy_of(model, plus) - energy_of(model, minus)) / (2 * eps)
+        assert float(out["forces"][atom, axis]) == pytest.approx(fd, abs=1e-7)
+    assert out["forces"].abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stress_is_the_strain_derivative_over_volume(backend):
+    model, atoms = make_model(backend), bulk_cell()
+    stress = model(AtomicData.from_ase(atoms, cutoff=4.0), compute_stress=True)["stress"][0].detach().numpy()
+    eps = 1e-5
+    volume = atoms.get_volume()
+    for i, j in [(0, 0), (1, 2), (2, 1), (0, 1)]:
+        energies = []
+        for sign in (1, -1):
+            strained = atoms.copy()
+            deformation = np.eye(3)
+            deformation[i, j] += sign * eps / 2
+            deformation[j, i] += sign * eps / 2
+            strained.set_cell(atoms.cell.array @ deformation, scale_atoms=True)
+            energies.append(energy_of(model, strained))
+        assert stress[i, j] == pytest.approx((energies[0] - energies[1]) / (2 * eps) / volume, abs=1e-7)
+    assert np.abs(stress - stress.T).max() < 1e-12 and np.abs(stress).max() > 1e-4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_energy_is_invariant_and_forces_equivariant(backend, generator):
+    model, atoms = make_model(backend), adslab()
+    data = AtomicData.from_ase(atoms, cutoff=4.0)
+    ref = model(data)
+    rot = random_rotation(generator=generator).numpy()
+    moved = atoms.copy()
+    moved.set_cell(atoms.cell.array @ rot.T)
+    moved.positions = atoms.positions @ rot.T + np.array([3.0, -7.0, 11.0])
+    out = model(AtomicData.from_ase(moved, cutoff=4.0))
+    assert float(out["energy"]) == pytest.approx(float(ref["energy"]), abs=1e-10)
+    assert np.allclose(out["forces"].detach().numpy(), ref["forces"].detach().numpy() @ rot.T, atol=1e-10)
+    perm = np.random.default_rng(3).permutation(len(atoms))
+    shuffled = atoms[perm]
+    out = model(AtomicData.from_ase(shuffled, cutoff=4.0))
+    assert float(out["energy"]) == pytest.approx(float(ref["energy"]), abs=1e-10)
+    assert np.allclose(out["forces"].detach().numpy(), ref["forces"].detach().numpy()[perm], atol=1e-10)
+    imaged = atoms.copy()  # another periodic image of two atoms
+    imaged.positions[0] += atoms.cell[0] - 2 * atoms.cell[1]
+    imaged.positions[3] -= atoms.cell[1]
+    assert energy_of(model, imaged) == pytest.approx(float(ref["energy"]), abs=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batches_equal_single_structures_and_e0s_shift(backend):
+    model = make_model(backend)
+    a, b = AtomicData.from_ase(adslab(), cutoff=4.0), AtomicData.from_ase(bulk_cell(), cutoff=4.0)
+    batch = model(Batch.from_data_list([a, b]))
+    assert float(batch["energy"][0]) == pytest.approx(float(model(a)["energy"]), abs=1e-10)
+    assert float(batch["energy"][1]) == pytest.approx(float(model(b)["energy"]), abs=1e-10)
+    shifted = make_model(backend)
+    shifted.e0[shifted.config.species.index(29)] += 1.0
+    n_cu = int((a.atomic_numbers == 29).sum())
+    assert float(shifted(a)["energy"]) - float(model(a)["energy"]) == pytest.approx(n_cu, abs=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_model_and_save_load(backend, tmp_path):
+    model = make_model(backend, dtype="float32")
+    data = AtomicData.from_ase(adslab(), cutoff=4.0)
+    out = model(data)
+    assert out["energy"].dtype == torch.float32 and torch.get_default_dtype() == torch.float32
+    model.save(tmp_path / "model.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    loaded = EquivariantPotential.load(tmp_path / "model.pt")
+    assert loaded.config == model.config
+    assert torch.equal(loaded(data)["energy"], out["energy"])
+
+
+def test_errors():
+    model = make_model("grid")
+    data = AtomicData.from_ase(adslab())
+    with pytest.raises(ValueError, match="data: expected a neighbor list"):
+        model(data)
+    gold = AtomicData.from_ase(bulk("Au", "fcc", a=4.1), cutoff=4.0)
+    with pytest.raises(ValueError, match=r"atomic_numbers: elements \[79\] are not among the model's species"):
+        model(gold)
+    with pytest.raises(ValueError, match="species: expected distinct atomic numbers"):
+        PotentialConfig(species=[1, 1])
+    with pytest.raises(ValueError, match="dtype: expected 'float32' or 'float64'"):
+        PotentialConfig(species=[1], dtype="half")
