@@ -23,12 +23,14 @@ class AtomicData(Data):
     """One structure as a graph. Build it with :meth:`from_ase`; batch it with ``Batch.from_data_list``."""
 
     @classmethod
-    def from_ase(cls, atoms, *, cutoff: float | None = None, source: str = "atoms", dtype=torch.float64):
+    def from_ase(cls, atoms, *, cutoff: float | None = None, source: str = "atoms", dtype=torch.float64,
+                 labels: bool = True):
         """Convert an ``ase.Atoms`` (labels from its calculator or ``info``/``arrays``), validating it.
 
         ``source`` names the structure in error messages (e.g. ``"train.lmdb, frame 12"``). Energy, forces and
         stress are read from an attached calculator's results when present, else from ``atoms.info["energy"]``,
         ``atoms.arrays["forces"]`` and ``atoms.info["stress"]``. Stress is stored as a 3x3 matrix in eV/A^3.
+        ``labels=False`` reads no labels (what a calculator wants of the structure it is asked about).
         """
         numbers = np.asarray(atoms.numbers)
         positions = np.asarray(atoms.positions, dtype=np.float64)
@@ -43,7 +45,7 @@ class AtomicData(Data):
             tags=torch.as_tensor(atoms.get_tags(), dtype=torch.long),
             fixed=_fixed_mask(atoms),
         )
-        labels = _labels(atoms)
+        labels = _labels(atoms) if labels else {}
         if "energy" in labels:
             data.energy = torch.tensor([float(labels["energy"])], dtype=dtype)
         if "forces" in labels:

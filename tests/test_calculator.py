@@ -1,0 +1,93 @@
+"""The ASE calculator: finite differences, committees, relaxations with ase.optimize and filters, NVE energy."""
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.build import add_adsorbate, bulk, fcc111
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+from ase.filters import FrechetCellFilter
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.verlet import VelocityVerlet
+from ase.optimize import BFGS, FIRE
+
+from equilib.calculator import EquilibCalculator
+from equilib.nn import EquivariantPotential, PotentialConfig
+
+
+def model(backend="grid", seed=0, dtype="float64", cutoff=4.5):
+    torch.manual_seed(seed)
+    return EquivariantPotential(PotentialConfig(species=[8, 29], cutoff=cutoff, channels=8, lmax=2, num_layers=2,
+                                                backend=backend, avg_num_neighbors=30.0, dtype=dtype))
+
+
+def cu_bulk():
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.positions += np.random.default_rng(0).normal(0, 0.05, atoms.positions.shape)
+    return atoms
+
+
+@pytest.mark.parametrize("backend", ["cg", "grid"])
+def test_forces_and_stress_match_finite_differences(backend):
+    atoms = cu_bulk()
+    atoms.calc = EquilibCalculator(model(backend))
+    forces, stress = atoms.get_forces(), atoms.get_stress()
+    assert np.abs(forces - calculate_numerical_forces(atoms, eps=1e-5)).max() < 1e-6
+    assert np.abs(stress - calculate_numerical_stress(atoms, eps=1e-5)).max() < 1e-6
+    assert np.abs(forces).max() > 1e-3 and np.abs(stress).max() > 1e-4
+    assert atoms.get_potential_energy() == pytest.approx(atoms.get_potential_energies().sum())
+    assert atoms.calc.get_property("free_energy") == atoms.get_potential_energy()
+
+
+def test_committee_mean_and_variance(tmp_path):
+    members = [model(seed=s) for s in (1, 2, 3)]
+    members[0].save(tmp_path / "a.pt")
+    atoms = cu_bulk()
+    calc = EquilibCalculator([tmp_path / "a.pt", members[1], members[2]])
+    atoms.calc = calc
+    energy = atoms.get_potential_energy()
+    singles = []
+    for m in members:
+        probe = atoms.copy()
+        probe.calc = EquilibCalculator(m)
+        singles.append(probe.get_potential_energy())
+    assert energy == pytest.approx(np.mean(singles), abs=1e-10)
+    assert calc.results["energy_var"] == pytest.approx(np.var(singles), abs=1e-10)
+    assert calc.results["forces_var"].shape == (len(atoms), 3)
+    with pytest.raises(ValueError, match="a committee needs one cutoff"):
+        EquilibCalculator([model(cutoff=4.0), model(cutoff=5.0)])
+    with pytest.raises(TypeError, match="model: expected an EquivariantPotential"):
+        EquilibCalculator(42)
+
+
+def test_adsorbate_relaxation_reaches_fmax():
+    slab = fcc111("Cu", (2, 2, 3), vacuum=6.0)
+    add_adsorbate(slab, "O", 1.6, "fcc")
+    slab.calc = EquilibCalculator(model())
+    with pytest.raises(PropertyNotImplementedError, match="stress: needs a cell periodic in all three"):
+        slab.get_stress()
+    optimizer = BFGS(slab, logfile=None)
+    assert optimizer.run(fmax=0.05, steps=500)
+    assert np.linalg.norm(slab.get_forces(), axis=1).max() < 0.05
+
+
+def test_cell_relaxation_with_frechet_filter():
+    atoms = cu_bulk()
+    atoms.calc = EquilibCalculator(model())
+    optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
+    assert optimizer.run(fmax=0.02, steps=1000)
+    assert np.abs(atoms.get_stress()).max() * atoms.get_volume() < 0.1
+
+
+def test_nve_conserves_energy():
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+    atoms.calc = EquilibCalculator(model())
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs, logfile=None)
+    energies = []
+    for _ in range(100):
+        dynamics.run(1)
+        energies.append(atoms.get_total_energy())
+    kinetic_scale = 1.5 * len(atoms) * units.kB * 300
+    assert np.ptp(energies) < 0.01 * kinetic_scale
