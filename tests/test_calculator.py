@@ -8,7 +8,7 @@ from ase.build import add_adsorbate, bulk, fcc111
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.filters import FrechetCellFilter
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS, FIRE
 
@@ -83,7 +83,7 @@ def test_cell_relaxation_with_frechet_filter():
 def test_nve_conserves_energy():
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
     atoms.calc = EquilibCalculator(model())
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    thermalize_momenta(atoms, temperature_K=300, rng=np.random.default_rng(0))
     dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs, logfile=None)
     energies = []
     for _ in range(100):

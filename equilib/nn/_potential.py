@@ -109,8 +109,8 @@ class EquivariantPotential(torch.nn.Module):
         cell = data.cell.to(self.dtype).reshape(-1, 3, 3)
         batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros_like(data.atomic_numbers)
         num_graphs = cell.shape[0]
-        if compute_forces:
-            pos = pos.detach().requires_grad_(True)
+        leaf = pos.detach().requires_grad_(True) if compute_forces else pos
+        pos = leaf
         strain = None
         if compute_stress:
             strain = torch.zeros(num_graphs, 3, 3, dtype=self.dtype, device=pos.device, requires_grad=True)
@@ -131,7 +131,7 @@ class EquivariantPotential(torch.nn.Module):
         energies = self.config.scale * y + self.config.shift + onehot @ self.e0
         energy = scatter_sum(energies, batch, dim=0, dim_size=num_graphs)
         out = {"energy": energy, "energies": energies}
-        inputs = [t for t, wanted in ((pos, compute_forces), (strain, compute_stress)) if wanted]
+        inputs = [t for t, wanted in ((leaf, compute_forces), (strain, compute_stress)) if wanted]
         if inputs:
             grads = torch.autograd.grad(energy.sum(), inputs, create_graph=self.training)
             if compute_forces:

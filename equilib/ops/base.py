@@ -109,6 +109,8 @@ class TensorProduct(torch.nn.Module):
         if not isinstance(shared_weights, bool):
             raise TypeError(f"shared_weights: expected a bool, got {shared_weights!r}")
         self.shared_weights = shared_weights
+        # plain ints for the hot path (torch.compile cannot guard on e3nn's Irrep objects)
+        self._dims = (self.irreps_in1.dim, self.irreps_in2.dim, self.irreps_out.dim)
         self.paths: tuple[Path, ...] = ()
         self.weight_numel = 0
 
@@ -126,13 +128,12 @@ class TensorProduct(torch.nn.Module):
         return None
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        for name, x, irreps in (("x1", x1, self.irreps_in1), ("x2", x2, self.irreps_in2)):
+        for name, x, dim in (("x1", x1, self._dims[0]), ("x2", x2, self._dims[1])):
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-            if x.dim() == 0 or x.shape[-1] != irreps.dim:
-                raise ValueError(
-                    f"{name}: expected shape (..., {irreps.dim}) for irreps {irreps}, got {tuple(x.shape)}"
-                )
+            if x.dim() == 0 or x.shape[-1] != dim:
+                irreps = self.irreps_in1 if name == "x1" else self.irreps_in2
+                raise ValueError(f"{name}: expected shape (..., {dim}) for irreps {irreps}, got {tuple(x.shape)}")
         if x1.dtype != x2.dtype or not x1.is_floating_point():
             raise ValueError(f"x1, x2: expected one floating dtype, got {x1.dtype} and {x2.dtype}")
         dtype = self._module_dtype()
@@ -156,7 +157,7 @@ class TensorProduct(torch.nn.Module):
         if weight is not None and weight.dim() > 1:
             weight = weight.expand(batch + weight.shape[-1:]).reshape(n, weight.shape[-1])
         out = self._forward(x1, x2, weight)
-        return out.reshape(batch + (self.irreps_out.dim,))
+        return out.reshape(batch + (self._dims[2],))
 
     def _check_weight(self, weight: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
         if self.weight_numel == 0:

@@ -1,0 +1,108 @@
+"""Interatomic-potential throughput (shared/BENCHMARKS.md, section 2): energy+forces evaluations and MD steps per
+second through the ASE calculator, per tensor-product backend, fp32 and fp64, with the neighbor list's share of the
+time; and neighbor-list time of vesin, the torch fallback and ase.neighborlist on the same systems.
+
+    python scripts/bench_mlip.py                       # ~40-atom adsorbate slab and ~500-atom bulk, CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import units
+from ase.build import add_adsorbate, bulk, fcc111
+from ase.md.velocitydistribution import thermalize_momenta
+from ase.md.verlet import VelocityVerlet
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from equilib.calculator import EquilibCalculator  # noqa: E402
+from equilib.data import AtomicData, neighbor_list  # noqa: E402
+from equilib.nn import EquivariantPotential, PotentialConfig  # noqa: E402
+
+
+def systems() -> dict:
+    slab = fcc111("Pt", (3, 3, 4), vacuum=7.0)
+    add_adsorbate(slab, "C", 1.5, "fcc")
+    add_adsorbate(slab, "O", 2.7, "fcc")
+    cell = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((5, 5, 5))
+    cell.positions += np.random.default_rng(0).normal(0, 0.05, cell.positions.shape)
+    return {f"slab ({len(slab)} atoms)": slab, f"bulk ({len(cell)} atoms)": cell}
+
+
+def median_ms(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(1e3 * (time.perf_counter() - t0))
+    return statistics.median(samples)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="cg,grid")
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--cutoff", type=float, default=5.0)
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--lmax", type=int, default=2)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--md-steps", type=int, default=10)
+    args = parser.parse_args(argv)
+    print(f"# bench_mlip: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"cutoff {args.cutoff} A, {args.channels} channels, lmax {args.lmax}, {args.layers} layers, "
+          f"median of {args.repeats}")
+    structures = systems()
+    print("\n## neighbor lists (ms per call)")
+    print(f"{'system':<20} {'ase':>9} {'vesin':>9} {'torch':>9} {'edges':>8}")
+    for name, atoms in structures.items():
+        t_ase = median_ms(lambda: ase_neighbor_list("ijS", atoms, args.cutoff), args.repeats)
+        pos, cell = torch.tensor(atoms.positions), torch.tensor(atoms.cell.array)
+        t_vesin = median_ms(lambda: neighbor_list(pos, args.cutoff, cell, atoms.pbc, backend="vesin"), args.repeats)
+        t_torch = median_ms(lambda: neighbor_list(pos, args.cutoff, cell, atoms.pbc, backend="torch"), args.repeats)
+        edges = neighbor_list(pos, args.cutoff, cell, atoms.pbc)[0].shape[1]
+        print(f"{name:<20} {t_ase:>9.2f} {t_vesin:>9.2f} {t_torch:>9.2f} {edges:>8}")
+    print("\n## energy + forces through the calculator")
+    print(f"{'system':<20} {'backend':<8} {'dtype':<8} {'E+F ms':>9} {'struct/s':>9} {'NL share':>9} {'MD steps/s':>11}")
+    for name, atoms in structures.items():
+        species = sorted(set(atoms.numbers.tolist()))
+        for backend in args.backends.split(","):
+            for dtype in args.dtypes.split(","):
+                torch.manual_seed(0)
+                model = EquivariantPotential(PotentialConfig(
+                    species=species, cutoff=args.cutoff, channels=args.channels, lmax=args.lmax,
+                    num_layers=args.layers, backend=backend, avg_num_neighbors=40.0, dtype=dtype))
+                calc = EquilibCalculator(model)
+                probe = atoms.copy()
+                probe.calc = calc
+
+                def evaluate():
+                    calc.reset()
+                    probe.get_forces()
+
+                t_eval = median_ms(evaluate, args.repeats)
+                t_nl = median_ms(lambda: AtomicData.from_ase(probe, cutoff=args.cutoff, labels=False), args.repeats)
+                md = atoms.copy()
+                md.calc = calc
+                thermalize_momenta(md, temperature_K=300, rng=np.random.default_rng(0))
+                dyn = VelocityVerlet(md, timestep=1.0 * units.fs, logfile=None)
+                dyn.run(1)
+                t0 = time.perf_counter()
+                dyn.run(args.md_steps)
+                steps_per_s = args.md_steps / (time.perf_counter() - t0)
+                print(f"{name:<20} {backend:<8} {dtype:<8} {t_eval:>9.1f} {1e3 / t_eval:>9.1f} "
+                      f"{t_nl / t_eval:>8.0%} {steps_per_s:>11.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
