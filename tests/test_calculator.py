@@ -91,3 +91,64 @@ def test_nve_conserves_energy():
         energies.append(atoms.get_total_energy())
     kinetic_scale = 1.5 * len(atoms) * units.kB * 300
     assert np.ptp(energies) < 0.01 * kinetic_scale
+
+
+def test_results_are_cached_until_the_atoms_change():
+    atoms = cu_bulk()
+    calc = EquilibCalculator(model())
+    atoms.calc = calc
+    first = atoms.get_potential_energy()
+    calls = []
+    original = calc.calculate
+    calc.calculate = lambda *a, **k: (calls.append(1), original(*a, **k))
+    assert atoms.get_potential_energy() == first and not calls
+    atoms.positions[0, 0] += 0.01
+    assert atoms.get_potential_energy() != first and len(calls) == 1
+
+
+def _fit(net, frames, steps=150):
+    """A few Adam steps on energies and forces: enough to make a 'trained' model for dynamics tests."""
+    from torch_geometric.data import Batch
+
+    from equilib.data import AtomicData
+
+    batch = Batch.from_data_list([AtomicData.from_ase(a, cutoff=net.config.cutoff) for a in frames])
+    optimizer = torch.optim.Adam(net.parameters(), lr=5e-3)
+    net.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        out = net(batch)
+        loss = (out["forces"] - batch.forces).pow(2).mean() + ((out["energy"] - batch.energy) / batch.natoms).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+    net.eval()
+    return float(loss)
+
+
+def test_nve_conserves_energy_with_a_trained_model():
+    from ase.calculators.emt import EMT
+
+    reference = bulk("Cu", "fcc", a=3.6, cubic=True)
+    reference.calc = EMT()
+    thermalize_momenta(reference, temperature_K=600, rng=np.random.default_rng(1))
+    md = VelocityVerlet(reference, timestep=2.0 * units.fs, logfile=None)
+    frames = []
+    for _ in range(12):
+        md.run(5)
+        frame = reference.copy()
+        frame.info["energy"] = reference.get_potential_energy()
+        frame.arrays["forces"] = reference.get_forces()
+        frames.append(frame)
+    net = model(cutoff=4.0)
+    initial_force_error = np.mean([np.abs(f.arrays["forces"]).mean() for f in frames])
+    final_loss = _fit(net, frames)
+    assert final_loss < 0.5 * initial_force_error**2  # it learned something
+    atoms = frames[-1].copy()
+    atoms.calc = EquilibCalculator(net)
+    thermalize_momenta(atoms, temperature_K=300, rng=np.random.default_rng(2))
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs, logfile=None)
+    energies = []
+    for _ in range(100):
+        dynamics.run(1)
+        energies.append(atoms.get_total_energy())
+    assert np.ptp(energies) < 0.01 * 1.5 * len(atoms) * units.kB * 300
