@@ -12,24 +12,14 @@ import ase.db
 import ase.io
 
 from ._atomic_data import AtomicData
-
-
-def _aselmdb_files(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = sorted(path.glob("*.aselmdb"))
-        if not files:
-            raise FileNotFoundError(f"path: no *.aselmdb files in directory {path}")
-        return files
-    if not path.is_file():
-        raise FileNotFoundError(f"path: no such file or directory: {path}")
-    return [path]
+from ._oc20_lmdb import database_files
 
 
 class AseLmdbReader:
     """Random access to the rows of one ``*.aselmdb`` file or a directory of them."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.files = _aselmdb_files(Path(path))
+        self.files = database_files(path, ".aselmdb")
         self._dbs = None
         self._offsets = [0]
         for f in self.files:

@@ -23,13 +23,13 @@ from ._atomic_data import AtomicData
 RENAMES = {"y": "energy", "force": "forces"}
 
 
-def lmdb_files(path: str | os.PathLike) -> list[Path]:
-    """The ``*.lmdb`` files that ``path`` (a file or a directory) stands for, sorted."""
+def database_files(path: str | os.PathLike, suffix: str = ".lmdb") -> list[Path]:
+    """The ``*<suffix>`` files that ``path`` (a file or a directory of them) stands for, sorted."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.glob("*.lmdb"))
+        files = sorted(path.glob(f"*{suffix}"))
         if not files:
-            raise FileNotFoundError(f"path: no *.lmdb files in directory {path}")
+            raise FileNotFoundError(f"path: no *{suffix} files in directory {path}")
         return files
     if not path.is_file():
         raise FileNotFoundError(f"path: no such file or directory: {path}")
@@ -80,7 +80,7 @@ class OC20LmdbReader:
     """Random access to the frames of one OC20 LMDB file or a directory of them; nothing is loaded up front."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.files = lmdb_files(path)
+        self.files = database_files(path)
         self._envs: list[lmdb.Environment] | None = None
         self._offsets = [0]
         for f in self.files:
