@@ -1,0 +1,7 @@
+"""Training interatomic potentials: configs, losses and OC20-style metrics, the trainer with exact resume."""
+
+from ._config import TrainConfig, load_config
+from ._losses import LossConfig, MetricAccumulator, compute_loss
+from ._trainer import Trainer
+
+__all__ = ["LossConfig", "MetricAccumulator", "TrainConfig", "Trainer", "compute_loss", "load_config"]

@@ -1,0 +1,221 @@
+"""The trainer: AdamW, warmup + cosine or plateau schedules, gradient clipping, an EMA of the weights for evaluation,
+atomic checkpoints with exact resume, and per-evaluation metrics in CSV.
+
+Resume is exact on the CPU: the checkpoint holds model, optimizer, scheduler, EMA, the RNG states and the position
+in the epoch; the epoch order is a permutation drawn from (seed, epoch), so an interrupted and resumed run sees the
+same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch_geometric.data import Batch
+from tqdm import tqdm
+
+from ..data import AtomicDataset, force_rms, mean_neighbors, per_element_energies
+from ..nn import EquivariantPotential, PotentialConfig
+from ._config import TrainConfig
+from ._losses import MetricAccumulator, compute_loss
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class _Frames:
+    """A dataset, optionally held in memory after its first pass (the frames are small)."""
+
+    def __init__(self, path: str, cutoff: float, cache: bool, limit: int | None = None) -> None:
+        self.dataset = AtomicDataset(path, cutoff=cutoff)
+        n = len(self.dataset) if limit is None else min(limit, len(self.dataset))
+        self.frames = [self.dataset[k] for k in range(n)] if cache else None
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k: int):
+        return self.frames[k] if self.frames is not None else self.dataset[k]
+
+    def batches(self, order, batch_size: int):
+        for start in range(0, len(order), batch_size):
+            yield Batch.from_data_list([self[int(k)] for k in order[start : start + batch_size]])
+
+
+def _lr_lambda(config: TrainConfig, total_steps: int):
+    warmup, floor = config.schedule.warmup_steps, config.schedule.min_lr_ratio
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class Trainer:
+    """Train an :class:`EquivariantPotential` as ``config`` says; ``run()`` returns the final metrics."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.out = Path(config.trainer.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(config.trainer.seed)
+        data = config.data
+        self.train = _Frames(data.train, data.cutoff, data.cache, data.max_train_frames)
+        self.val = {name: _Frames(path, data.cutoff, data.cache) for name, path in data.val.items()}
+        self.steps_per_epoch = math.ceil(len(self.train) / data.batch_size)
+        self.model = self._build_model()
+        self.device = torch.device(config.trainer.device)
+        self.model.to(self.device)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.trainer.ema_decay),
+                                 use_buffers=True)
+        opt = config.optimizer
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+        total = config.trainer.max_steps or config.trainer.max_epochs * self.steps_per_epoch
+        if config.schedule.kind == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(config, total))
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, factor=config.schedule.plateau_factor, patience=config.schedule.plateau_patience)
+        self.step, self.epoch, self.position = 0, 0, 0
+        self.history: list[dict] = []
+
+    def _build_model(self) -> EquivariantPotential:
+        c, m = self.config, self.config.model
+        species = m.species or sorted({int(z) for k in range(len(self.train)) for z in self.train[k].atomic_numbers})
+        e0s = per_element_energies(self.train)
+        cfg = PotentialConfig(species=species, cutoff=c.data.cutoff, channels=m.channels, lmax=m.lmax,
+                              num_layers=m.num_layers, num_radial=m.num_radial, radial_hidden=m.radial_hidden,
+                              backend=m.backend, tp_options=m.tp_options, avg_num_neighbors=mean_neighbors(self.train),
+                              e0s=e0s, scale=force_rms(self.train), shift=0.0, dtype=m.dtype)
+        return EquivariantPotential(cfg)
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.config.trainer.seed * 100_003 + epoch)
+        return torch.randperm(len(self.train), generator=generator)
+
+    def train_step(self, batch) -> dict[str, float]:
+        self.model.train()
+        batch = batch.to(self.device)
+        want_stress = self.config.loss.stress_weight > 0
+        prediction = self.model(batch, compute_forces=True, compute_stress=want_stress)
+        loss, parts = compute_loss(self.config.loss, prediction, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optimizer.grad_clip)
+        self.optimizer.step()
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
+            self.scheduler.step()
+        self.ema.update_parameters(self.model)
+        return {"loss": float(loss), "grad_norm": float(grad_norm), **{f"loss_{k}": v for k, v in parts.items()}}
+
+    def evaluate(self, frames: _Frames, model=None) -> dict[str, float]:
+        model = (model or self.ema.module).eval()
+        accumulator = MetricAccumulator(free_only=self.config.loss.forces_free_only)
+        want_stress = self.config.loss.stress_weight > 0
+        for batch in frames.batches(range(len(frames)), self.config.data.eval_batch_size):
+            batch = batch.to(self.device)
+            prediction = model(batch, compute_forces=True, compute_stress=want_stress)
+            accumulator.update({k: v.detach() for k, v in prediction.items()}, batch)
+        return accumulator.compute()
+
+    def run(self) -> dict:
+        """Train until max_steps, max_epochs or max_minutes; evaluate and checkpoint on the way and at the end."""
+        tc = self.config.trainer
+        start = time.perf_counter()
+        bar = tqdm(total=tc.max_steps, initial=self.step, desc="train", disable=not self.config.logging.progress)
+        done = False
+        recent: list[float] = []
+        while not done and self.epoch < tc.max_epochs:
+            order = self._order(self.epoch)
+            batches = list(range(self.position, self.steps_per_epoch))
+            for b in batches:
+                idx = order[b * self.config.data.batch_size : (b + 1) * self.config.data.batch_size]
+                batch = Batch.from_data_list([self.train[int(k)] for k in idx])
+                t0 = time.perf_counter()
+                stats = self.train_step(batch)
+                recent.append(stats["loss"])
+                self.step += 1
+                self.position = b + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.4g}", structures_per_s=f"{len(idx) / (time.perf_counter() - t0):.0f}")
+                out_of_time = tc.max_minutes is not None and time.perf_counter() - start > 60 * tc.max_minutes
+                done = (tc.max_steps is not None and self.step >= tc.max_steps) or out_of_time
+                if self.step % tc.eval_every == 0 or done:
+                    self._log(float(np.mean(recent)), time.perf_counter() - start)
+                    recent = []
+                if self.step % tc.checkpoint_every == 0 or done:
+                    self.save_checkpoint()
+                if done:
+                    break
+            if not done:
+                self.epoch += 1
+                self.position = 0
+        bar.close()
+        if not self.history or self.history[-1]["step"] != self.step:
+            self._log(float(np.mean(recent)) if recent else float("nan"), time.perf_counter() - start)
+        self.save_checkpoint()
+        self.ema.module.save(self.out / "model.pt")
+        return self.history[-1]
+
+    def _log(self, train_loss: float, seconds: float) -> None:
+        row = {"step": self.step, "epoch": self.epoch, "seconds": round(seconds, 2), "train_loss": train_loss,
+               "lr": self.optimizer.param_groups[0]["lr"]}
+        for name, frames in self.val.items():
+            for key, value in self.evaluate(frames).items():
+                row[f"{name}/{key}"] = value
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            first = next(iter(self.val), None)
+            self.scheduler.step(row.get(f"{first}/forces_mae", train_loss))
+        self.history.append(row)
+        if self.config.logging.csv:
+            self._write_csv()
+
+    def _write_csv(self) -> None:
+        keys = list(dict.fromkeys(k for row in self.history for k in row))
+        tmp = self.out / "metrics.csv.tmp"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.history)
+        os.replace(tmp, self.out / "metrics.csv")
+
+    def save_checkpoint(self) -> Path:
+        """Everything needed to continue exactly, written to a temporary name and renamed."""
+        state = {
+            "config": self.config.to_dict(), "model_config": vars(self.model.config).copy(),
+            "model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "step": self.step, "epoch": self.epoch,
+            "position": self.position, "history": self.history,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+        path = self.out / CHECKPOINT
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """Continue from a checkpoint written by :meth:`save_checkpoint` (default: the run's own)."""
+        path = Path(path) if path is not None else self.out / CHECKPOINT
+        if not path.is_file():
+            raise FileNotFoundError(f"resume: no checkpoint at {path}")
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.history = state["history"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
