@@ -44,6 +44,23 @@ def _open(path: Path, readonly: bool = True, map_size: int = 1 << 40) -> lmdb.En
         raise ValueError(f"{path}: not a readable LMDB file ({err})") from None
 
 
+_SHARED: dict[tuple[str, int], lmdb.Environment] = {}
+
+
+def _shared(path: Path) -> lmdb.Environment:
+    """One read-only environment per file and process (LMDB refuses to open a file twice in one process).
+
+    A forked process (a DataLoader worker) inherits its parent's handle, which LMDB forbids using: it is closed in
+    the child and the file opened again.
+    """
+    name, pid = str(path.resolve()), os.getpid()
+    for other in [k for k in _SHARED if k[0] == name and k[1] != pid]:
+        _SHARED.pop(other).close()
+    if (name, pid) not in _SHARED:
+        _SHARED[name, pid] = _open(path)
+    return _SHARED[name, pid]
+
+
 def _to_atomic_data(obj, where: str) -> AtomicData:
     if not isinstance(obj, Data):
         raise ValueError(f"{where}: expected a pickled torch_geometric Data, got {type(obj).__name__}")
@@ -81,12 +98,9 @@ class OC20LmdbReader:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.files = database_files(path)
-        self._envs: list[lmdb.Environment] | None = None
         self._offsets = [0]
         for f in self.files:
-            env = _open(f)
-            self._offsets.append(self._offsets[-1] + self._length(env, f))
-            env.close()
+            self._offsets.append(self._offsets[-1] + self._length(_shared(f), f))
 
     @staticmethod
     def _length(env: lmdb.Environment, path: Path) -> int:
@@ -102,11 +116,6 @@ class OC20LmdbReader:
     def __len__(self) -> int:
         return self._offsets[-1]
 
-    def __getstate__(self):  # open environments do not cross process boundaries (DataLoader workers)
-        state = dict(self.__dict__)
-        state["_envs"] = None
-        return state
-
     def locate(self, index: int) -> tuple[Path, int]:
         """The file holding frame ``index`` and the frame's key in it."""
         if not -len(self) <= index < len(self):
@@ -116,11 +125,9 @@ class OC20LmdbReader:
         return self.files[k], index - self._offsets[k]
 
     def __getitem__(self, index: int) -> AtomicData:
-        if self._envs is None:
-            self._envs = [_open(f) for f in self.files]
         path, key = self.locate(index)
         where = f"{path}, frame {key}"
-        with self._envs[self.files.index(path)].begin() as txn:
+        with _shared(path).begin() as txn:
             raw = txn.get(str(key).encode("ascii"))
         if raw is None:
             raise ValueError(f"{where}: missing (the file is truncated or its 'length' is wrong)")

@@ -36,7 +36,7 @@ class ModelConfig:
     radial_hidden: int = 32
     tp_options: dict = field(default_factory=dict)
     dtype: str = "float32"
-    species: list | None = None  # default: the elements of the training data
+    species: list | None = None  # default: the elements of the training and validation data
 
 
 @dataclass

@@ -88,11 +88,14 @@ class Trainer:
                 self.optimizer, factor=config.schedule.plateau_factor, patience=config.schedule.plateau_patience)
         self.step, self.epoch, self.position = 0, 0, 0
         self.history: list[dict] = []
+        self.recent_losses: list[float] = []  # training losses since the last evaluation
 
     def _build_model(self) -> EquivariantPotential:
         c, m = self.config, self.config.model
-        species = m.species or sorted({int(z) for k in range(len(self.train)) for z in self.train[k].atomic_numbers})
-        e0s = per_element_energies(self.train)
+        everything = [self.train, *self.val.values()]
+        species = m.species or sorted({int(z) for frames in everything for k in range(len(frames))
+                                       for z in frames[k].atomic_numbers})
+        e0s = per_element_energies(self.train, elements=species)
         cfg = PotentialConfig(species=species, cutoff=c.data.cutoff, channels=m.channels, lmax=m.lmax,
                               num_layers=m.num_layers, num_radial=m.num_radial, radial_hidden=m.radial_hidden,
                               backend=m.backend, tp_options=m.tp_options, avg_num_neighbors=mean_neighbors(self.train),
@@ -134,7 +137,7 @@ class Trainer:
         start = time.perf_counter()
         bar = tqdm(total=tc.max_steps, initial=self.step, desc="train", disable=not self.config.logging.progress)
         done = False
-        recent: list[float] = []
+        recent = self.recent_losses
         while not done and self.epoch < tc.max_epochs:
             order = self._order(self.epoch)
             batches = list(range(self.position, self.steps_per_epoch))
@@ -152,7 +155,7 @@ class Trainer:
                 done = (tc.max_steps is not None and self.step >= tc.max_steps) or out_of_time
                 if self.step % tc.eval_every == 0 or done:
                     self._log(float(np.mean(recent)), time.perf_counter() - start)
-                    recent = []
+                    recent.clear()
                 if self.step % tc.checkpoint_every == 0 or done:
                     self.save_checkpoint()
                 if done:
@@ -195,7 +198,7 @@ class Trainer:
             "config": self.config.to_dict(), "model_config": vars(self.model.config).copy(),
             "model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "step": self.step, "epoch": self.epoch,
-            "position": self.position, "history": self.history,
+            "position": self.position, "history": self.history, "recent_losses": self.recent_losses,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }
         path = self.out / CHECKPOINT
@@ -216,6 +219,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.history = state["history"]
+        self.recent_losses[:] = state["recent_losses"]
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])

@@ -1,0 +1,108 @@
+"""Trainer: losses and metrics against brute force, config errors, reproducibility, exact resume after a kill."""
+
+import math
+
+import pytest
+import torch
+from ase.build import bulk
+from torch_geometric.data import Batch
+
+from equilib.data import AtomicData
+from equilib.train import LossConfig, MetricAccumulator, Trainer, compute_loss, load_config
+
+DATA = "datasets/oc20_emt/data"
+
+
+def _config(tmp_path, *extra):
+    return load_config(None, [
+        f"trainer.out_dir={tmp_path}", f"data.train={DATA}/s2ef_train.lmdb",
+        f"data.val={{val_id: {DATA}/s2ef_val_id.lmdb}}", "data.max_train_frames=40", "data.batch_size=8",
+        "model.channels=8", "model.num_layers=1", "model.dtype=float64", "trainer.max_steps=12",
+        "trainer.eval_every=4", "trainer.checkpoint_every=3", "logging.progress=false", *extra])
+
+
+def _batch():
+    frames = []
+    for k, a in enumerate((3.5, 3.6, 3.7)):
+        atoms = bulk("Cu", "fcc", a=a).repeat((2, 1, 1))
+        atoms.info["energy"] = -1.0 * k
+        atoms.arrays["forces"] = torch.randn(2, 3, generator=torch.Generator().manual_seed(k), dtype=torch.float64).numpy()
+        data = AtomicData.from_ase(atoms)
+        data.fixed = torch.tensor([k == 0, False])
+        frames.append(data)
+    return Batch.from_data_list(frames)
+
+
+def test_loss_and_metrics_by_hand():
+    batch = _batch()
+    pred = {"energy": batch.energy + torch.tensor([0.01, -0.3, 0.0], dtype=torch.float64),
+            "forces": batch.forces + 0.02}
+    loss, parts = compute_loss(LossConfig(energy_weight=2.0, forces_weight=3.0, kind="mae"), pred, batch)
+    free = ~batch.fixed
+    assert parts["energy"] == pytest.approx((0.01 / 2 + 0.3 / 2) / 3)
+    assert parts["forces"] == pytest.approx(0.02) and int(free.sum()) == 5
+    assert float(loss) == pytest.approx(2 * parts["energy"] + 3 * parts["forces"])
+    mse = compute_loss(LossConfig(energy_per_atom=False, forces_weight=0.0), pred, batch)[1]
+    assert mse["energy"] == pytest.approx((0.01**2 + 0.3**2) / 3)
+    metrics = MetricAccumulator()
+    metrics.update(pred, batch)
+    out = metrics.compute()
+    assert out["energy_mae"] == pytest.approx(0.31 / 3) and out["forces_mae"] == pytest.approx(0.02)
+    assert out["forces_rmse"] == pytest.approx(0.02)
+    assert out["efwt"] == pytest.approx(2 / 3)  # the second structure misses the energy threshold
+    assert out["forces_zero_mae"] == pytest.approx(float(batch.forces[free].abs().mean()))
+    cos = torch.nn.functional.cosine_similarity(pred["forces"][free], batch.forces[free], dim=1).mean()
+    assert out["forces_cosine"] == pytest.approx(float(cos))
+    del batch.energy
+    with pytest.raises(ValueError, match=r"label 'energy' is missing"):
+        compute_loss(LossConfig(), pred, batch)
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"config: unknown key model.chanels \(known: backend, channels"):
+        load_config(None, ["model.chanels=4"])
+    with pytest.raises(ValueError, match="config: unknown key optimiser"):
+        load_config(None, ["optimiser.lr=1"])
+    with pytest.raises(ValueError, match="loss.kind: expected one of"):
+        load_config(None, ["loss.kind=l4"])
+    with pytest.raises(ValueError, match="override: expected section.key=value"):
+        load_config(None, ["model.channels"])
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  channels: 12\nloss:\n  forces_weight: 5\n")
+    config = load_config(path, ["model.channels=6"])
+    assert config.model.channels == 6 and config.loss.forces_weight == 5
+
+
+def test_same_seed_same_metrics(tmp_path):
+    first = Trainer(_config(tmp_path / "a")).run()
+    second = Trainer(_config(tmp_path / "b")).run()
+    assert {k: v for k, v in first.items() if k != "seconds"} == {k: v for k, v in second.items() if k != "seconds"}
+    assert (tmp_path / "a" / "metrics.csv").read_text().count("\n") == 4  # header + evaluations at 4, 8, 12
+    assert (tmp_path / "a" / "model.pt").is_file()
+
+
+def test_resume_after_a_kill_gives_the_same_run(tmp_path):
+    reference = Trainer(_config(tmp_path / "ref"))
+    reference.run()
+    interrupted = Trainer(_config(tmp_path / "run"))
+    original = interrupted.train_step
+
+    def dies_at_step_8(batch):
+        if interrupted.step == 7:  # killed mid-epoch, after the checkpoint of step 6
+            raise KeyboardInterrupt
+        return original(batch)
+
+    interrupted.train_step = dies_at_step_8
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run()
+    resumed = Trainer(_config(tmp_path / "run"))
+    resumed.load_checkpoint()
+    assert resumed.step == 6 and resumed.position == 1  # 5 batches per epoch: mid-epoch 2
+    resumed.run()
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(resumed.history) == strip(reference.history)
+    for a, b in zip(resumed.model.parameters(), reference.model.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(FileNotFoundError, match="resume: no checkpoint"):
+        Trainer(_config(tmp_path / "empty")).load_checkpoint()
+    assert math.isfinite(resumed.history[-1]["val_id/forces_mae"])
