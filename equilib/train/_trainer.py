@@ -73,9 +73,16 @@ class Trainer:
         self.train = _Frames(data.train, data.cutoff, data.cache, data.max_train_frames)
         self.val = {name: _Frames(path, data.cutoff, data.cache) for name, path in data.val.items()}
         self.steps_per_epoch = math.ceil(len(self.train) / data.batch_size)
-        self.model = self._build_model()
         self.device = torch.device(config.trainer.device)
-        self.model.to(self.device)
+        self._setup(self._build_model())
+        self.step, self.epoch, self.position = 0, 0, 0
+        self.history: list[dict] = []
+        self.recent_losses: list[float] = []  # training losses since the last evaluation
+
+    def _setup(self, model: EquivariantPotential) -> None:
+        """The model on its device, its EMA, the optimizer and the schedule."""
+        config = self.config
+        self.model = model.to(self.device)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.trainer.ema_decay),
                                  use_buffers=True)
         opt = config.optimizer
@@ -86,9 +93,6 @@ class Trainer:
         else:
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, factor=config.schedule.plateau_factor, patience=config.schedule.plateau_patience)
-        self.step, self.epoch, self.position = 0, 0, 0
-        self.history: list[dict] = []
-        self.recent_losses: list[float] = []  # training losses since the last evaluation
 
     def _build_model(self) -> EquivariantPotential:
         c, m = self.config, self.config.model
@@ -213,6 +217,7 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {path}")
         state = torch.load(path, map_location=self.device, weights_only=False)
+        self._setup(EquivariantPotential(PotentialConfig(**state["model_config"])))  # the model that was trained
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
