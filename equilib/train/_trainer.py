@@ -123,7 +123,7 @@ class Trainer:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
             self.scheduler.step()
         self.ema.update_parameters(self.model)
-        return {"loss": float(loss), "grad_norm": float(grad_norm), **{f"loss_{k}": v for k, v in parts.items()}}
+        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **{f"loss_{k}": v for k, v in parts.items()}}
 
     def evaluate(self, frames: _Frames, model=None) -> dict[str, float]:
         model = (model or self.ema.module).eval()
