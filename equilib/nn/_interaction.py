@@ -2,8 +2,9 @@
 
 The NequIP/MACE interaction (Batzner et al. 2022; Batatia et al., "MACE", NeurIPS 2022): node features are mixed
 by a linear map, sent along edges through ``TP(h_j, Y(r_ij); R(|r_ij|))`` with per-edge weights from a radial MLP,
-summed at the receiving atom and divided by the square root of the average number of neighbors (NequIP), mixed again, passed through a gated
-nonlinearity (Weiler et al. 2018), and added to a species-dependent self-connection (residual update).
+summed at the receiving atom and divided by the square root of the average number of neighbors (NequIP), mixed
+again, passed through a gated nonlinearity (Weiler et al. 2018), and added to a species-dependent self-connection
+(residual update).
 """
 
 from __future__ import annotations

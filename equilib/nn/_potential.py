@@ -1,8 +1,8 @@
 """An E(3)-equivariant interatomic potential in the NequIP/MACE family on any ``equilib.ops`` backend.
 
 Energy is a sum of atomic energies ``E_i = scale * y_i + shift + E0[Z_i]``; forces are ``-dE/dpos`` by autograd;
-stress is ``(1/V) dE/d(strain)`` under a symmetric displacement of positions and cell (the virial route of
-Knuth et al., and of NequIP/MACE), in eV/A^3 with ASE's sign (positive under tension... compressive is negative).
+stress is ``(1/V) dE/d(strain)`` under a symmetric displacement of positions and cell (the route NequIP and MACE
+take), in eV/A^3 with ASE's sign convention (checked against ``ase.calculators.fd`` in the tests).
 """
 
 from __future__ import annotations
