@@ -76,6 +76,7 @@ class TrainerConfig:
 class LoggingConfig:
     csv: bool = True
     progress: bool = True
+    plots: bool = True  # learning curves and parity plots (PNG) at the end
 
 
 @dataclass

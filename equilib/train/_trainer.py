@@ -25,6 +25,7 @@ from ..data import AtomicDataset, force_rms, mean_neighbors, per_element_energie
 from ..nn import EquivariantPotential, PotentialConfig
 from ._config import TrainConfig
 from ._losses import MetricAccumulator, compute_loss
+from ._plots import learning_curves, parity_plots
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -125,7 +126,8 @@ class Trainer:
         self.ema.update_parameters(self.model)
         return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **{f"loss_{k}": v for k, v in parts.items()}}
 
-    def evaluate(self, frames: _Frames, model=None) -> dict[str, float]:
+    def evaluate(self, frames: _Frames, model=None, keep: list | None = None) -> dict[str, float]:
+        """Metrics of the EMA model (or ``model``) on ``frames``; ``keep`` receives the accumulator."""
         model = (model or self.ema.module).eval()
         accumulator = MetricAccumulator(free_only=self.config.loss.forces_free_only)
         want_stress = self.config.loss.stress_weight > 0
@@ -133,6 +135,8 @@ class Trainer:
             batch = batch.to(self.device)
             prediction = model(batch, compute_forces=True, compute_stress=want_stress)
             accumulator.update({k: v.detach() for k, v in prediction.items()}, batch)
+        if keep is not None:
+            keep.append(accumulator)
         return accumulator.compute()
 
     def run(self) -> dict:
@@ -172,7 +176,18 @@ class Trainer:
             self._log(float(np.mean(recent)) if recent else float("nan"), time.perf_counter() - start)
         self.save_checkpoint()
         self.ema.module.save(self.out / "model.pt")
+        if self.config.logging.plots:
+            self.plots()
         return self.history[-1]
+
+    def plots(self) -> list[Path]:
+        """learning_curves.png and parity_<split>.png for every validation split, in the run directory."""
+        written = [learning_curves(self.history, self.out / "learning_curves.png")]
+        for name, frames in self.val.items():
+            kept: list = []
+            self.evaluate(frames, keep=kept)
+            written.append(parity_plots(kept[0].pairs, self.out / f"parity_{name}.png", title=name))
+        return written
 
     def _log(self, train_loss: float, seconds: float) -> None:
         row = {"step": self.step, "epoch": self.epoch, "seconds": round(seconds, 2), "train_loss": train_loss,

@@ -18,7 +18,8 @@ def _config(tmp_path, *extra):
         f"trainer.out_dir={tmp_path}", f"data.train={DATA}/s2ef_train.lmdb",
         f"data.val={{val_id: {DATA}/s2ef_val_id.lmdb}}", "data.max_train_frames=40", "data.batch_size=8",
         "model.channels=8", "model.num_layers=1", "model.dtype=float64", "trainer.max_steps=12",
-        "trainer.eval_every=4", "trainer.checkpoint_every=3", "logging.progress=false", *extra])
+        "trainer.eval_every=4", "trainer.checkpoint_every=3", "logging.progress=false", "logging.plots=false",
+        *extra])
 
 
 def _batch():
@@ -106,3 +107,15 @@ def test_resume_after_a_kill_gives_the_same_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="resume: no checkpoint"):
         Trainer(_config(tmp_path / "empty")).load_checkpoint()
     assert math.isfinite(resumed.history[-1]["val_id/forces_mae"])
+
+
+def test_plots_are_written(tmp_path):
+    trainer = Trainer(_config(tmp_path, "logging.plots=true", "trainer.max_steps=4"))
+    trainer.run()
+    for name in ("learning_curves.png", "parity_val_id.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    from equilib.train._plots import learning_curves
+
+    with pytest.raises(ValueError, match="history: expected at least one evaluation"):
+        learning_curves([], tmp_path / "x.png")
