@@ -43,30 +43,38 @@ def _elementwise(kind: str, diff: torch.Tensor, delta: float) -> torch.Tensor:
     return torch.nn.functional.huber_loss(diff, torch.zeros_like(diff), reduction="none", delta=delta)
 
 
-def compute_loss(config: LossConfig, prediction: dict, batch) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted loss of a batch and its parts (as floats, for logging)."""
+def compute_loss(config: LossConfig, prediction: dict, batch, count_reducer=None) -> tuple[torch.Tensor, dict]:
+    """The weighted loss of a batch and its parts (local means, as floats, for logging).
+
+    Each part is a sum over its elements divided by the number of elements; ``count_reducer`` (data parallel
+    training) maps the local counts to the global ones, so that the per-rank losses add up to the global mean.
+    """
     needed = [name for name, w in (("energy", config.energy_weight), ("forces", config.forces_weight),
                                    ("stress", config.stress_weight)) if w > 0]
     require_labels(batch, needed, _source(batch))
-    parts = {}
-    total = prediction["energy"].new_zeros(())
+    terms = {}
     if config.energy_weight > 0:
         diff = prediction["energy"] - batch.energy.to(prediction["energy"].dtype)
         if config.energy_per_atom:
             diff = diff / batch.natoms.to(diff.dtype)
-        parts["energy"] = _elementwise(config.kind, diff, config.huber_delta).mean()
-        total = total + config.energy_weight * parts["energy"]
+        terms["energy"] = (config.energy_weight, diff)
     if config.forces_weight > 0:
         diff = prediction["forces"] - batch.forces.to(prediction["forces"].dtype)
         if config.forces_free_only and "fixed" in batch:
             diff = diff[~batch.fixed]
-        parts["forces"] = _elementwise(config.kind, diff, config.huber_delta).mean()
-        total = total + config.forces_weight * parts["forces"]
+        terms["forces"] = (config.forces_weight, diff)
     if config.stress_weight > 0:
         diff = prediction["stress"] - batch.stress.to(prediction["stress"].dtype).reshape(-1, 3, 3)
-        parts["stress"] = _elementwise(config.kind, diff, config.huber_delta).mean()
-        total = total + config.stress_weight * parts["stress"]
-    return total, {k: float(v.detach()) for k, v in parts.items()}
+        terms["stress"] = (config.stress_weight, diff)
+    counts = {name: diff.numel() for name, (_, diff) in terms.items()}
+    global_counts = count_reducer(counts) if count_reducer is not None else counts
+    total = prediction["energy"].new_zeros(())
+    parts = {}
+    for name, (weight, diff) in terms.items():
+        summed = _elementwise(config.kind, diff, config.huber_delta).sum()
+        total = total + weight * summed / max(global_counts[name], 1)
+        parts[name] = float(summed.detach()) / max(counts[name], 1)
+    return total, parts
 
 
 def _source(batch) -> str:
@@ -113,6 +121,18 @@ class MetricAccumulator:
         if "stress" in prediction and "stress" in batch:
             s_diff = prediction["stress"].double() - batch.stress.double().reshape(-1, 3, 3)
             self._add("stress_mae", float(s_diff.abs().sum()), s_diff.numel())
+
+    def all_reduce(self) -> None:
+        """Sum the accumulated totals and counts over the ranks of a process group (data parallel evaluation)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        keys = sorted(self.sums)
+        values = torch.tensor([[self.sums[k], self.counts[k]] for k in keys], dtype=torch.float64)
+        dist.all_reduce(values)
+        for k, (total, count) in zip(keys, values.tolist()):
+            self.sums[k], self.counts[k] = total, int(count)
 
     def compute(self) -> dict[str, float]:
         """Energy MAE (eV and eV/atom), force MAE/RMSE (eV/A), force cosine, EFwT, zero-force MAE, stress MAE."""

@@ -1,5 +1,11 @@
 """The trainer: AdamW, warmup + cosine or plateau schedules, gradient clipping, an EMA of the weights for evaluation,
-atomic checkpoints with exact resume, and per-evaluation metrics in CSV.
+atomic checkpoints with exact resume, per-evaluation metrics in CSV, and data parallel training.
+
+Data parallel: launched by ``torchrun`` (or inside an initialised process group), each of the ``world`` ranks takes
+every world-th structure of the global batch (``data.batch_size``), losses are normalised by the global element
+counts and gradients summed over the ranks, so the update equals the single-process one on the same global batch
+(gloo on the CPU, NCCL on GPUs). Gradients are all-reduced by hand rather than through the DDP wrapper, whose hooks
+do not expect the double backward of force training. Metrics are reduced over the ranks; rank 0 alone writes files.
 
 Resume is exact on the CPU: the checkpoint holds model, optimizer, scheduler, EMA, the RNG states and the position
 in the epoch; the epoch order is a permutation drawn from (seed, epoch), so an interrupted and resumed run sees the
@@ -17,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch_geometric.data import Batch
 from tqdm import tqdm
@@ -69,6 +76,11 @@ class Trainer:
         self.config = config
         self.out = Path(config.trainer.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
+        if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun
+            dist.init_process_group("nccl" if config.trainer.device.startswith("cuda") else "gloo")
+        distributed = dist.is_available() and dist.is_initialized()
+        self.world = dist.get_world_size() if distributed else 1
+        self.rank = dist.get_rank() if distributed else 0
         torch.manual_seed(config.trainer.seed)
         data = config.data
         self.train = _Frames(data.train, data.cutoff, data.cache, data.max_train_frames)
@@ -111,14 +123,27 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.config.trainer.seed * 100_003 + epoch)
         return torch.randperm(len(self.train), generator=generator)
 
+    def _global_counts(self, counts: dict[str, int]) -> dict[str, int]:
+        values = torch.tensor([counts[k] for k in sorted(counts)], dtype=torch.float64)
+        dist.all_reduce(values)
+        return {k: int(v) for k, v in zip(sorted(counts), values.tolist())}
+
     def train_step(self, batch) -> dict[str, float]:
         self.model.train()
         batch = batch.to(self.device)
         want_stress = self.config.loss.stress_weight > 0
         prediction = self.model(batch, compute_forces=True, compute_stress=want_stress)
-        loss, parts = compute_loss(self.config.loss, prediction, batch)
+        reducer = self._global_counts if self.world > 1 else None
+        loss, parts = compute_loss(self.config.loss, prediction, batch, count_reducer=reducer)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.world > 1:
+            for p in self.model.parameters():
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad)
+            loss = loss.detach().clone()
+            dist.all_reduce(loss)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optimizer.grad_clip)
         self.optimizer.step()
         if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
@@ -131,10 +156,11 @@ class Trainer:
         model = (model or self.ema.module).eval()
         accumulator = MetricAccumulator(free_only=self.config.loss.forces_free_only)
         want_stress = self.config.loss.stress_weight > 0
-        for batch in frames.batches(range(len(frames)), self.config.data.eval_batch_size):
+        for batch in frames.batches(range(self.rank, len(frames), self.world), self.config.data.eval_batch_size):
             batch = batch.to(self.device)
             prediction = model(batch, compute_forces=True, compute_stress=want_stress)
             accumulator.update({k: v.detach() for k, v in prediction.items()}, batch)
+        accumulator.all_reduce()
         if keep is not None:
             keep.append(accumulator)
         return accumulator.compute()
@@ -143,7 +169,8 @@ class Trainer:
         """Train until max_steps, max_epochs or max_minutes; evaluate and checkpoint on the way and at the end."""
         tc = self.config.trainer
         start = time.perf_counter()
-        bar = tqdm(total=tc.max_steps, initial=self.step, desc="train", disable=not self.config.logging.progress)
+        bar = tqdm(total=tc.max_steps, initial=self.step, desc="train",
+                   disable=not self.config.logging.progress or self.rank != 0)
         done = False
         recent = self.recent_losses
         while not done and self.epoch < tc.max_epochs:
@@ -151,7 +178,7 @@ class Trainer:
             batches = list(range(self.position, self.steps_per_epoch))
             for b in batches:
                 idx = order[b * self.config.data.batch_size : (b + 1) * self.config.data.batch_size]
-                batch = Batch.from_data_list([self.train[int(k)] for k in idx])
+                batch = Batch.from_data_list([self.train[int(k)] for k in idx[self.rank :: self.world]])
                 t0 = time.perf_counter()
                 stats = self.train_step(batch)
                 recent.append(stats["loss"])
@@ -175,18 +202,21 @@ class Trainer:
         if not self.history or self.history[-1]["step"] != self.step:
             self._log(float(np.mean(recent)) if recent else float("nan"), time.perf_counter() - start)
         self.save_checkpoint()
-        self.ema.module.save(self.out / "model.pt")
+        if self.rank == 0:
+            self.ema.module.save(self.out / "model.pt")
         if self.config.logging.plots:
             self.plots()
         return self.history[-1]
 
     def plots(self) -> list[Path]:
-        """learning_curves.png and parity_<split>.png for every validation split, in the run directory."""
-        written = [learning_curves(self.history, self.out / "learning_curves.png")]
+        """learning_curves.png and parity_<split>.png for every validation split, in the run directory (rank 0;
+        with several ranks the parity plots show rank 0's share of the frames)."""
+        written = [learning_curves(self.history, self.out / "learning_curves.png")] if self.rank == 0 else []
         for name, frames in self.val.items():
             kept: list = []
             self.evaluate(frames, keep=kept)
-            written.append(parity_plots(kept[0].pairs, self.out / f"parity_{name}.png", title=name))
+            if self.rank == 0:
+                written.append(parity_plots(kept[0].pairs, self.out / f"parity_{name}.png", title=name))
         return written
 
     def _log(self, train_loss: float, seconds: float) -> None:
@@ -199,7 +229,7 @@ class Trainer:
             first = next(iter(self.val), None)
             self.scheduler.step(row.get(f"{first}/forces_mae", train_loss))
         self.history.append(row)
-        if self.config.logging.csv:
+        if self.config.logging.csv and self.rank == 0:
             self._write_csv()
 
     def _write_csv(self) -> None:
@@ -212,7 +242,10 @@ class Trainer:
         os.replace(tmp, self.out / "metrics.csv")
 
     def save_checkpoint(self) -> Path:
-        """Everything needed to continue exactly, written to a temporary name and renamed."""
+        """Everything needed to continue exactly, written to a temporary name and renamed (rank 0 only)."""
+        path = self.out / CHECKPOINT
+        if self.rank != 0:
+            return path
         state = {
             "config": self.config.to_dict(), "model_config": vars(self.model.config).copy(),
             "model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -220,7 +253,6 @@ class Trainer:
             "position": self.position, "history": self.history, "recent_losses": self.recent_losses,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }
-        path = self.out / CHECKPOINT
         tmp = path.with_name(path.name + ".tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)
