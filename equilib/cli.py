@@ -4,6 +4,7 @@
     equilib eval runs/grid/model.pt datasets/oc20_emt/data/s2ef_val_id.lmdb
     equilib relax runs/grid/model.pt slab.xyz --fmax 0.05               # writes slab_relax.traj
     equilib md runs/grid/model.pt bulk.xyz --steps 1000 --temperature 300
+    torchrun --nproc_per_node 2 -m equilib.cli train models/potential_grid.yaml   # data parallel
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ def _train(args) -> int:
     if args.resume:
         trainer.load_checkpoint()
     final = trainer.run()
-    print(json.dumps(final, indent=2))
-    print(f"model: {Path(config.trainer.out_dir) / 'model.pt'}")
+    if trainer.rank == 0:
+        print(json.dumps(final, indent=2))
+        print(f"model: {Path(config.trainer.out_dir) / 'model.pt'}")
+    if trainer.world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     return 0
 
 
