@@ -77,6 +77,7 @@ class LoggingConfig:
     csv: bool = True
     progress: bool = True
     plots: bool = True  # learning curves and parity plots (PNG) at the end
+    tensorboard: bool = False  # scalars under <out_dir>/tensorboard (needs the tensorboard package)
 
 
 @dataclass

@@ -231,6 +231,20 @@ class Trainer:
         self.history.append(row)
         if self.config.logging.csv and self.rank == 0:
             self._write_csv()
+        if self.config.logging.tensorboard and self.rank == 0:
+            self._write_tensorboard(row)
+
+    def _write_tensorboard(self, row: dict) -> None:
+        if getattr(self, "_tensorboard", None) is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ImportError("logging.tensorboard: needs the tensorboard package (pip install tensorboard)") from None
+            self._tensorboard = SummaryWriter(log_dir=str(self.out / "tensorboard"))
+        for key, value in row.items():
+            if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                self._tensorboard.add_scalar(key, value, global_step=row["step"])
+        self._tensorboard.flush()
 
     def _write_csv(self) -> None:
         keys = list(dict.fromkeys(k for row in self.history for k in row))

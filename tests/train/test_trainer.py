@@ -119,3 +119,14 @@ def test_plots_are_written(tmp_path):
 
     with pytest.raises(ValueError, match="history: expected at least one evaluation"):
         learning_curves([], tmp_path / "x.png")
+
+
+def test_tensorboard_scalars(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Trainer(_config(tmp_path, "logging.tensorboard=true", "trainer.max_steps=8")).run()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("val_id/forces_mae")]
+    assert steps == [4, 8] and "train_loss" in events.Tags()["scalars"]
