@@ -52,9 +52,12 @@ class _Frames:
     def __getitem__(self, k: int):
         return self.frames[k] if self.frames is not None else self.dataset[k]
 
+    def batch(self, indices) -> Batch:
+        return Batch.from_data_list([self[int(k)] for k in indices])
+
     def batches(self, order, batch_size: int):
         for start in range(0, len(order), batch_size):
-            yield Batch.from_data_list([self[int(k)] for k in order[start : start + batch_size]])
+            yield self.batch(order[start : start + batch_size])
 
 
 def _lr_lambda(config: TrainConfig, total_steps: int):
@@ -178,7 +181,7 @@ class Trainer:
             batches = list(range(self.position, self.steps_per_epoch))
             for b in batches:
                 idx = order[b * self.config.data.batch_size : (b + 1) * self.config.data.batch_size]
-                batch = Batch.from_data_list([self.train[int(k)] for k in idx[self.rank :: self.world]])
+                batch = self.train.batch(idx[self.rank :: self.world])
                 t0 = time.perf_counter()
                 stats = self.train_step(batch)
                 recent.append(stats["loss"])
