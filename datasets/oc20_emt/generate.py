@@ -18,6 +18,7 @@ from ase import Atoms
 from ase.build import fcc100, fcc111, fcc211
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
+from ase.data import covalent_radii
 from ase.optimize import BFGS
 
 METALS = ("Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt")
@@ -35,9 +36,11 @@ ADSORBATES = {
     "CH2": ("CH2", [[0, 0, 0], [0.9, 0, 0.6], [-0.9, 0, 0.6]]),
     "NH2": ("NH2", [[0, 0, 0], [0.85, 0, 0.55], [-0.85, 0, 0.55]]),
 }
-# Out-of-distribution splits, as OC20 holds out adsorbates and catalysts.
+# Out-of-distribution splits, as OC20 holds out adsorbates and catalysts. OC20's held-out catalysts are unseen
+# materials made of elements seen in training; here they are unseen (metal, facet) surfaces of seen metals.
 OOD_ADSORBATES = ("CH2", "NH2")
-OOD_METALS = ("Pd", "Au")
+OOD_CATALYSTS = (("Pd", "111"), ("Au", "211"), ("Ni", "100"))
+CATALYSTS = tuple((metal, facet) for metal in METALS for facet in FACETS)
 SPLITS = ("train", "val_id", "val_ood_ads", "val_ood_cat", "val_ood_both")
 SURFACE_DEPTH = 3.0  # A below the top atom that count as surface (free); deeper atoms are fixed
 
@@ -54,7 +57,7 @@ class System:
 
     @property
     def split_group(self) -> str:
-        ood_ads, ood_cat = self.adsorbate in OOD_ADSORBATES, self.metal in OOD_METALS
+        ood_ads, ood_cat = self.adsorbate in OOD_ADSORBATES, (self.metal, self.facet) in OOD_CATALYSTS
         return {(False, False): "id", (True, False): "val_ood_ads", (False, True): "val_ood_cat",
                 (True, True): "val_ood_both"}[(ood_ads, ood_cat)]
 
@@ -71,7 +74,8 @@ def slab(metal: str, facet: str) -> Atoms:
 
 
 def place_adsorbate(atoms: Atoms, adsorbate: str, rng: np.random.Generator) -> Atoms:
-    """Put ``adsorbate`` at a random ontop, bridge or hollow site of the top layer, rattled."""
+    """Put ``adsorbate`` at a random ontop, bridge or hollow site of the top layer, lifted until no atom is closer
+    to the surface than the sum of covalent radii, then rattled."""
     symbols, rel = ADSORBATES[adsorbate]
     z = atoms.positions[:, 2]
     top = np.flatnonzero(z > z.max() - 0.5)
@@ -88,12 +92,24 @@ def place_adsorbate(atoms: Atoms, adsorbate: str, rng: np.random.Generator) -> A
     angle = rng.uniform(0, 2 * math.pi)
     rot = np.array([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1]])
     ads = Atoms(symbols, positions=anchor + np.asarray(rel, dtype=float) @ rot.T, tags=[2] * len(rel))
+    _lift_clear_of(ads, atoms)
     combined = atoms.copy()
     combined.extend(ads)
     combined.set_constraint(FixAtoms(mask=combined.get_tags() == 0))
     free = combined.get_tags() > 0
     combined.positions[free] += rng.normal(0, 0.03, (int(free.sum()), 3))
     return combined
+
+
+def _lift_clear_of(ads: Atoms, surface: Atoms, factor: float = 1.0, step: float = 0.05) -> None:
+    """Raise ``ads`` in z until every adsorbate-surface distance (periodic images included) is at least
+    ``factor`` times the sum of covalent radii, so that no start has atoms nearly on top of each other."""
+    images = [surface.positions + a * surface.cell[0] + b * surface.cell[1] for a in (-1, 0, 1) for b in (-1, 0, 1)]
+    images = np.concatenate(images)
+    radii = np.tile(covalent_radii[surface.numbers], 9)
+    closest = factor * (covalent_radii[ads.numbers][:, None] + radii[None, :])
+    while (np.linalg.norm(ads.positions[:, None] - images[None], axis=-1) < closest).any():
+        ads.positions[:, 2] += step
 
 
 def relax(atoms: Atoms, fmax: float = 0.05, steps: int = 150) -> list[Atoms]:
@@ -124,7 +140,7 @@ def gas_references() -> dict[str, float]:
 
 def systems(n_systems: int, seed: int, ood_fraction: float = 0.15) -> list[System]:
     """``n_systems`` (metal, facet, adsorbate) draws, stratified: a fraction ``ood_fraction`` of them has a held-out
-    metal, the same fraction a held-out adsorbate (so ``ood_fraction^2`` both), each group at least once when
+    catalyst, the same fraction a held-out adsorbate (so ``ood_fraction^2`` both), each group at least once when
     ``n_systems >= 4``; the order is shuffled."""
     if not 0 <= ood_fraction < 1:
         raise ValueError(f"ood_fraction: expected a number in [0, 1), got {ood_fraction!r}")
@@ -135,14 +151,27 @@ def systems(n_systems: int, seed: int, ood_fraction: float = 0.15) -> list[Syste
     groups = [(True, True)] * n_both + [(True, False)] * n_one + [(False, True)] * n_one
     groups = (groups + [(False, False)] * n_systems)[:n_systems]
     rng.shuffle(groups)
-    id_metals = [m for m in METALS if m not in OOD_METALS]
+    id_catalysts = [c for c in CATALYSTS if c not in OOD_CATALYSTS]
     id_ads = [a for a in ADSORBATES if a not in OOD_ADSORBATES]
     out = []
-    for sid, (ood_metal, ood_ads) in enumerate(groups):
-        metal = rng.choice(OOD_METALS if ood_metal else id_metals)
+    for sid, (ood_cat, ood_ads) in enumerate(groups):
+        catalysts = OOD_CATALYSTS if ood_cat else id_catalysts
+        metal, facet = catalysts[rng.integers(len(catalysts))]
         adsorbate = rng.choice(OOD_ADSORBATES if ood_ads else id_ads)
-        out.append(System(sid, str(metal), str(rng.choice(list(FACETS))), str(adsorbate), int(rng.integers(2**31))))
+        out.append(System(sid, metal, facet, str(adsorbate), int(rng.integers(2**31))))
     return out
+
+
+def subsample(n_frames: int, keep: int) -> list[int]:
+    """Indices of ``keep`` frames spread evenly over a trajectory of ``n_frames``, first and last included (all
+    frames when ``keep`` is 0 or at least ``n_frames``); OC20 likewise samples S2EF frames from its trajectories."""
+    if keep < 0:
+        raise ValueError(f"keep: expected a number >= 0, got {keep}")
+    if keep == 0 or keep >= n_frames:
+        return list(range(n_frames))
+    if keep == 1:
+        return [n_frames - 1]
+    return sorted({round(k * (n_frames - 1) / (keep - 1)) for k in range(keep)})
 
 
 def assign_split(system: System, val_fraction: float, seed: int) -> str:

@@ -10,11 +10,12 @@ from ase.calculators.emt import EMT
 from datasets.oc20_emt.__main__ import generate, main
 from datasets.oc20_emt.generate import (
     OOD_ADSORBATES,
-    OOD_METALS,
+    OOD_CATALYSTS,
     assign_split,
     gas_references,
     place_adsorbate,
     slab,
+    subsample,
     systems,
 )
 from equilib.data import AtomicDataset
@@ -24,7 +25,7 @@ from equilib.data import AtomicDataset
 def small(tmp_path_factory):
     out = tmp_path_factory.mktemp("emt")
     manifest = generate(out, n_systems=6, seed=3, val_fraction=0.3, fmax=0.1, max_steps=40, ood_fraction=0.5,
-                        progress=False)
+                        frames_per_relaxation=5, progress=False)
     return out, manifest
 
 
@@ -72,15 +73,26 @@ def _facet(data):
     return "211" if int((data.tags < 2).sum()) == 18 else ("111" if abs(float(data.cell[0, 1, 0])) > 1e-6 else "100")
 
 
-def test_splits_hold_out_metals_and_adsorbates():
+def test_splits_hold_out_catalysts_and_adsorbates():
     drawn = systems(300, seed=0, ood_fraction=0.2)
     splits = {s.sid: assign_split(s, 0.15, 0) for s in drawn}
     for s in drawn:
         split = splits[s.sid]
-        assert (s.metal in OOD_METALS) == (split in ("val_ood_cat", "val_ood_both"))
+        assert ((s.metal, s.facet) in OOD_CATALYSTS) == (split in ("val_ood_cat", "val_ood_both"))
         assert (s.adsorbate in OOD_ADSORBATES) == (split in ("val_ood_ads", "val_ood_both"))
+    # Every held-out catalyst's metal is seen in training on another facet (unseen surfaces, not unseen elements).
+    train_metals = {s.metal for s in drawn if splits[s.sid] == "train"}
+    assert {metal for metal, _ in OOD_CATALYSTS} <= train_metals
     counts = {name: list(splits.values()).count(name) for name in set(splits.values())}
     assert counts["train"] > counts["val_id"] > 0 and counts["val_ood_cat"] > 0 and counts["val_ood_ads"] > 0
+
+
+def test_subsample_keeps_first_and_last_evenly():
+    assert subsample(10, 0) == list(range(10)) and subsample(3, 8) == [0, 1, 2]
+    assert subsample(10, 4) == [0, 3, 6, 9] and subsample(101, 5) == [0, 25, 50, 75, 100]
+    assert subsample(7, 1) == [6]
+    with pytest.raises(ValueError, match="keep"):
+        subsample(5, -1)
 
 
 def test_deterministic_from_the_seed(tmp_path):
