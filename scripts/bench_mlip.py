@@ -1,8 +1,11 @@
 """Interatomic-potential throughput (shared/BENCHMARKS.md, section 2): energy+forces evaluations and MD steps per
 second through the ASE calculator, per tensor-product backend, fp32 and fp64, with the neighbor list's share of the
-time; and neighbor-list time of vesin, the torch fallback and ase.neighborlist on the same systems.
+time; neighbor-list time of vesin, the torch fallback and ase.neighborlist on the same systems; training throughput
+per backend on the bundled OC20-style data; and, with --equal-minutes, the held-out accuracy each backend reaches in
+the same wall time.
 
     python scripts/bench_mlip.py                       # ~40-atom adsorbate slab and ~500-atom bulk, CPU
+    python scripts/bench_mlip.py --skip-inference --equal-minutes 12   # train every backend for 12 minutes
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from equilib.calculator import EquilibCalculator  # noqa: E402
 from equilib.data import AtomicData, neighbor_list  # noqa: E402
 from equilib.nn import EquivariantPotential, PotentialConfig  # noqa: E402
+from equilib.train import Trainer, load_config  # noqa: E402
 
 
 def systems() -> dict:
@@ -48,20 +52,8 @@ def median_ms(fn, repeats: int, warmup: int = 2) -> float:
     return statistics.median(samples)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default="cg,grid")
-    parser.add_argument("--dtypes", default="float32,float64")
-    parser.add_argument("--cutoff", type=float, default=5.0)
-    parser.add_argument("--channels", type=int, default=32)
-    parser.add_argument("--lmax", type=int, default=2)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--md-steps", type=int, default=10)
-    args = parser.parse_args(argv)
-    print(f"# bench_mlip: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"cutoff {args.cutoff} A, {args.channels} channels, lmax {args.lmax}, {args.layers} layers, "
-          f"median of {args.repeats}")
+def inference(args) -> None:
+    """Neighbor lists, energy+forces and MD through the calculator, per backend and dtype."""
     structures = systems()
     print("\n## neighbor lists (ms per call)")
     print(f"{'system':<20} {'ase':>9} {'vesin':>9} {'torch':>9} {'edges':>8}")
@@ -102,6 +94,75 @@ def main(argv=None):
                 steps_per_s = args.md_steps / (time.perf_counter() - t0)
                 print(f"{name:<20} {backend:<8} {dtype:<8} {t_eval:>9.1f} {1e3 / t_eval:>9.1f} "
                       f"{t_nl / t_eval:>8.0%} {steps_per_s:>11.2f}", flush=True)
+
+
+def training_throughput(config: str, backend: str, steps: int, out: Path) -> float:
+    """Training steps per second (forward, forces, backward, optimizer, EMA) on the config's training data."""
+    trainer = Trainer(load_config(config, [f"model.backend={backend}", f"trainer.out_dir={out}"]))
+    size = trainer.config.data.batch_size
+    batches = [trainer.train.batch(range(k * size, (k + 1) * size)) for k in range(min(steps, len(trainer.train) // size))]
+    for batch in batches[:3]:
+        trainer.train_step(batch)
+    t0 = time.perf_counter()
+    for batch in batches:
+        trainer.train_step(batch)
+    return len(batches) / (time.perf_counter() - t0)
+
+
+def equal_time_training(config: str, backend: str, minutes: float, steps_per_s: float, out: Path) -> dict:
+    """Train for about ``minutes`` (schedule sized from the measured throughput, less 10% for evaluations)."""
+    steps = max(10, int(0.9 * minutes * 60 * steps_per_s))
+    trainer = Trainer(load_config(config, [
+        f"model.backend={backend}", f"trainer.out_dir={out}", f"trainer.max_steps={steps}",
+        f"trainer.max_minutes={1.2 * minutes}", f"trainer.eval_every={max(1, steps // 4)}",
+        f"trainer.checkpoint_every={steps}", "logging.progress=false", "logging.plots=false"]))
+    return trainer.run()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="cg,grid")
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--cutoff", type=float, default=5.0)
+    parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--lmax", type=int, default=2)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--md-steps", type=int, default=10)
+    parser.add_argument("--config", default="models/potential_grid.yaml",
+                        help="training config for the training sections (its backend is overridden)")
+    parser.add_argument("--train-steps", type=int, default=30, help="timed training steps per backend")
+    parser.add_argument("--equal-minutes", type=float, default=0.0,
+                        help="also train each backend for this many minutes and compare held-out accuracy")
+    parser.add_argument("--skip-inference", action="store_true", help="only the training sections")
+    parser.add_argument("--out", default="results/bench_mlip", help="run directories of the training sections")
+    args = parser.parse_args(argv)
+    print(f"# bench_mlip: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"cutoff {args.cutoff} A, {args.channels} channels, lmax {args.lmax}, {args.layers} layers, "
+          f"median of {args.repeats}")
+    if not args.skip_inference:
+        inference(args)
+    backends = args.backends.split(",")
+    print(f"\n## training throughput ({args.config}, batch of its data.batch_size, {args.train_steps} steps)")
+    print(f"{'backend':<8} {'steps/s':>8} {'struct/s':>9}")
+    rates = {}
+    for backend in backends:
+        torch.manual_seed(0)
+        rates[backend] = training_throughput(args.config, backend, args.train_steps, Path(args.out) / "throughput")
+        size = load_config(args.config).data.batch_size
+        print(f"{backend:<8} {rates[backend]:>8.2f} {rates[backend] * size:>9.1f}", flush=True)
+    if args.equal_minutes > 0:
+        print(f"\n## held-out accuracy after {args.equal_minutes:g} minutes of training (EMA model)")
+        print(f"{'backend':<8} {'split':<14} {'steps':>6} {'minutes':>8} {'F MAE':>8} {'zero-F':>8} "
+              f"{'E/atom meV':>10} {'EFwT %':>7}")
+        for backend in backends:
+            final = equal_time_training(args.config, backend, args.equal_minutes, rates[backend],
+                                        Path(args.out) / f"equal_time_{backend}")
+            for split in sorted({key.split("/")[0] for key in final if "/" in key}):
+                print(f"{backend:<8} {split:<14} {final['step']:>6} {final['seconds'] / 60:>8.1f} "
+                      f"{final[split + '/forces_mae']:>8.4f} {final[split + '/forces_zero_mae']:>8.4f} "
+                      f"{1e3 * final[split + '/energy_per_atom_mae']:>10.2f} {100 * final[split + '/efwt']:>7.1f}",
+                      flush=True)
 
 
 if __name__ == "__main__":

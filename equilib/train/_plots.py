@@ -1,5 +1,5 @@
-"""End-of-training figures: learning curves from the metrics history and energy/force parity plots (matplotlib,
-headless Agg backend). Files are written to a temporary name and renamed."""
+"""End-of-training figures: learning curves from the metrics history, energy/force parity plots and relaxation
+curves (matplotlib, headless Agg backend). Files are written to a temporary name and renamed."""
 
 from __future__ import annotations
 
@@ -65,6 +65,23 @@ def parity_plots(pairs: dict[str, list], path: str | os.PathLike, title: str = "
         ax.plot([low, high], [low, high], color="black", linewidth=0.8)
         ax.set(xlabel=f"reference {key} ({unit})", ylabel=f"predicted {key} ({unit})",
                title=f"{title} {key}: MAE {np.abs(true - pred).mean():.4g} {unit}")
+    fig.tight_layout()
+    path = _save(fig, Path(path))
+    plt.close(fig)
+    return path
+
+
+def relaxation_curves(curves: dict[str, list[float]], path: str | os.PathLike, title: str = "") -> Path:
+    """Energy against optimizer step for several relaxations or several energy models along one (e.g. the model's
+    energy and the reference's along the model's path, and the reference's own relaxation)."""
+    if not curves or not all(len(values) for values in curves.values()):
+        raise ValueError("curves: expected at least one non-empty energy curve")
+    plt = _figure_module()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, energies in curves.items():
+        ax.plot(range(len(energies)), energies, label=label)
+    ax.set(xlabel="optimizer step", ylabel="energy (eV, referenced)", title=title)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path = _save(fig, Path(path))
     plt.close(fig)

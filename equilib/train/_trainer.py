@@ -174,7 +174,7 @@ class Trainer:
         start = time.perf_counter()
         bar = tqdm(total=tc.max_steps, initial=self.step, desc="train",
                    disable=not self.config.logging.progress or self.rank != 0)
-        done = False
+        done = tc.max_steps is not None and self.step >= tc.max_steps  # a finished run, resumed
         recent = self.recent_losses
         while not done and self.epoch < tc.max_epochs:
             order = self._order(self.epoch)
@@ -258,9 +258,14 @@ class Trainer:
             writer.writerows(self.history)
         os.replace(tmp, self.out / "metrics.csv")
 
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where this run's checkpoint is written (``<out_dir>/checkpoint.pt``)."""
+        return self.out / CHECKPOINT
+
     def save_checkpoint(self) -> Path:
         """Everything needed to continue exactly, written to a temporary name and renamed (rank 0 only)."""
-        path = self.out / CHECKPOINT
+        path = self.checkpoint_path
         if self.rank != 0:
             return path
         state = {
@@ -277,7 +282,7 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         """Continue from a checkpoint written by :meth:`save_checkpoint` (default: the run's own)."""
-        path = Path(path) if path is not None else self.out / CHECKPOINT
+        path = Path(path) if path is not None else self.checkpoint_path
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {path}")
         state = torch.load(path, map_location=self.device, weights_only=False)

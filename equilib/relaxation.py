@@ -1,0 +1,128 @@
+"""Structure relaxations with any ASE calculator, and OC20's IS2RS/IS2RE-style comparison with a reference.
+
+A model relaxes the initial structure of an IS2RE record (``pos``, ``y_init``, ``y_relaxed``, ``pos_relaxed``, as
+written by ``datasets/oc20_emt``); :func:`compare_relaxation` measures it against the reference relaxation:
+
+- ``energy_error``: model energy at its relaxed structure minus the reference relaxed energy (IS2RE by relaxation);
+- ``reference_energy_gap``: the *reference* calculator's energy at the model's relaxed structure minus the reference
+  relaxed energy (did the model find a structure that is really as low? OC20 checks this with DFT);
+- ``max_displacement``: the largest distance between a free atom's model-relaxed and reference-relaxed position
+  (minimum image), and ``adwt``: OC20's average distance within threshold (Chanussot et al. 2021, IS2RS): the
+  fraction of free atoms closer than a threshold to their reference position, averaged over thresholds 0.01 to
+  0.5 A.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+from ase.optimize import BFGS, FIRE
+
+ADWT_THRESHOLDS = np.arange(0.01, 0.5, 0.001)  # A, OC20's IS2RS thresholds
+
+OPTIMIZERS = {"bfgs": BFGS, "fire": FIRE}
+
+
+@dataclass
+class Relaxation:
+    """What a relaxation visited: the final atoms, the energy at every step, and whether it met ``fmax``."""
+
+    atoms: Atoms
+    energies: list[float] = field(default_factory=list)
+    converged: bool = False
+    fmax: float = float("nan")
+    frames: list[Atoms] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        return len(self.energies) - 1
+
+
+def relax(atoms: Atoms, calculator, fmax: float = 0.05, steps: int = 300, optimizer: str = "bfgs",
+          trajectory: str | None = None, logfile: str | None = None) -> Relaxation:
+    """Relax a copy of ``atoms`` (constraints kept) with ``calculator`` until max |F| <= ``fmax`` eV/A or ``steps``."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    if fmax <= 0 or steps < 0:
+        raise ValueError(f"fmax, steps: expected fmax > 0 and steps >= 0, got {fmax}, {steps}")
+    atoms = atoms.copy()
+    atoms.calc = calculator
+    result = Relaxation(atoms)
+    run = OPTIMIZERS[optimizer](atoms, trajectory=trajectory, logfile=logfile)
+    for _ in run.irun(fmax=fmax, steps=steps):
+        result.energies.append(float(atoms.get_potential_energy()))
+        result.frames.append(atoms.copy())
+    forces = atoms.get_forces()  # constrained: fixed atoms report zero, as the optimizer sees them
+    result.fmax = float(np.linalg.norm(forces, axis=1).max()) if len(atoms) else 0.0
+    result.converged = result.fmax <= fmax
+    return result
+
+
+def minimum_image_distances(positions: np.ndarray, reference: np.ndarray, cell: np.ndarray,
+                            pbc: np.ndarray) -> np.ndarray:
+    """Per-atom distance between two position sets of one cell, each displacement wrapped to its minimum image
+    along the periodic directions (exact for displacements shorter than half the cell's widths)."""
+    delta = np.asarray(positions, dtype=float) - np.asarray(reference, dtype=float)
+    pbc = np.asarray(pbc, dtype=bool)
+    if pbc.any():
+        fractional = np.linalg.solve(np.asarray(cell, dtype=float).T, delta.T).T
+        fractional[:, pbc] -= np.round(fractional[:, pbc])
+        delta = fractional @ np.asarray(cell, dtype=float)
+    return np.linalg.norm(delta, axis=1)
+
+
+def average_distance_within_threshold(distances: np.ndarray, thresholds: np.ndarray = ADWT_THRESHOLDS) -> float:
+    """OC20's ADwT for one structure: fraction of atoms with distance below each threshold, averaged."""
+    distances = np.asarray(distances, dtype=float)
+    if distances.size == 0:
+        raise ValueError("distances: expected at least one atom")
+    return float((distances[None, :] < np.asarray(thresholds)[:, None]).mean())
+
+
+def compare_relaxation(model_calculator, reference_calculator, record, fmax: float = 0.05, steps: int = 300,
+                       rerun_reference: bool = False) -> dict:
+    """Relax an IS2RE record's initial structure with the model and compare with its reference relaxation.
+
+    ``record`` is an :class:`~equilib.data.AtomicData` with ``y_init``, ``y_relaxed``, ``pos_relaxed`` (referenced
+    energies as in OC20). The reference calculator (e.g. EMT) gives raw energies; the record's ``y_init`` fixes the
+    offset between the two. Returns the metrics of the module docstring plus energy curves: the model's energy and
+    the reference's energy along the model's relaxation, and with ``rerun_reference`` (cheap for EMT, not for DFT)
+    the reference's own relaxation from the same start.
+    """
+    for key in ("y_init", "y_relaxed", "pos_relaxed"):
+        if key not in record:
+            raise ValueError(f"record: expected an IS2RE record with {key!r} (keys: {sorted(record.keys())})")
+    initial = record.to_ase()
+    free = ~record.fixed.numpy()
+    reference_atoms = initial.copy()
+    reference_atoms.calc = reference_calculator
+    offset = float(reference_atoms.get_potential_energy()) - float(record.y_init)
+    model = relax(initial, model_calculator, fmax=fmax, steps=steps)
+    model.atoms.calc = reference_calculator
+    reference_at_model = float(model.atoms.get_potential_energy()) - offset
+    reference_along_model = []
+    for frame in model.frames:
+        frame.calc = reference_calculator
+        reference_along_model.append(float(frame.get_potential_energy()) - offset)
+    y_relaxed = float(record.y_relaxed)
+    distances = minimum_image_distances(model.atoms.positions, record.pos_relaxed.double().numpy(),
+                                        initial.cell.array, initial.pbc)[free]
+    result = {
+        "sid": int(record.sid) if "sid" in record else None,
+        "converged": model.converged,
+        "steps": model.steps,
+        "energy": model.energies[-1],
+        "reference_energy": y_relaxed,
+        "energy_error": model.energies[-1] - y_relaxed,
+        "reference_energy_gap": reference_at_model - y_relaxed,
+        "max_displacement": float(distances.max()),
+        "adwt": average_distance_within_threshold(distances),
+        "model_energies": model.energies,
+        "reference_energies_along_model": reference_along_model,
+    }
+    if rerun_reference:
+        rerun = relax(initial, reference_calculator, fmax=fmax, steps=steps)
+        result["reference_energies"] = [e - offset for e in rerun.energies]
+    return result
