@@ -94,6 +94,7 @@ class Trainer:
         self.step, self.epoch, self.position = 0, 0, 0
         self.history: list[dict] = []
         self.recent_losses: list[float] = []  # training losses since the last evaluation
+        self._last_evaluation: tuple[int, dict] = (-1, {})  # (step, accumulator per split), reused by plots()
 
     def _setup(self, model: EquivariantPotential) -> None:
         """The model on its device, its EMA, the optimizer and the schedule."""
@@ -215,19 +216,24 @@ class Trainer:
         """learning_curves.png and parity_<split>.png for every validation split, in the run directory (rank 0;
         with several ranks the parity plots show rank 0's share of the frames)."""
         written = [learning_curves(self.history, self.out / "learning_curves.png")] if self.rank == 0 else []
+        step, accumulators = self._last_evaluation
         for name, frames in self.val.items():
-            kept: list = []
-            self.evaluate(frames, keep=kept)
+            if step != self.step or name not in accumulators:  # not evaluated at this step in this process
+                kept: list = []
+                self.evaluate(frames, keep=kept)
+                accumulators[name] = kept[0]
             if self.rank == 0:
-                written.append(parity_plots(kept[0].pairs, self.out / f"parity_{name}.png", title=name))
+                written.append(parity_plots(accumulators[name].pairs, self.out / f"parity_{name}.png", title=name))
         return written
 
     def _log(self, train_loss: float, seconds: float) -> None:
         row = {"step": self.step, "epoch": self.epoch, "seconds": round(seconds, 2), "train_loss": train_loss,
                "lr": self.optimizer.param_groups[0]["lr"]}
+        kept: list = []
         for name, frames in self.val.items():
-            for key, value in self.evaluate(frames).items():
+            for key, value in self.evaluate(frames, keep=kept).items():
                 row[f"{name}/{key}"] = value
+        self._last_evaluation = (self.step, dict(zip(self.val, kept)))
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             first = next(iter(self.val), None)
             self.scheduler.step(row.get(f"{first}/forces_mae", train_loss))
