@@ -4,11 +4,12 @@
 >>> tp = make_tensor_product("grid", "8x0e+8x1o+8x2e", "0e+1o+2e", "8x0e+8x1o+8x2e")
 >>> out = tp(x1, x2, weight)  # weight: (..., tp.weight_numel)
 
-Backends: ``cg`` (exact Clebsch-Gordan, all paths, e3nn underneath) and ``grid`` (Gaunt product on an exact
-S^2 quadrature grid, l1 + l2 + l3 even paths only).
+Backends: ``cg`` (exact Clebsch-Gordan, all paths, e3nn underneath), ``grid`` (Gaunt product on an exact
+S^2 quadrature grid, l1 + l2 + l3 even paths only) and ``gaunt`` (the same Gaunt product through 2D Fourier
+coefficients and FFTs on the torus).
 """
 
-from . import cg, grid  # noqa: F401  (registers the backends)
+from . import cg, gaunt, grid  # noqa: F401  (registers the backends)
 from .base import Path, TensorProduct, available_backends, coupling_paths, make_tensor_product, register_backend
 
 __all__ = ["Path", "TensorProduct", "available_backends", "coupling_paths", "make_tensor_product", "register_backend"]

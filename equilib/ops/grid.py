@@ -85,13 +85,27 @@ class _GridTables:
         self.azimuth = azimuthal_harmonics(lmax, self.grid.alpha)  # (n_alpha, 2 lmax + 1)
         self.alpha_weight = np.full(len(self.grid.alpha), 2.0 * np.pi / len(self.grid.alpha))
         self.lmax = lmax
+        self.shape = self.grid.shape
 
-    def layout(self, ls: list[int], transform: str) -> list[tuple[int, int] | None]:
-        """Columns of a signal with degrees ``ls``: (l, m) per column; None is padding (separable only)."""
+    @staticmethod
+    def layout(ls: list[int], transform: str) -> list[tuple[int, int] | None]:
+        """Columns of a signal with degrees ``ls``: (l, m) per column; None is padding. ``"dense"``: l-major,
+        unpadded; otherwise m-major (m = -top..top) with every l of ``ls`` per m."""
         if transform == "dense":
             return [(l, m) for l in ls for m in range(-l, l + 1)]
         top = max(ls)
         return [(l, m) if l >= abs(m) else None for m in range(-top, top + 1) for l in ls]
+
+    @staticmethod
+    def layout_kind(transform: str) -> str:
+        return "separable" if transform == "separable" else "dense"
+
+    def analysis_module(self, ls: list[int], transform: str, dtype: torch.dtype) -> torch.nn.Module:
+        return _Analysis(self.analysis(ls, self.layout_kind(transform)), dtype)
+
+    def synthesis_module(self, ls: list[int], transform: str, scale: dict[int, float],
+                         dtype: torch.dtype) -> torch.nn.Module:
+        return _Synthesis(self.synthesis(ls, self.layout_kind(transform), scale), dtype)
 
     def _factors(self, ls: list[int]):
         top = max(ls)
@@ -252,6 +266,7 @@ class GridTensorProduct(TensorProduct):
     """Gaunt product on an exact S^2 grid: parity-even paths only, weights per (channel, l). See module docs."""
 
     exact = True
+    TRANSFORMS = TRANSFORMS
 
     def __init__(
         self,
@@ -272,32 +287,33 @@ class GridTensorProduct(TensorProduct):
         weighted = tuple(weighted)
         if any(w not in WEIGHTED for w in weighted) or len(set(weighted)) != len(weighted):
             raise ValueError(f"weighted: expected distinct names among {WEIGHTED}, got {weighted!r}")
-        if transform not in TRANSFORMS:
-            raise ValueError(f"transform: expected one of {TRANSFORMS}, got {transform!r}")
+        if transform not in self.TRANSFORMS:
+            raise ValueError(f"transform: expected one of {self.TRANSFORMS}, got {transform!r}")
         dtype = dtype or torch.get_default_dtype()
         self.weighted = weighted
 
         all_paths = coupling_paths(self.irreps_in1, self.irreps_in2, self.irreps_out)
         realized = [p for p in all_paths if p.gaunt_allowed]
         check_outputs_reached(
-            "grid", self.irreps_out, all_paths, realized,
+            self.backend, self.irreps_out, all_paths, realized,
             "have l1 + l2 + l3 odd: a Gaunt (S^2 function) product realizes only l1 + l2 + l3 even; use backend 'cg'",
         )
         self.paths = tuple(realized)
         self.missing_paths = tuple(p for p in all_paths if not p.gaunt_allowed)
         plan = _Plan.build(self.irreps_in1, self.irreps_in2, self.irreps_out, realized)
-        tables = _GridTables(plan.degree, plan.lmax)
-        self.grid_shape = tables.grid.shape
+        tables = self._make_tables(plan)
+        self.grid_shape = tables.shape
 
-        coupling_ok = "in2" not in weighted and all(plan.signals2[b].mul == 1 for b in plan.used(1))
+        coupling_ok = ("coupling" in self.TRANSFORMS and "in2" not in weighted
+                       and all(plan.signals2[b].mul == 1 for b in plan.used(1)))
         if transform == "coupling" and not coupling_ok:
             raise ValueError(
                 "transform: 'coupling' needs x2 entries of multiplicity 1 and no 'in2' in weighted; use 'dense'"
             )
         if transform == "auto":
-            transform = _choose_transform(plan, len(tables.grid.beta) * len(tables.grid.alpha), coupling_ok)
+            transform = self._auto_transform(plan, tables, coupling_ok)
         self.transform = transform
-        layout = "separable" if transform == "separable" else "dense"
+        layout = tables.layout_kind(transform)
 
         channels = sorted({self.irreps_in1[p.i_in1].mul for p in realized})
         if "in2" in weighted and len(channels) != 1:
@@ -318,7 +334,7 @@ class GridTensorProduct(TensorProduct):
                 holder = self._in1 if which == "1" else self._in2
                 holder[str(k)] = _SignalInput(irreps, sig, lay, weight_channels, base, f"in{which}" in weighted)
                 if transform != "coupling":
-                    self._analysis[f"{which}_{k}"] = _Analysis(tables.analysis(sig.ls, layout), dtype)
+                    self._analysis[f"{which}_{k}"] = tables.analysis_module(sig.ls, transform, dtype)
 
         # Output: each group is projected onto its degrees; the flat output gathers from the concatenation.
         self._groups = list(plan.groups.items())
@@ -331,13 +347,13 @@ class GridTensorProduct(TensorProduct):
             group_start[key] = total
             total += key[0] * len(group_layouts[key])
             scale = {l3: self._normalization(plan, pairs, l3) for l3 in ls}
-            synthesis = tables.synthesis(ls, layout, scale)
             for i, (mul, ir) in enumerate(self.irreps_out):
                 if (mul, ir.p * (-1) ** ir.l) == key:
                     output_scale[i] = scale[ir.l]
             if transform != "coupling":
-                self._synthesis.append(_Synthesis(synthesis, dtype))
+                self._synthesis.append(tables.synthesis_module(ls, transform, scale, dtype))
                 continue
+            synthesis = tables.synthesis(ls, layout, scale)
             for a, b in pairs:  # Gaunt coupling tensor of the pair, by exact quadrature in float64
                 a1 = tables.analysis(plan.signals1[a].ls, "dense")["matrix"]
                 a2 = tables.analysis(plan.signals2[b].ls, "dense")["matrix"]
@@ -354,6 +370,13 @@ class GridTensorProduct(TensorProduct):
                     wperm.append(w_out.get(i, 0) + u)
         self.register_buffer("_out_src", torch.tensor(perm, dtype=torch.long), persistent=False)
         self.register_buffer("_out_w", torch.tensor(wperm, dtype=torch.long), persistent=False)
+
+    def _make_tables(self, plan: _Plan) -> _GridTables:
+        """The sampling scheme: here the exact Gauss-Legendre x uniform grid for the plan's degree."""
+        return _GridTables(plan.degree, plan.lmax)
+
+    def _auto_transform(self, plan: _Plan, tables: _GridTables, coupling_ok: bool) -> str:
+        return _choose_transform(plan, len(tables.grid.beta) * len(tables.grid.alpha), coupling_ok)
 
     def _normalization(self, plan: _Plan, pairs, l3: int) -> float:
         """Output scale of degree l3: 1 for normalization='none'; for 'component', the inverse standard deviation

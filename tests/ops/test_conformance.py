@@ -21,13 +21,15 @@ CONFIGS = {
     "out-subset": ("5x0e+5x1o+5x2e+5x3o", "0e+1o+2e+3o", "5x0e+5x2e"),
 }
 SMALL = {"small": ("2x0e+2x1o+2x2e", "0e+1o+2e", "2x0e+2x1o+2x2e")}
-# Every registered backend with its defaults, and each strategy of the grid backend.
-BACKENDS = available_backends() + ["grid:dense", "grid:separable", "grid:coupling", "grid:in2-weighted"]
+# Every registered backend with its defaults, each strategy of the grid backend, and in2 weighting.
+BACKENDS = available_backends() + ["grid:dense", "grid:separable", "grid:coupling", "grid:in2-weighted",
+                                   "gaunt:in2-weighted"]
 VARIANT_OPTIONS = {
     "grid:dense": {"transform": "dense"},
     "grid:separable": {"transform": "separable"},
     "grid:coupling": {"transform": "coupling"},
     "grid:in2-weighted": {"weighted": ("in1", "in2", "out")},
+    "gaunt:in2-weighted": {"weighted": ("in1", "in2", "out")},
 }
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -35,7 +37,7 @@ TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 def build(backend, config, dtype=torch.float64, **options):
     if backend == "grid:coupling" and config == "uuu":
         pytest.skip("the coupling strategy needs a single-channel x2 ('uvu')")
-    if backend == "grid:in2-weighted" and config == "mixed-mul":
+    if backend.endswith(":in2-weighted") and config == "mixed-mul":
         pytest.skip("'in2' weights need one multiplicity in x1")
     options = {**VARIANT_OPTIONS.get(backend, {}), **options}
     return make_tensor_product(backend.split(":")[0], *{**CONFIGS, **SMALL}[config], dtype=dtype, **options)
@@ -73,7 +75,7 @@ def test_equivariance_under_rotations_and_inversion(backend, config, dtype, gene
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_paths_are_a_subset_of_the_cg_paths(backend):
     for config in CONFIGS:
-        if backend == "grid:in2-weighted" and config == "mixed-mul" or backend == "grid:coupling" and config == "uuu":
+        if backend.endswith(":in2-weighted") and config == "mixed-mul" or backend == "grid:coupling" and config == "uuu":
             continue
         cg = set(build("cg", config).paths)
         tp = build(backend, config)
