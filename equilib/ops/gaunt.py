@@ -23,8 +23,7 @@ import math
 import numpy as np
 import torch
 
-from ..so3 import sh_index
-from ..so3._fourier import azimuth_fourier, projection_fourier, theta_fourier
+from ..so3 import azimuth_fourier, projection_fourier, sh_index, theta_fourier
 from .base import register_backend
 from .grid import GridTensorProduct, _GridTables, _Plan
 

@@ -10,7 +10,7 @@ from scipy.integrate import quad
 
 from equilib import so3
 from equilib.ops import make_tensor_product
-from equilib.so3._fourier import azimuth_fourier, projection_fourier, sh_to_fourier, sine_integral
+from equilib.so3 import azimuth_fourier, projection_fourier, sh_to_fourier, sine_integral
 from tests.conftest import randn
 from tests.ops.test_conformance import CONFIGS, random_configuration
 
