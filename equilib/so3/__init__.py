@@ -1,8 +1,8 @@
 """Shared math on the sphere and the rotation group, used by every tensor-product backend.
 
 Real spherical harmonics in e3nn's convention (and in the 2D Fourier basis of the torus), exact product
-quadrature rules, Clebsch-Gordan and Gaunt
-coefficients, random rotations and Wigner D matrices (for tests and diagnostics).
+quadrature rules, Clebsch-Gordan and Gaunt coefficients, random rotations and Wigner D matrices (for tests and
+diagnostics).
 """
 
 from ._coupling import clebsch_gordan_m0, gaunt_path_scale, gaunt_tensor, gaunt_w3j_factor
