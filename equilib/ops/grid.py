@@ -378,6 +378,10 @@ class GridTensorProduct(TensorProduct):
     def _auto_transform(self, plan: _Plan, tables: _GridTables, coupling_ok: bool) -> str:
         return _choose_transform(plan, len(tables.grid.beta) * len(tables.grid.alpha), coupling_ok)
 
+    def _multiply(self, values1: torch.Tensor, values2: torch.Tensor) -> torch.Tensor:
+        """The product of two signals in the representation the analysis produced: pointwise on the grid."""
+        return values1 * values2
+
     def _normalization(self, plan: _Plan, pairs, l3: int) -> float:
         """Output scale of degree l3: 1 for normalization='none'; for 'component', the inverse standard deviation
         of an output component when all inputs are independent with unit variance (sum over the paths into it of
@@ -428,7 +432,7 @@ class GridTensorProduct(TensorProduct):
                     matrix = (c2.reshape(n, c2.shape[-1]) @ table).view(n, c1.shape[-1], table.shape[1] // c1.shape[-1])
                     term = torch.bmm(c1, matrix)
                 else:
-                    term = c1 * c2
+                    term = self._multiply(c1, c2)
                 total = term if total is None else total + term
             if self.transform != "coupling":
                 total = self._synthesis[g](total)

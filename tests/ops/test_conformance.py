@@ -23,12 +23,13 @@ CONFIGS = {
 SMALL = {"small": ("2x0e+2x1o+2x2e", "0e+1o+2e", "2x0e+2x1o+2x2e")}
 # Every registered backend with its defaults, each strategy of the grid backend, and in2 weighting.
 BACKENDS = available_backends() + ["grid:dense", "grid:separable", "grid:coupling", "grid:in2-weighted",
-                                   "gaunt:in2-weighted"]
+                                   "gaunt:direct", "gaunt:in2-weighted"]
 VARIANT_OPTIONS = {
     "grid:dense": {"transform": "dense"},
     "grid:separable": {"transform": "separable"},
     "grid:coupling": {"transform": "coupling"},
     "grid:in2-weighted": {"weighted": ("in1", "in2", "out")},
+    "gaunt:direct": {"transform": "direct"},
     "gaunt:in2-weighted": {"weighted": ("in1", "in2", "out")},
 }
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}

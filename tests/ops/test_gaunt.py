@@ -48,14 +48,15 @@ def test_projection_tables_give_an_orthonormal_basis():
     assert np.abs(gram - np.eye(so3.sh_dim(lmax))).max() < 1e-13
 
 
+@pytest.mark.parametrize("transform", ["fft", "direct"])
 @pytest.mark.parametrize("normalization", ["component", "none"])
 @pytest.mark.parametrize("weighted", [("in1", "out"), ("in1", "in2", "out")])
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_equals_the_grid_backend(config, weighted, normalization, generator):
+def test_equals_the_grid_backend(config, weighted, normalization, transform, generator):
     if "in2" in weighted and config == "mixed-mul":
         pytest.skip("'in2' weights need one multiplicity in x1")
     options = dict(weighted=weighted, normalization=normalization, dtype=torch.float64)
-    fourier = make_tensor_product("gaunt", *CONFIGS[config], **options)
+    fourier = make_tensor_product("gaunt", *CONFIGS[config], transform=transform, **options)
     grid = make_tensor_product("grid", *CONFIGS[config], transform="dense", **options)
     assert fourier.paths == grid.paths and fourier.weight_numel == grid.weight_numel
     assert fourier.output_scale == grid.output_scale
@@ -66,11 +67,12 @@ def test_equals_the_grid_backend(config, weighted, normalization, generator):
     assert (fourier(x1, x2, w) - expected).abs().max() < 1e-12 * max(1.0, expected.abs().max().item())
 
 
+@pytest.mark.parametrize("transform", ["fft", "direct"])
 @settings(max_examples=15, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(config=random_configuration())
-def test_equals_the_grid_backend_on_random_configurations(config):
+def test_equals_the_grid_backend_on_random_configurations(transform, config):
     assume(config is not None)
-    fourier = make_tensor_product("gaunt", *config, dtype=torch.float64)
+    fourier = make_tensor_product("gaunt", *config, transform=transform, dtype=torch.float64)
     grid = make_tensor_product("grid", *config, transform="dense", dtype=torch.float64)
     generator = torch.Generator().manual_seed(3)
     x1, x2 = randn(4, fourier.irreps_in1.dim, generator=generator), randn(4, fourier.irreps_in2.dim, generator=generator)
