@@ -138,8 +138,10 @@ def main(argv=None):
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--lmin", type=int, default=1)
     parser.add_argument("--lmax", type=int, default=6)
-    parser.add_argument("--ops", default="e3nn-cg,cg,e3nn-gaunt,grid,grid-dense,grid-separable,grid-coupling,gaunt",
-                        help="comma list among e3nn-cg, cg, e3nn-gaunt, grid, grid-dense, grid-separable, grid-coupling")
+    parser.add_argument("--ops", default="e3nn-cg,cg,e3nn-gaunt,grid,grid-dense,grid-separable,grid-coupling,gaunt,"
+                        "gaunt-fft,gaunt-direct",
+                        help="comma list among e3nn-cg, cg, e3nn-gaunt, grid[-dense|-separable|-coupling], "
+                        "gaunt[-fft|-direct] (no suffix: the backend's auto choice)")
     parser.add_argument("--reference-lmax", type=int, default=6,
                         help="skip the e3nn-based ops (e3nn-cg, cg, e3nn-gaunt) above this L: they are slow")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -170,11 +172,10 @@ def main(argv=None):
                 op = E3nnReference(op, gaunt=False) if name == "e3nn-cg" else op
             elif name == "e3nn-gaunt":
                 op = E3nnReference(make_tensor_product("grid", irreps_x, irreps_sh, irreps_x, dtype=dtype), gaunt=True)
-            elif name == "gaunt":
-                op = make_tensor_product("gaunt", irreps_x, irreps_sh, irreps_x, dtype=dtype)
-            else:
-                transform = name.split("-")[1] if "-" in name else "auto"
-                op = make_tensor_product("grid", irreps_x, irreps_sh, irreps_x, transform=transform, dtype=dtype)
+            else:  # grid or gaunt, optionally with a strategy: grid-dense, gaunt-direct, ...
+                backend, _, transform = name.partition("-")
+                op = make_tensor_product(backend, irreps_x, irreps_sh, irreps_x, transform=transform or "auto",
+                                         dtype=dtype)
             built[name] = op.to(device=args.device, dtype=dtype)
         loads = {name: workloads(op, args.n, dtype, args.device, generator) for name, op in built.items()}
         medians = [timed_round_robin({name: w[k] for name, w in loads.items()}, args.warmup, args.repeats, args.device)
