@@ -35,6 +35,8 @@ def _check(src: torch.Tensor, index: torch.Tensor, dim: int, dim_size: int | Non
     dim = dim % src.dim()
     if src.shape[dim] != index.numel():
         raise ValueError(f"index: expected {src.shape[dim]} entries (src.shape[{dim}]), got {index.numel()}")
+    if dim_size is not None and index.device.type != "cpu":
+        return dim, dim_size  # reading index values would synchronize the device on every call; torch checks bounds
     if index.numel() and int(index.min()) < 0:
         raise ValueError(f"index: expected non-negative entries, got min {int(index.min())}")
     needed = int(index.max()) + 1 if index.numel() else 0
