@@ -11,5 +11,7 @@ coefficients and FFTs on the torus).
 
 from . import cg, gaunt, grid  # noqa: F401  (registers the backends)
 from .base import Path, TensorProduct, available_backends, coupling_paths, make_tensor_product, register_backend
+from .expressivity import Expressivity, expressivity
 
-__all__ = ["Path", "TensorProduct", "available_backends", "coupling_paths", "make_tensor_product", "register_backend"]
+__all__ = ["Expressivity", "Path", "TensorProduct", "available_backends", "coupling_paths", "expressivity",
+           "make_tensor_product", "register_backend"]
