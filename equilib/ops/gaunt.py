@@ -49,7 +49,7 @@ class _FourierTables:
         self.shape = (self.n_b, self.n_a)
         self.t = theta_fourier(plan.lmax)  # ((lmax+1)^2, 2 lmax + 1), u = -lmax..lmax
         self.p = projection_fourier(plan.lmax, l12)  # ((lmax+1)^2, 2 l12 + 1), u = -l12..l12
-        self.lmax, self.l12 = plan.lmax, l12
+        self.lmax, self.l12, self.lout = plan.lmax, l12, lout
         self.u = _fft_order(self.n_b)
 
     layout = staticmethod(_GridTables.layout)
@@ -99,32 +99,9 @@ class _FourierTables:
         return _FourierSynthesis(table, columns, shape, dtype)
 
 
-class _FourierAnalysis(torch.nn.Module):
-    """(batch, channels, m-major columns) -> (batch, channels, n_b * n_a) real samples on the torus."""
-
-    def __init__(self, table, real_from, imag_from, shape, dtype) -> None:
-        super().__init__()
-        self.register_buffer("table", torch.as_tensor(table, dtype=dtype), persistent=False)  # (n_m, n_l, n_b)
-        self.register_buffer("real_from", torch.tensor(real_from), persistent=False)
-        self.register_buffer("imag_from", torch.tensor(imag_from), persistent=False)
-        self.n_b, self.n_a = shape
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, _ = x.shape
-        if b * c == 0:  # MKL's FFT rejects empty batches
-            return x.new_zeros(b, c, self.n_b * self.n_a)
-        n_m, n_l, n_b = self.table.shape
-        r = torch.einsum("xml,mlu->xmu", x.reshape(b * c, n_m, n_l), self.table)
-        r = torch.cat([r, r.new_zeros(b * c, 1, n_b)], dim=1)  # a zero row: the imaginary part of v = 0
-        spectrum = torch.complex(r.index_select(1, self.real_from), r.index_select(1, self.imag_from))
-        spectrum = torch.nn.functional.pad(spectrum.transpose(1, 2), (0, self.n_a // 2 + 1 - spectrum.shape[1]))
-        samples = torch.fft.irfft2(spectrum, s=(self.n_b, self.n_a), norm="forward")
-        return samples.reshape(b, c, self.n_b * self.n_a)
-
-
-class _FourierCoefficients(torch.nn.Module):
-    """(batch, channels, m-major columns) -> the full coefficient array, real and imaginary parts, flattened:
-    (batch, channels, 2 * (2 top + 1)^2), u and v = -top..top."""
+class _HalfSpectrum(torch.nn.Module):
+    """Coefficients (batch, channels, m-major columns) -> Fourier coefficients for v >= 0, by one matrix product per
+    order m: real and imaginary parts, each (batch * channels, v = 0..top, u)."""
 
     def __init__(self, table, real_from, imag_from, dtype) -> None:
         super().__init__()
@@ -132,12 +109,39 @@ class _FourierCoefficients(torch.nn.Module):
         self.register_buffer("real_from", torch.tensor(real_from), persistent=False)
         self.register_buffer("imag_from", torch.tensor(imag_from), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def half_spectrum(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, c, _ = x.shape
         n_m, n_l, n_u = self.table.shape
         r = torch.einsum("xml,mlu->xmu", x.reshape(b * c, n_m, n_l), self.table)
-        r = torch.cat([r, r.new_zeros(b * c, 1, n_u)], dim=1)
-        real, imag = r.index_select(1, self.real_from), r.index_select(1, self.imag_from)  # (x, v >= 0, u)
+        r = torch.cat([r, r.new_zeros(b * c, 1, n_u)], dim=1)  # a zero row: the imaginary part of v = 0
+        return r.index_select(1, self.real_from), r.index_select(1, self.imag_from)
+
+
+class _FourierAnalysis(_HalfSpectrum):
+    """(batch, channels, m-major columns) -> (batch, channels, n_b * n_a) real samples on the torus (irfft2)."""
+
+    def __init__(self, table, real_from, imag_from, shape, dtype) -> None:
+        super().__init__(table, real_from, imag_from, dtype)
+        self.n_b, self.n_a = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, _ = x.shape
+        if b * c == 0:  # MKL's FFT rejects empty batches
+            return x.new_zeros(b, c, self.n_b * self.n_a)
+        spectrum = torch.complex(*self.half_spectrum(x))  # (x, v, u), u in FFT order
+        spectrum = torch.nn.functional.pad(spectrum.transpose(1, 2), (0, self.n_a // 2 + 1 - spectrum.shape[1]))
+        samples = torch.fft.irfft2(spectrum, s=(self.n_b, self.n_a), norm="forward")
+        return samples.reshape(b, c, self.n_b * self.n_a)
+
+
+class _FourierCoefficients(_HalfSpectrum):
+    """(batch, channels, m-major columns) -> the full coefficient array, real and imaginary parts, flattened:
+    (batch, channels, 2 * (2 top + 1)^2), u and v = -top..top."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, _ = x.shape
+        n_u = self.table.shape[2]
+        real, imag = self.half_spectrum(x)  # (x, v >= 0, u)
         # v < 0 by conjugate symmetry of a real function: F[u, -v] = conj(F[-u, v])
         real = torch.cat([real[:, 1:].flip(1, 2), real], dim=1)
         imag = torch.cat([-imag[:, 1:].flip(1, 2), imag], dim=1)
@@ -207,9 +211,8 @@ class GauntFourierTensorProduct(GridTensorProduct):
     TRANSFORMS = ("auto", "fft", "direct")
 
     def _make_tables(self, plan: _Plan) -> _FourierTables:
-        self._tables = tables = _FourierTables(plan)
-        self._lout = max(max(ls) for ls in plan.out_ls.values())
-        return tables
+        self._tables = _FourierTables(plan)
+        return self._tables
 
     def _auto_transform(self, plan: _Plan, tables: _FourierTables, coupling_ok: bool) -> str:
         return "fft"
@@ -217,4 +220,4 @@ class GauntFourierTensorProduct(GridTensorProduct):
     def _multiply(self, values1: torch.Tensor, values2: torch.Tensor) -> torch.Tensor:
         if self.transform == "fft":
             return values1 * values2  # samples on the torus grid
-        return _convolve(values1, values2, self._tables.l12, self._lout)
+        return _convolve(values1, values2, self._tables.l12, self._tables.lout)
