@@ -100,12 +100,11 @@ def compare_relaxation(model_calculator, reference_calculator, record, fmax: flo
     reference_atoms.calc = reference_calculator
     offset = float(reference_atoms.get_potential_energy()) - float(record.y_init)
     model = relax(initial, model_calculator, fmax=fmax, steps=steps)
-    model.atoms.calc = reference_calculator
-    reference_at_model = float(model.atoms.get_potential_energy()) - offset
     reference_along_model = []
     for frame in model.frames:
         frame.calc = reference_calculator
         reference_along_model.append(float(frame.get_potential_energy()) - offset)
+    reference_at_model = reference_along_model[-1]  # the last frame is the relaxed structure
     y_relaxed = float(record.y_relaxed)
     distances = minimum_image_distances(model.atoms.positions, record.pos_relaxed.double().numpy(),
                                         initial.cell.array, initial.pbc)[free]
