@@ -63,15 +63,14 @@ def _read_structure(path):
 def _relax(args) -> int:
     import numpy as np
     from ase.filters import FrechetCellFilter
-    from ase.optimize import BFGS, FIRE
-
     from .calculator import EquilibCalculator
+    from .relaxation import OPTIMIZERS
 
     atoms = _read_structure(args.structure)
     atoms.calc = EquilibCalculator(args.model)
     target = FrechetCellFilter(atoms) if args.cell else atoms
     trajectory = args.trajectory or str(Path(args.structure).with_suffix("")) + "_relax.traj"
-    optimizer = {"bfgs": BFGS, "fire": FIRE}[args.optimizer](target, trajectory=trajectory, logfile="-")
+    optimizer = OPTIMIZERS[args.optimizer](target, trajectory=trajectory, logfile="-")
     converged = optimizer.run(fmax=args.fmax, steps=args.steps)
     fmax = float(np.linalg.norm(atoms.get_forces(), axis=1).max())
     print(f"final energy {atoms.get_potential_energy():.6f} eV, max force {fmax:.4f} eV/A, "
