@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from e3nn import o3
 
+from .base import TensorProduct
+
 
 @dataclass(frozen=True)
 class Expressivity:
@@ -74,6 +76,11 @@ def expressivity(tp, draws: int | None = None, probes: int | None = None, seed: 
     carry float32 round-off, which the float64 copy keeps). For an approximate op (``tp.exact`` False) it also
     decides what counts as reached.
     """
+    if not isinstance(tp, TensorProduct):
+        raise TypeError(f"tp: expected a TensorProduct (from make_tensor_product), got {type(tp).__name__}")
+    for name, value in (("draws", draws), ("probes", probes)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name}: expected a positive number, got {value}")
     built = next((t.dtype for t in list(tp.buffers()) + list(tp.parameters()) if t.is_floating_point()), None)
     if rtol is None:
         rtol = 1e-9 if built in (None, torch.float64) else 1e-4

@@ -59,3 +59,11 @@ def test_float32_ops_use_a_float32_tolerance():
     natural, sh, every = _problem(2)
     result = expressivity(make_tensor_product("cg", natural, sh, every, dtype=torch.float32))
     assert result.dimension == result.full_dimension == 15
+
+
+def test_bad_arguments():
+    natural, sh, _ = _problem(1)
+    with pytest.raises(TypeError, match="tp: expected a TensorProduct"):
+        expressivity("cg")
+    with pytest.raises(ValueError, match="draws"):
+        expressivity(make_tensor_product("grid", natural, sh, natural), draws=0)
