@@ -2,20 +2,33 @@
 
 Luo, Chen, Krishnapriyan, "Enabling Efficient Equivariant Operations in the Fourier Basis via Gaunt Tensor
 Products" (ICLR 2024). Each signal's real SH coefficients become 2D Fourier coefficients on the torus (polar angle
-b in [0, 2 pi), azimuth a) with exact float64 tables (:mod:`equilib.so3._fourier`), using that ``Y_lm`` has only the
-azimuthal frequencies ``v = +-|m|``: one small matrix product per order m. The product of two signals is the 2D
-convolution of their coefficient arrays, computed by FFT: inverse real FFT to samples on a uniform
-``(2 L12 + 1) x (L12 + Lout + 1)`` torus grid (L12 = L1 + L2, enough that the product's coefficients up to the
-output degree do not alias), pointwise product, forward real FFT (``transform="fft"``); or directly, summing
-shifted copies of one coefficient array weighted by the other's coefficients (``transform="direct"``, cheaper for
-small degrees). The product's coefficients are projected onto the output degrees with the closed-form polar
-integral (again one matrix product per order m).
+b, azimuth a) with exact float64 tables (:mod:`equilib.so3._fourier`). Everything is real: ``Y_lm`` is
+``S_m(a) Theta_lm(b)`` with ``S_m`` one of ``sqrt 2 cos(m a)``, ``1``, ``sqrt 2 sin(|m| a)`` (azimuthal frequency
+``|m|``) and ``Theta_lm`` a cosine series in b for even ``|m|``, a sine series for odd ``|m|`` (the real form of the
+complex coefficients, which are real and even or imaginary and odd in u). So a signal is one polar Fourier series
+per order m: one small matrix product per m takes its coefficients to the series' coefficients ``u = 0..L``.
 
-It computes the same function as the ``grid`` backend (the Gaunt product: paths with l1 + l2 + l3 even, each
-scaled by ``sqrt((2l1+1)(2l2+1) / (4 pi (2l3+1))) <l1 0 l2 0 | l3 0>``), with the same signals, parities, weights
-(``weighted``) and ``normalization``; only the way of computing differs. Compared with the Gauss-Legendre grid the
-uniform torus grid has about ``2 L12 / ceil((D+1)/2)`` times more polar samples (it covers b in [0, 2 pi) and
-cannot use Gauss-Legendre nodes), and its transforms are FFTs instead of matrix products.
+The product of two signals is the 2D convolution of their Fourier coefficients. Along the polar frequency u it is
+computed by the DFT: the polar series are evaluated on ``L12 + 1`` nodes ``b_j = pi (j + 1/2) / (L12 + 1)`` of
+``[0, pi]`` (a cosine or sine series of degree ``<= L12 = L1 + L2`` is fixed by its values there; this uses the
+torus symmetry ``f(2 pi - b, a + pi) = f(b, a)`` to halve the paper's ``2 L12 + 1`` polar samples), multiplied
+there, and transformed back to ``u = 0..L12`` by the inverse DCT/DST matrix. Along the azimuthal frequency:
+
+- ``transform="fft"``: also by the DFT, on ``L12 + Lout + 1`` uniform azimuths (no aliasing into ``|m| <= Lout``):
+  pointwise products on the torus grid, the paper's FFT method. The DFTs are real matrix products: at these sizes
+  (at most a few dozen points) they are faster than ``torch.fft`` and need no complex tensors.
+- ``transform="direct"``: directly, the convolution of the azimuthal coefficients (``S_m1 S_m2 = sum_m
+  A[m1, m2, m] S_m``, A from the Fourier coefficients of ``S_m``). x2's coefficients at each polar node are
+  contracted with A into one ``(2 L1 + 1) x (2 Lout + 1)`` matrix per sample and node, applied to all channels.
+
+The product's coefficients are projected onto the output degrees with the closed-form polar integral (one matrix
+product per order m). It computes the same function as the ``grid`` backend (the Gaunt product: paths with
+l1 + l2 + l3 even, each scaled by ``sqrt((2l1+1)(2l2+1) / (4 pi (2l3+1))) <l1 0 l2 0 | l3 0>``), with the same
+signals, parities, weights (``weighted``) and ``normalization``; only the way of computing differs.
+
+``transform="auto"`` picks ``direct`` when x2 is one channel per sample and ``fft`` otherwise (a per-channel x2
+makes the direct convolution's matrices per channel). Measured with scripts/bench_tp.py, 2 CPU cores, N = 2000,
+C = 32, float32, forward+backward: see scripts/results/bench_gaunt_cpu_2026-11-29.md.
 """
 
 from __future__ import annotations
@@ -30,27 +43,29 @@ from .base import register_backend
 from .grid import GridTensorProduct, _GridTables, _Plan
 
 
-def _fft_order(n: int) -> np.ndarray:
-    """Frequencies u of the FFT's output positions 0..n-1 (n odd): 0, 1, .., n//2, -n//2, .., -1."""
-    k = np.arange(n)
-    return np.where(k <= n // 2, k, k - n)
+def _azimuth_coefficients(m: int, vmax: int) -> np.ndarray:
+    """Fourier coefficients of ``S_m(a)`` for v = -vmax..vmax."""
+    s = np.zeros(2 * vmax + 1, dtype=complex)
+    for v, c in azimuth_fourier(m).items():
+        s[v + vmax] = c
+    return s
 
 
 class _FourierTables:
-    """The torus grid of one product and the per-m Fourier tables of its signals (float64)."""
+    """The torus grid of one product (polar nodes in [0, pi], uniform azimuths) and its real Fourier tables
+    (float64). Tables are per order m, m = -top..top, as the m-major layout wants."""
 
     def __init__(self, plan: _Plan) -> None:
         pairs = [pair for pairs in plan.groups.values() for pair in pairs]
-        l12 = max(max(plan.signals1[a].ls) + max(plan.signals2[b].ls) for a, b in pairs)
-        lout = max(max(ls) for ls in plan.out_ls.values())
-        top_in = max(max(plan.signals1[a].ls + plan.signals2[b].ls) for a, b in pairs)
-        self.n_b = 2 * l12 + 1  # every polar frequency of the product, |u| <= L12, without aliasing
-        self.n_a = max(l12 + lout + 1, 2 * top_in + 1)  # azimuthal frequencies <= Lout free of aliasing
+        self.l12 = max(max(plan.signals1[a].ls) + max(plan.signals2[b].ls) for a, b in pairs)
+        self.lout = max(max(ls) for ls in plan.out_ls.values())
+        self.lmax = plan.lmax
+        self.n_b, self.n_a = self.l12 + 1, self.l12 + self.lout + 1
         self.shape = (self.n_b, self.n_a)
+        self.b = math.pi * (np.arange(self.n_b) + 0.5) / self.n_b
+        self.a = 2.0 * math.pi * np.arange(self.n_a) / self.n_a
         self.t = theta_fourier(plan.lmax)  # ((lmax+1)^2, 2 lmax + 1), u = -lmax..lmax
-        self.p = projection_fourier(plan.lmax, l12)  # ((lmax+1)^2, 2 l12 + 1), u = -l12..l12
-        self.lmax, self.l12, self.lout = plan.lmax, l12, lout
-        self.u = _fft_order(self.n_b)
+        self.p = projection_fourier(plan.lmax, self.l12)  # ((lmax+1)^2, 2 l12 + 1), u = -l12..l12
 
     layout = staticmethod(_GridTables.layout)
 
@@ -58,166 +73,151 @@ class _FourierTables:
     def layout_kind(transform: str) -> str:
         return "separable"  # m-major, as the per-m tables want
 
+    def polar_basis(self, m: int, n_u: int) -> np.ndarray:
+        """(n_b, n_u): cos(u b_j) for even |m|, sin(u b_j) for odd |m|, u = 0..n_u-1 (the inverse DCT / DST)."""
+        return (np.cos if m % 2 == 0 else np.sin)(np.outer(self.b, np.arange(n_u)))
+
+    def azimuth_basis(self, top: int) -> np.ndarray:
+        """(n_a, 2 top + 1): S_m(a_k) for m = -top..top, from its Fourier coefficients."""
+        waves = np.exp(1j * np.outer(self.a, np.arange(-top, top + 1)))
+        return np.stack([(waves @ _azimuth_coefficients(m, top)).real for m in range(-top, top + 1)], axis=1)
+
+    def azimuth_product(self) -> np.ndarray:
+        """``A[m2, m1, m]`` with ``S_m1 S_m2 = sum_m A S_m``, m1, m2 = -lmax..lmax, m = -lout..lout: the convolution
+        of the Fourier coefficients, ``sum_v1,v2 s_m1[v1] s_m2[v2] conj(s_m[v1 + v2])``."""
+        top, out = self.lmax, self.lout
+        s = np.stack([_azimuth_coefficients(m, top) for m in range(-top, top + 1)])  # (m, v)
+        s_out = np.stack([_azimuth_coefficients(m, 2 * top) for m in range(-out, out + 1)])  # v = -2 top..2 top
+        n = 2 * top + 1
+        conv = np.zeros((n, n, 4 * top + 1), dtype=complex)  # (m2, m1, v1 + v2)
+        for v2 in range(n):
+            conv[:, :, v2 : v2 + n] += s[:, None, v2, None] * s[None, :, :]
+        return np.einsum("ijv,kv->ijk", conv, s_out.conj()).real
+
     def analysis_module(self, ls: list[int], transform: str, dtype: torch.dtype) -> torch.nn.Module:
-        """Coefficients (m-major layout) -> Fourier coefficients through per-m tables, then (fft) samples on the
-        torus grid by irfft2, or (direct) the full coefficient array."""
-        top, n_l = max(ls), len(ls)
-        u = self.u if transform == "fft" else np.arange(-top, top + 1)
-        table = np.zeros((2 * top + 1, n_l, len(u)))
-        imaginary = np.zeros(2 * top + 1, dtype=bool)
-        inside = np.abs(u) <= self.lmax
+        """Coefficients -> polar Fourier coefficients (per m) -> values on the polar nodes, and (fft) on the torus."""
+        top = max(ls)
+        fourier = np.zeros((2 * top + 1, top + 1, len(ls)))
+        nodes = np.zeros((2 * top + 1, self.n_b, top + 1))
+        u = np.arange(top + 1)
         for k, m in enumerate(range(-top, top + 1)):
-            s = azimuth_fourier(m)[abs(m)]  # the v = |m| coefficient; v = -|m| follows by conjugate symmetry
+            nodes[k] = self.polar_basis(m, top + 1)
             for j, l in enumerate(ls):
                 if l >= abs(m):
-                    row = np.zeros(len(u), dtype=complex)
-                    row[inside] = self.t[sh_index(l, m), u[inside] + self.lmax] * s
-                    imaginary[k] = abs(row.imag).max() > abs(row.real).max()
-                    table[k, j] = row.imag if imaginary[k] else row.real
-        # Each v = k >= 0 gets its real part from one of m = +-k and its imaginary part from the other.
-        real_from = [top + k if not imaginary[top + k] else top - k for k in range(top + 1)]
-        imag_from = [2 * top + 1 if k == 0 else (top + k if imaginary[top + k] else top - k) for k in range(top + 1)]
-        if transform == "direct":
-            return _FourierCoefficients(table, real_from, imag_from, dtype)
-        return _FourierAnalysis(table, real_from, imag_from, self.shape, dtype)
+                    t = self.t[sh_index(l, m)]  # Theta = sum_u t[u] e^{iub}, u = -lmax..lmax
+                    plus, minus = t[self.lmax + u], t[self.lmax - u]
+                    # cos(ub): t[u] + t[-u] (t[0] once); sin(ub): i (t[u] - t[-u])
+                    fourier[k, :, j] = (plus + minus - (u == 0) * plus).real if m % 2 == 0 else (1j * (plus - minus)).real
+        azimuth = self.azimuth_basis(top) if transform == "fft" else None
+        return _PolarAnalysis(fourier, nodes, azimuth, dtype)
 
     def synthesis_module(self, ls: list[int], transform: str, scale: dict[int, float],
                          dtype: torch.dtype) -> torch.nn.Module:
-        """Samples on the torus grid -> coefficients (m-major layout), through rfft2 and the projection tables."""
-        top, n_l = max(ls), len(ls)
-        u = self.u if transform == "fft" else np.arange(-self.l12, self.l12 + 1)
-        table = np.zeros((2 * top + 1, n_l, 2 * len(u)))
+        """Products on the polar nodes (per m, or fft: on the torus) -> polar Fourier coefficients u = 0..L12
+        (inverse DCT / DST) -> coefficients, by the projection tables."""
+        top, n_u = max(ls), self.l12 + 1
+        from_nodes = np.zeros((2 * top + 1, n_u, self.n_b))
+        projection = np.zeros((2 * top + 1, len(ls), n_u))
+        u = np.arange(n_u)
         for k, m in enumerate(range(-top, top + 1)):
-            pair = 2.0 if m != 0 else 1.0  # v = +|m| and its conjugate v = -|m| contribute equally
-            s = azimuth_fourier(m)[-abs(m)]
+            odd = m % 2
+            basis = self.polar_basis(m, n_u + odd)[:, odd:]  # sine series: sin(1 b)..sin(n_b b), square
+            from_nodes[k, odd:] = np.linalg.inv(basis)[: n_u - odd]
             for j, l in enumerate(ls):
                 if l >= abs(m):
-                    w = 2.0 * math.pi * pair * s * scale[l] * self.p[sh_index(l, m), u + self.l12]
-                    table[k, j] = np.concatenate([w.real, -w.imag])  # Re(G w) = G_re w_re - G_im w_im
-        columns = [abs(m) for m in range(-top, top + 1)]
-        shape = self.shape if transform == "fft" else None
-        return _FourierSynthesis(table, columns, shape, dtype)
+                    p = self.p[sh_index(l, m)]  # int_0^pi sin(b) e^{iub} Theta_lm(b) db, u = -l12..l12
+                    plus, minus = p[self.l12 + u], p[self.l12 - u]
+                    polar = (plus + minus) / 2 if not odd else (plus - minus) / 2j
+                    projection[k, j] = 2.0 * math.pi * scale[l] * polar.real  # 2 pi: the azimuthal integral
+        azimuth = self.azimuth_basis(top).T / self.n_a if transform == "fft" else None
+        return _PolarSynthesis(azimuth, from_nodes, projection, self.lout, dtype)
 
 
-class _HalfSpectrum(torch.nn.Module):
-    """Coefficients (batch, channels, m-major columns) -> Fourier coefficients for v >= 0, by one matrix product per
-    order m: real and imaginary parts, each (batch * channels, v = 0..top, u)."""
+class _TableModule(torch.nn.Module):
+    """Holds float64-computed tables (None: absent) as non-persistent buffers in the module's dtype."""
 
-    def __init__(self, table, real_from, imag_from, dtype) -> None:
+    def __init__(self, dtype: torch.dtype, **tables) -> None:
         super().__init__()
-        self.register_buffer("table", torch.as_tensor(table, dtype=dtype), persistent=False)  # (n_m, n_l, n_u)
-        self.register_buffer("real_from", torch.tensor(real_from), persistent=False)
-        self.register_buffer("imag_from", torch.tensor(imag_from), persistent=False)
-
-    def half_spectrum(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, c, _ = x.shape
-        n_m, n_l, n_u = self.table.shape
-        r = torch.einsum("xml,mlu->xmu", x.reshape(b * c, n_m, n_l), self.table)
-        r = torch.cat([r, r.new_zeros(b * c, 1, n_u)], dim=1)  # a zero row: the imaginary part of v = 0
-        return r.index_select(1, self.real_from), r.index_select(1, self.imag_from)
+        for name, t in tables.items():
+            self.register_buffer(name, None if t is None else torch.as_tensor(t, dtype=dtype), persistent=False)
 
 
-class _FourierAnalysis(_HalfSpectrum):
-    """(batch, channels, m-major columns) -> (batch, channels, n_b * n_a) real samples on the torus (irfft2)."""
+class _PolarAnalysis(_TableModule):
+    """(batch, channels, m-major columns) -> values on the polar nodes, (n_m, n_b, batch, channels), or with an
+    azimuth table on the torus grid, (n_a, n_b, batch, channels)."""
 
-    def __init__(self, table, real_from, imag_from, shape, dtype) -> None:
-        super().__init__(table, real_from, imag_from, dtype)
-        self.n_b, self.n_a = shape
+    def __init__(self, fourier, nodes, azimuth, dtype) -> None:
+        super().__init__(dtype, fourier=fourier, nodes=nodes, azimuth=azimuth)  # (n_m, n_u, n_l), (n_m, n_b, n_u), (n_a, n_m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, _ = x.shape
-        if b * c == 0:  # MKL's FFT rejects empty batches
-            return x.new_zeros(b, c, self.n_b * self.n_a)
-        spectrum = torch.complex(*self.half_spectrum(x))  # (x, v, u), u in FFT order
-        spectrum = torch.nn.functional.pad(spectrum.transpose(1, 2), (0, self.n_a // 2 + 1 - spectrum.shape[1]))
-        samples = torch.fft.irfft2(spectrum, s=(self.n_b, self.n_a), norm="forward")
-        return samples.reshape(b, c, self.n_b * self.n_a)
+        n_m, n_u, n_l = self.fourier.shape
+        x = x.reshape(b * c, n_m * n_l).t().reshape(n_m, n_l, b * c)  # a strided view: bmm reads it in place
+        values = torch.bmm(self.nodes, torch.bmm(self.fourier, x))  # (n_m, n_b, b c)
+        if self.azimuth is not None:
+            values = self.azimuth @ values.reshape(n_m, -1)
+        return values.reshape(-1, self.nodes.shape[1], b, c)
 
 
-class _FourierCoefficients(_HalfSpectrum):
-    """(batch, channels, m-major columns) -> the full coefficient array, real and imaginary parts, flattened:
-    (batch, channels, 2 * (2 top + 1)^2), u and v = -top..top."""
+class _PolarSynthesis(_TableModule):
+    """Products on the polar nodes (n_m, n_b, batch, channels) with m = -lout..lout, or with an azimuth table on the
+    torus grid (n_a, n_b, batch, channels) -> (batch, channels, m-major columns)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, _ = x.shape
-        n_u = self.table.shape[2]
-        real, imag = self.half_spectrum(x)  # (x, v >= 0, u)
-        # v < 0 by conjugate symmetry of a real function: F[u, -v] = conj(F[-u, v])
-        real = torch.cat([real[:, 1:].flip(1, 2), real], dim=1)
-        imag = torch.cat([-imag[:, 1:].flip(1, 2), imag], dim=1)
-        return torch.stack([real, imag], dim=1).transpose(2, 3).reshape(b, c, 2 * n_u * n_u)
-
-
-class _FourierSynthesis(torch.nn.Module):
-    """(batch, channels, n_b * n_a) samples (fft) or (batch, channels, 2 * n_u * n_v) coefficients with v = 0..
-    (direct) -> (batch, channels, m-major columns)."""
-
-    def __init__(self, table, columns, shape, dtype) -> None:
-        super().__init__()
-        self.register_buffer("table", torch.as_tensor(table, dtype=dtype), persistent=False)  # (n_m, n_l, 2 n_u)
-        self.register_buffer("columns", torch.tensor(columns), persistent=False)
-        self.shape = shape
+    def __init__(self, azimuth, from_nodes, projection, lout, dtype) -> None:
+        super().__init__(dtype, azimuth=azimuth, from_nodes=from_nodes, projection=projection)  # (n_m, n_a), (n_m, n_u, n_b), (n_m, n_l, n_u)
+        self.lout = lout
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
-        b, c, _ = values.shape
-        if b * c == 0:
-            return values.new_zeros(b, c, self.table.shape[0] * self.table.shape[1])
-        n_u = self.table.shape[2] // 2
-        if self.shape is not None:
-            spectrum = torch.fft.rfft2(values.reshape(b * c, *self.shape), norm="forward")
-            real, imag = spectrum.real, spectrum.imag  # (x, n_u, n_v), u in FFT order
-        else:
-            real, imag = values.reshape(b * c, 2, n_u, -1).unbind(1)
-        g = torch.cat([real, imag], dim=1).index_select(-1, self.columns)  # (x, 2 n_u, n_m): v = |m| per m
-        out = torch.einsum("xum,mlu->xml", g, self.table)
-        return out.reshape(b, c, -1)
+        _, n_b, b, c = values.shape
+        n_m, n_l, _ = self.projection.shape
+        if self.azimuth is not None:
+            values = self.azimuth @ values.reshape(values.shape[0], -1)
+        elif values.shape[0] != n_m:  # the rows of this output's orders
+            values = values[self.lout - n_m // 2 : self.lout + n_m // 2 + 1]
+        out = torch.bmm(self.projection, torch.bmm(self.from_nodes, values.reshape(n_m, n_b, b * c)))
+        return out.reshape(n_m * n_l, b * c).t().reshape(b, c, n_m * n_l)
 
 
-def _convolve(values1: torch.Tensor, values2: torch.Tensor, l12: int, lout: int) -> torch.Tensor:
-    """Direct 2D convolution of two full coefficient arrays (as made by :class:`_FourierCoefficients`), kept for
-    u = -l12..l12 and v = 0..lout: (batch, channels, 2 * (2 l12 + 1) * (lout + 1))."""
-    b = values1.shape[0]
-    size1, size2 = (int(round(math.sqrt(v.shape[-1] // 2))) for v in (values1, values2))
-    if size2 > size1:  # loop over the smaller array's entries
-        values1, values2, size1, size2 = values2, values1, size2, size1
-    a = values1.reshape(b, values1.shape[1], 2, size1, size1)
-    k = values2.reshape(b, values2.shape[1], 2, size2, size2)
-    top1, top2 = size1 // 2, size2 // 2
-    channels = max(a.shape[1], k.shape[1])
-    out = a.new_zeros(b, channels, 2, 2 * l12 + 1, lout + 1)
-    for du in range(size2):
-        for dv in range(size2):
-            shift_u, shift_v = du - top2, dv - top2
-            # output v = v1 + shift_v must lie in 0..lout: v1 in [max(-top1, -shift_v), min(top1, lout - shift_v)]
-            first, last = max(-top1, -shift_v), min(top1, lout - shift_v)
-            if first > last:
-                continue
-            k_re, k_im = k[:, :, 0, du, dv, None, None], k[:, :, 1, du, dv, None, None]
-            a_re = a[:, :, 0, :, first + top1 : last + top1 + 1]
-            a_im = a[:, :, 1, :, first + top1 : last + top1 + 1]
-            u0 = l12 - top1 + shift_u
-            rows = slice(u0, u0 + size1)
-            cols = slice(first + shift_v, last + shift_v + 1)
-            out[:, :, 0, rows, cols] += a_re * k_re - a_im * k_im
-            out[:, :, 1, rows, cols] += a_re * k_im + a_im * k_re
-    return out.reshape(b, channels, 2 * (2 * l12 + 1) * (lout + 1))
+def _convolve_azimuth(values1: torch.Tensor, values2: torch.Tensor, product: torch.Tensor) -> torch.Tensor:
+    """Direct convolution along the azimuthal frequency of two signals on the polar nodes, (n_m1, n_b, batch,
+    channels) and (n_m2, ...): x2's coefficients with ``product`` (A[m2, m1, m], m's centred) make one (n_m1, n_m)
+    matrix per sample, node and channel of x2, applied to the channels of x1 it meets. -> (n_m, n_b, batch,
+    channels)."""
+    if values2.shape[-1] > values1.shape[-1]:  # the product is symmetric: let x2 be the one with fewer channels
+        values1, values2 = values2, values1
+    (m1, n_b, b, c1), m2, c2 = values1.shape, values2.shape[0], values2.shape[-1]
+    lmax, n_m = product.shape[0] // 2, product.shape[-1]
+    table = product[lmax - m2 // 2 : lmax + m2 // 2 + 1, lmax - m1 // 2 : lmax + m1 // 2 + 1].reshape(m2, m1 * n_m)
+    matrices = (values2.reshape(m2, -1).t() @ table).view(-1, m1, n_m)  # (n_b b c2, m1, m)
+    out = torch.bmm(matrices.transpose(1, 2), values1.reshape(m1, -1, c1 // c2).transpose(0, 1))  # (n_b b c2, m, c1/c2)
+    return out.view(n_b, b, c2, n_m, c1 // c2).permute(3, 0, 1, 2, 4).reshape(n_m, n_b, b, c1)
 
 
 @register_backend("gaunt")
 class GauntFourierTensorProduct(GridTensorProduct):
     """Gaunt product through 2D Fourier coefficients on the torus (Luo et al. 2024). See module docs; options as
-    for ``grid`` except ``transform``: ``"fft"`` or ``"direct"`` convolution (``"auto"``: see ``_auto_transform``)."""
+    for ``grid`` except ``transform``: ``"fft"`` or ``"direct"`` azimuthal convolution (``"auto"``: see
+    ``_auto_transform``)."""
 
     TRANSFORMS = ("auto", "fft", "direct")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        product = self._tables.azimuth_product() if self.transform == "direct" else None
+        dtype = kwargs.get("dtype") or torch.get_default_dtype()
+        self.register_buffer("_azimuth_product", None if product is None else torch.as_tensor(product, dtype=dtype),
+                             persistent=False)
 
     def _make_tables(self, plan: _Plan) -> _FourierTables:
         self._tables = _FourierTables(plan)
         return self._tables
 
     def _auto_transform(self, plan: _Plan, tables: _FourierTables, coupling_ok: bool) -> str:
-        return "fft"
+        """``direct`` when every x2 signal is one channel (no 'in2' weights), else ``fft`` (module docs)."""
+        single = "in2" not in self.weighted and all(plan.signals2[b].mul == 1 for b in plan.used(1))
+        return "direct" if single else "fft"
 
     def _multiply(self, values1: torch.Tensor, values2: torch.Tensor) -> torch.Tensor:
         if self.transform == "fft":
             return values1 * values2  # samples on the torus grid
-        return _convolve(values1, values2, self._tables.l12, self._tables.lout)
+        return _convolve_azimuth(values1, values2, self._azimuth_product)

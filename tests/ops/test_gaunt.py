@@ -82,10 +82,40 @@ def test_equals_the_grid_backend_on_random_configurations(transform, config):
 
 def test_torus_grid_size_and_options():
     tp = make_tensor_product("gaunt", "2x0e+2x1o+2x2e", "0e+1o+2e", "2x0e+2x1o+2x2e")
-    assert tp.grid_shape == (9, 7) and tp.transform == "fft"  # L12 = 4: 2*4+1 polar, 4+2+1 azimuthal samples
-    tp = make_tensor_product("gaunt", "3x4e", "0e", "3x4e")
-    assert tp.grid_shape == (9, 9)  # the input itself needs 2*4+1 azimuthal samples
+    assert tp.grid_shape == (5, 7)  # L12 = 4: 4+1 polar nodes in [0, pi], 4+2+1 azimuths
+    assert tp.transform == "direct"  # single-channel x2
+    assert make_tensor_product("gaunt", "3x0e+3x1o", "3x0e+3x1o", "3x0e+3x1o").transform == "fft"  # 'uuu'
+    tp = make_tensor_product("gaunt", "3x0e+3x1o", "0e+1o", "3x0e+3x1o", weighted=("in1", "in2", "out"))
+    assert tp.transform == "fft"  # 'in2' weights make x2 one signal per channel
+    assert make_tensor_product("gaunt", "3x4e", "0e", "3x4e").grid_shape == (5, 9)
     with pytest.raises(ValueError, match="transform"):
         make_tensor_product("gaunt", "2x1o", "1o", "2x0e", transform="dense")
     with pytest.raises(ValueError, match="gaunt"):
         make_tensor_product("gaunt", "2x1o", "1o", "2x1e")  # the cross product: an odd path only
+
+
+def test_analysis_gives_the_signal_on_the_torus_grid(generator):
+    """Per-m Fourier tables, inverse DCT/DST and azimuthal DFT reproduce sum x_lm Y_lm at the torus nodes."""
+    ls = [0, 1, 2, 3]
+    tp = make_tensor_product("gaunt", "0e+1o+2e+3o", "0e+1o+2e+3o", "0e+1o+2e+3o", transform="fft",
+                             dtype=torch.float64)
+    tables = tp._tables
+    layout = tables.layout(ls, "separable")
+    x = randn(3, so3.sh_dim(3), generator=generator)
+    columns = torch.stack([x[:, so3.sh_index(*col)] if col else torch.zeros(3, dtype=x.dtype) for col in layout], -1)
+    values = tables.analysis_module(ls, "fft", torch.float64)(columns[:, None])  # (n_a, n_b, batch, 1)
+    a, b = np.meshgrid(tables.a, tables.b, indexing="ij")
+    points = np.stack([np.sin(b) * np.sin(a), np.cos(b), np.sin(b) * np.cos(a)], -1).reshape(-1, 3)
+    expected = torch.as_tensor(so3.spherical_harmonics(3, points)) @ x.T  # (n_a n_b, batch)
+    assert (values.reshape(-1, 3) - expected).abs().max() < 1e-12
+
+
+def test_azimuth_product_table_multiplies_the_azimuthal_functions():
+    tp = make_tensor_product("gaunt", "0e+1o+2e", "0e+1o+2e", "0e+1o+2e+3o+4e", transform="direct")
+    tables = tp._tables
+    s_in, s_out = tables.azimuth_basis(tables.lmax), tables.azimuth_basis(tables.lout)  # (n_a, orders)
+    table = tables.azimuth_product()
+    for i, m1 in enumerate(range(-tables.lmax, tables.lmax + 1)):
+        for j, m2 in enumerate(range(-tables.lmax, tables.lmax + 1)):
+            if abs(m1) + abs(m2) <= tables.lout:  # the product's frequencies stay within the outputs
+                assert np.abs(s_in[:, i] * s_in[:, j] - s_out @ table[j, i]).max() < 1e-13
