@@ -26,9 +26,13 @@ product per order m). It computes the same function as the ``grid`` backend (the
 l1 + l2 + l3 even, each scaled by ``sqrt((2l1+1)(2l2+1) / (4 pi (2l3+1))) <l1 0 l2 0 | l3 0>``), with the same
 signals, parities, weights (``weighted``) and ``normalization``; only the way of computing differs.
 
-``transform="auto"`` picks ``direct`` when x2 is one channel per sample and ``fft`` otherwise (a per-channel x2
-makes the direct convolution's matrices per channel). Measured with scripts/bench_tp.py, 2 CPU cores, N = 2000,
-C = 32, float32, forward+backward: see scripts/results/bench_gaunt_cpu_2026-11-29.md.
+``transform="auto"`` picks ``direct`` when every x2 signal is one channel per sample (no 'in2' weights) and
+``L12 >= 4``, else ``fft``: a per-channel x2 makes the direct convolution's matrices per channel, and at ``L12 < 4``
+the matrices are too small to pay for building them. Measured with scripts/bench_tp.py (one thread: the other core
+was busy; N = 2000, C = 32, float32, forward+backward, uvu; scripts/results/bench_gaunt_cpu_2026-11-29.md):
+fft / direct / grid ms = 9.3 / 14.8 / 4.8 at L = 1, 23.7 / 23.5 / 10.2 at L = 2, 143 / 123 / 30 at L = 4,
+504 / 372 / 94 at L = 6 (the previous complex-FFT version: 96, 205, 1450, 3142 ms). ``grid`` (its coupling
+strategy) stays 2-4x faster for uvu; with a per-channel x2 (uuu) see the results file.
 """
 
 from __future__ import annotations
@@ -156,7 +160,7 @@ class _PolarAnalysis(_TableModule):
         values = torch.bmm(self.nodes, torch.bmm(self.fourier, x))  # (n_m, n_b, b c)
         if self.azimuth is not None:
             values = self.azimuth @ values.reshape(n_m, -1)
-        return values.reshape(-1, self.nodes.shape[1], b, c)
+        return values.reshape(values.shape[0], self.nodes.shape[1], b, c)
 
 
 class _PolarSynthesis(_TableModule):
@@ -188,8 +192,8 @@ def _convolve_azimuth(values1: torch.Tensor, values2: torch.Tensor, product: tor
     (m1, n_b, b, c1), m2, c2 = values1.shape, values2.shape[0], values2.shape[-1]
     lmax, n_m = product.shape[0] // 2, product.shape[-1]
     table = product[lmax - m2 // 2 : lmax + m2 // 2 + 1, lmax - m1 // 2 : lmax + m1 // 2 + 1].reshape(m2, m1 * n_m)
-    matrices = (values2.reshape(m2, -1).t() @ table).view(-1, m1, n_m)  # (n_b b c2, m1, m)
-    out = torch.bmm(matrices.transpose(1, 2), values1.reshape(m1, -1, c1 // c2).transpose(0, 1))  # (n_b b c2, m, c1/c2)
+    matrices = (values2.reshape(m2, -1).t() @ table).view(n_b * b * c2, m1, n_m)  # (n_b b c2, m1, m)
+    out = torch.bmm(matrices.transpose(1, 2), values1.reshape(m1, n_b * b * c2, c1 // c2).transpose(0, 1))  # (n_b b c2, m, c1/c2)
     return out.view(n_b, b, c2, n_m, c1 // c2).permute(3, 0, 1, 2, 4).reshape(n_m, n_b, b, c1)
 
 
@@ -213,9 +217,9 @@ class GauntFourierTensorProduct(GridTensorProduct):
         return self._tables
 
     def _auto_transform(self, plan: _Plan, tables: _FourierTables, coupling_ok: bool) -> str:
-        """``direct`` when every x2 signal is one channel (no 'in2' weights), else ``fft`` (module docs)."""
+        """``direct`` when every x2 signal is one channel (no 'in2' weights) and L12 >= 4, else ``fft`` (module docs)."""
         single = "in2" not in self.weighted and all(plan.signals2[b].mul == 1 for b in plan.used(1))
-        return "direct" if single else "fft"
+        return "direct" if single and tables.l12 >= 4 else "fft"
 
     def _multiply(self, values1: torch.Tensor, values2: torch.Tensor) -> torch.Tensor:
         if self.transform == "fft":
