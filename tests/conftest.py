@@ -1,7 +1,16 @@
-"""Shared fixtures: a seeded generator per test, so every test is deterministic."""
+"""Shared fixtures: a seeded generator per test (every test is deterministic), a private cache directory."""
 
 import pytest
 import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def equilib_cache(tmp_path_factory):
+    """Fitted decompositions (the cp backend) go to a fresh directory, not the user's ~/.cache/equilib."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("EQUILIB_CACHE", str(tmp_path_factory.mktemp("equilib-cache")))
+    yield
+    patch.undo()
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@
 
 Backends: ``cg`` (exact Clebsch-Gordan, all paths, e3nn underneath), ``grid`` (Gaunt product on an exact
 S^2 quadrature grid, l1 + l2 + l3 even paths only) and ``gaunt`` (the same Gaunt product through 2D Fourier
-coefficients and FFTs on the torus).
+coefficients and FFTs on the torus), ``cp`` (the CG product over all paths through a rank-R CP decomposition with
+path-weight sharing, TDN; approximately equivariant).
 """
 
-from . import cg, gaunt, grid  # noqa: F401  (registers the backends)
+from . import cg, cp, gaunt, grid  # noqa: F401  (registers the backends)
 from .base import Path, TensorProduct, available_backends, coupling_paths, make_tensor_product, register_backend
 from .expressivity import Expressivity, expressivity
 

@@ -21,10 +21,16 @@ CONFIGS = {
     "out-subset": ("5x0e+5x1o+5x2e+5x3o", "0e+1o+2e+3o", "5x0e+5x2e"),
 }
 SMALL = {"small": ("2x0e+2x1o+2x2e", "0e+1o+2e", "2x0e+2x1o+2x2e")}
-# Every registered backend with its defaults, each strategy of the grid backend, and in2 weighting.
+# Every registered backend with its defaults, each strategy of the grid backend, and in2 weighting. The cp backend
+# runs here with a rank that makes its decomposition exact (one component per non-zero fiber), so the suite checks its
+# plumbing at the exact tolerance; the fitted (approximate) ranks are tested in test_cp.py.
 BACKENDS = available_backends() + ["grid:dense", "grid:separable", "grid:coupling", "grid:in2-weighted",
-                                   "gaunt:direct", "gaunt:in2-weighted"]
+                                   "gaunt:direct", "gaunt:in2-weighted", "cp:per-path", "cp:parity-exact"]
+EXACT_RANK = 10**6
 VARIANT_OPTIONS = {
+    "cp": {"rank": EXACT_RANK},
+    "cp:per-path": {"rank": EXACT_RANK, "weight_sharing": "per-path"},
+    "cp:parity-exact": {"rank": EXACT_RANK, "parity": "exact"},
     "grid:dense": {"transform": "dense"},
     "grid:separable": {"transform": "separable"},
     "grid:coupling": {"transform": "coupling"},
@@ -52,7 +58,7 @@ def inputs(tp, batch, generator, dtype=torch.float64):
 
 
 def test_registry_lists_backends():
-    assert {"cg", "grid"} <= set(available_backends())
+    assert {"cg", "cp", "gaunt", "grid"} <= set(available_backends())
     with pytest.raises(ValueError, match=r"backend: unknown tensor-product backend 'nope'; available: \['cg'"):
         make_tensor_product("nope", "0e", "0e", "0e")
 
