@@ -5,7 +5,8 @@ channel-wise ("uvu"), output ``C x (0..L)``, per-edge weights, N edges. For each
 forward+backward and double backward (gradient of a force-like loss) times, the median of ``--repeats`` runs
 after ``--warmup`` runs (CUDA events on a GPU), the equivariance error of the op, and the largest difference
 from its e3nn reference on the same path set (all paths for ``cg``; the l1+l2+l3-even paths with Gaunt path
-weights for ``grid``). Writes a CSV and prints a table.
+weights for ``grid``; for ``cp`` the all-path CG product with its channel weights on every path, so the difference
+is the decomposition's error). Writes a CSV and prints a table.
 
     python scripts/bench_tp.py                       # CPU, N=2000, C=32, L=1..6, fp32
     python scripts/bench_tp.py --device cuda --n 20000 --channels 64 --lmax 8
@@ -139,9 +140,10 @@ def main(argv=None):
     parser.add_argument("--lmin", type=int, default=1)
     parser.add_argument("--lmax", type=int, default=6)
     parser.add_argument("--ops", default="e3nn-cg,cg,e3nn-gaunt,grid,grid-dense,grid-separable,grid-coupling,gaunt,"
-                        "gaunt-fft,gaunt-direct",
+                        "gaunt-fft,gaunt-direct,cp,cp-x2",
                         help="comma list among e3nn-cg, cg, e3nn-gaunt, grid[-dense|-separable|-coupling], "
-                        "gaunt[-fft|-direct] (no suffix: the backend's auto choice)")
+                        "gaunt[-fft|-direct] (no suffix: the backend's auto choice), cp (TDN rank 7 L^2), cp-x2 "
+                        "(rank 14 L^2), cp-per-path (rank 7 L^2, per-path weights)")
     parser.add_argument("--reference-lmax", type=int, default=6,
                         help="skip the e3nn-based ops (e3nn-cg, cg, e3nn-gaunt) above this L: they are slow")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -172,6 +174,9 @@ def main(argv=None):
                 op = E3nnReference(op, gaunt=False) if name == "e3nn-cg" else op
             elif name == "e3nn-gaunt":
                 op = E3nnReference(make_tensor_product("grid", irreps_x, irreps_sh, irreps_x, dtype=dtype), gaunt=True)
+            elif name.startswith("cp"):  # fitted once, then read from the on-disk cache
+                options = {"rank": 14 * lmax**2} if name == "cp-x2" else {"weight_sharing": "per-path"} if name == "cp-per-path" else {}
+                op = make_tensor_product("cp", irreps_x, irreps_sh, irreps_x, dtype=dtype, **options)
             else:  # grid or gaunt, optionally with a strategy: grid-dense, gaunt-direct, ...
                 backend, _, transform = name.partition("-")
                 op = make_tensor_product(backend, irreps_x, irreps_sh, irreps_x, transform=transform or "auto",
@@ -209,14 +214,19 @@ def reference_difference(name, op, built, device, generator):
     """Largest |op - e3nn reference| on the same inputs (None where the reference was not built)."""
     if name.startswith("e3nn"):
         return None
-    ref = built.get("e3nn-cg" if name == "cg" else "e3nn-gaunt")
+    ref = built.get("e3nn-cg" if name == "cg" or name.startswith("cp") else "e3nn-gaunt")
     if ref is None:
         return None
     n = 64
     x1 = torch.randn(n, op.irreps_in1.dim, generator=generator, dtype=torch.float64).to(device, op_dtype(op))
     x2 = torch.randn(n, op.irreps_in2.dim, generator=generator, dtype=torch.float64).to(device, op_dtype(op))
     w = torch.randn(n, op.weight_numel, generator=generator, dtype=torch.float64).to(device, op_dtype(op))
-    w_ref = w if name == "cg" else grid_weights_as_paths(op, w)
+    if name == "cg" or getattr(op, "weight_sharing", None) == "per-path":
+        w_ref = w
+    elif name.startswith("cp"):  # shared: every path carries the channel weights
+        w_ref = torch.cat([w] * len(op.paths), dim=-1)
+    else:
+        w_ref = grid_weights_as_paths(op, w)
     with torch.no_grad():
         return (op(x1, x2, w) - ref(x1, x2, w_ref)).abs().max().item()
 

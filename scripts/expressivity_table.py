@@ -2,6 +2,10 @@
 0..L): reached dimension / full CG dimension, per L, as a markdown table (equilib.ops.expressivity).
 
     python scripts/expressivity_table.py --lmax 6
+    python scripts/expressivity_table.py --lmax 4 --backends cp      # cp at TDN's fitted rank 7 L^2 (fits take a while)
+
+``cp-exact`` is the cp backend at a rank where its decomposition is exact; plain ``cp`` is fitted (approximately
+equivariant), measured with ``expressivity``'s default tolerance for approximate ops (10 x its fit error).
 """
 
 from __future__ import annotations
@@ -26,14 +30,18 @@ def problem(lmax: int, channels: int = 2):
     return natural, sh, candidates
 
 
-def build(backend: str, lmax: int):
+VARIANTS = {"cp-exact": ("cp", {"rank": 10**9})}
+
+
+def build(name: str, lmax: int):
     """The op with every output it can reach (a Gaunt product cannot reach the pseudo-tensor outputs)."""
+    backend, options = VARIANTS.get(name, (name, {}))
     natural, sh, candidates = problem(lmax)
     for outputs in (candidates, natural):
         reached = sorted({p.i_out for p in coupling_paths(natural, sh, outputs)})
         try:
             return make_tensor_product(backend, natural, sh, o3.Irreps([outputs[i] for i in reached]),
-                                       dtype=torch.float64)
+                                       dtype=torch.float64, **options)
         except ValueError:
             continue
     raise ValueError(f"{backend}: no output set it can build")
@@ -42,7 +50,8 @@ def build(backend: str, lmax: int):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lmax", type=int, default=6)
-    parser.add_argument("--backends", default=",".join(available_backends()))
+    parser.add_argument("--backends", default="cg,gaunt,grid,cp-exact",
+                        help=f"comma list among {available_backends() + list(VARIANTS)}")
     args = parser.parse_args(argv)
     backends = args.backends.split(",")
     print("| L | full CG dimension | " + " | ".join(backends) + " |")

@@ -73,8 +73,9 @@ def expressivity(tp, draws: int | None = None, probes: int | None = None, seed: 
     ``draws`` random maps and ``probes`` probe triples default to twice the full dimension plus 8. Evaluated in
     float64 (on a float64 copy of the op). ``rtol`` is the relative size below which a singular value or a
     coupling counts as zero: default 1e-9 for an op built in float64, 1e-4 for one built in float32 (its tables
-    carry float32 round-off, which the float64 copy keeps). For an approximate op (``tp.exact`` False) it also
-    decides what counts as reached.
+    carry float32 round-off, which the float64 copy keeps), and at least 10 times the op's ``fit_error`` for an
+    approximate op (``cp`` at a fitted rank): its small non-equivariant part would otherwise count as extra
+    dimensions. It also decides what counts as reached.
     """
     if not isinstance(tp, TensorProduct):
         raise TypeError(f"tp: expected a TensorProduct (from make_tensor_product), got {type(tp).__name__}")
@@ -83,7 +84,7 @@ def expressivity(tp, draws: int | None = None, probes: int | None = None, seed: 
             raise ValueError(f"{name}: expected a positive number, got {value}")
     built = next((t.dtype for t in list(tp.buffers()) + list(tp.parameters()) if t.is_floating_point()), None)
     if rtol is None:
-        rtol = 1e-9 if built in (None, torch.float64) else 1e-4
+        rtol = max(1e-9 if built in (None, torch.float64) else 1e-4, 10 * getattr(tp, "fit_error", 0.0))
     op = copy.deepcopy(tp).to(torch.float64)
     generator = torch.Generator().manual_seed(seed)
     xs, ys, zs_op = _distinct(op.irreps_in1), _distinct(op.irreps_in2), _distinct(op.irreps_out)

@@ -36,6 +36,18 @@ def test_cg_reaches_every_coupling(lmax):
     assert not result.missing and set(result.reachable) == _couplings(lmax, gaunt_only=False)
 
 
+# a rank where the decomposition is exact, and a fitted one (14 L^2: with the pseudo-tensor outputs TDN's 7 L^2
+# leaves a 15% fit error at L = 2)
+@pytest.mark.parametrize("lmax, rank", [(1, 10**6), (2, 10**6), (2, 56)])
+def test_cp_reaches_every_coupling_including_the_odd_ones(lmax, rank):
+    natural, sh, every = _problem(lmax)
+    tp = make_tensor_product("cp", natural, sh, every, rank=rank, dtype=torch.float64)
+    result = expressivity(tp)
+    assert result.dimension == result.full_dimension and not result.missing
+    if not tp.exact:  # at the plain float64 tolerance its non-equivariant residual shows up as extra dimensions
+        assert tp.fit_error > 1e-8 and expressivity(tp, rtol=1e-9).dimension > result.full_dimension
+
+
 @pytest.mark.parametrize("backend", ["grid", "gaunt"])
 @pytest.mark.parametrize("lmax", [1, 2, 3])
 def test_gaunt_products_miss_exactly_the_odd_couplings(backend, lmax):
