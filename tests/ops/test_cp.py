@@ -141,12 +141,26 @@ def test_odd_paths_are_realized(generator):
         make_tensor_product("grid", "4x1o", "1o", "4x1e")
 
 
+def test_per_sample_and_channel_contractions_agree(generator):
+    irreps = "16x0e+16x1o+16x2e"
+    ops = {c: make_tensor_product("cp", irreps, "0e+1o+2e", irreps, contraction=c, dtype=torch.float64)
+           for c in ("auto", "channels", "sample")}
+    x1, x2 = randn(5, ops["auto"].irreps_in1.dim, generator=generator), randn(5, 9, generator=generator)
+    w = randn(5, 16, generator=generator)
+    ref = ops["channels"](x1, x2, w)
+    assert torch.allclose(ops["sample"](x1, x2, w), ref, atol=1e-12)
+    assert ops["auto"]._per_sample == [True]  # 9 * 9 * (28 + 16) < 16 * 18 * 28
+    with pytest.raises(ValueError, match="contraction: 'sample' needs x2 entries of multiplicity 1"):
+        make_tensor_product("cp", *L2, weight_sharing="per-path", contraction="sample")
+
+
 def test_clear_errors_for_bad_options():
     for options, message in (
         ({"rank": 0}, "rank: expected a positive integer or None"),
         ({"rank": 2.5}, "rank: expected a positive integer or None"),
         ({"weight_sharing": "some"}, "weight_sharing: expected one of"),
         ({"parity": "maybe"}, "parity: expected one of"),
+        ({"contraction": "both"}, "contraction: expected one of"),
         ({"tol": 0.0}, r"tol: expected a float in \(0, 1\)"),
         ({"rank": 2, "parity": "exact"}, "rank: expected at least 4 \\(one component per independent block\\)"),
     ):
