@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,8 +117,12 @@ def fitted_factors(tensor: np.ndarray, rank: int, tol: float, directory: str | o
         with np.load(path) as stored:
             return stored["a"], stored["b"], stored["c"], float(stored["error"])
     a, b, c, error = cp_als(t, rank, tol=tol)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(temporary, a=a, b=b, c=c, error=error)
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(temporary, a=a, b=b, c=c, error=error)
+        os.replace(temporary, path)
+    except OSError as err:  # a read-only or invalid cache costs a refit next time, not the construction
+        warnings.warn(f"cache_dir: could not store the fitted CP factors in {path.parent} ({err}); set "
+                      "EQUILIB_CACHE or cache_dir to a writable folder to fit only once", stacklevel=3)
     return a, b, c, error

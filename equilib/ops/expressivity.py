@@ -75,7 +75,8 @@ def expressivity(tp, draws: int | None = None, probes: int | None = None, seed: 
     coupling counts as zero: default 1e-9 for an op built in float64, 1e-4 for one built in float32 (its tables
     carry float32 round-off, which the float64 copy keeps), and at least 10 times the op's ``fit_error`` for an
     approximate op (``cp`` at a fitted rank): its small non-equivariant part would otherwise count as extra
-    dimensions. It also decides what counts as reached.
+    dimensions; so the count means something only for a good fit (``fit_error`` well below 0.01). It also decides
+    what counts as reached.
     """
     if not isinstance(tp, TensorProduct):
         raise TypeError(f"tp: expected a TensorProduct (from make_tensor_product), got {type(tp).__name__}")

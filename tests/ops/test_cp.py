@@ -64,6 +64,14 @@ def test_fitted_factors_are_cached_on_disk(tmp_path, monkeypatch):
     assert cpd.cache_dir() == tmp_path / "env" / "cp"
 
 
+def test_an_unusable_cache_warns_and_still_fits(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    t = random_low_rank((4, 4, 4), 2, seed=3)
+    with pytest.warns(UserWarning, match="cache_dir: could not store the fitted CP factors"):
+        *_, error = cpd.fitted_factors(t, 2, 1e-9, tmp_path / "a-file" / "cp")
+    assert error < 1e-9
+
+
 def shared_as_cg_weights(tp, cg, w):
     """cg weights that give every path the channel weights of a 'shared' cp op (one multiplicity)."""
     return torch.cat([w] * len(cg.paths), dim=-1)
