@@ -140,10 +140,10 @@ def main(argv=None):
     parser.add_argument("--lmin", type=int, default=1)
     parser.add_argument("--lmax", type=int, default=6)
     parser.add_argument("--ops", default="e3nn-cg,cg,e3nn-gaunt,grid,grid-dense,grid-separable,grid-coupling,gaunt,"
-                        "gaunt-fft,gaunt-direct,cp,cp-x2",
+                        "gaunt-fft,gaunt-direct,cp,cp-k14",
                         help="comma list among e3nn-cg, cg, e3nn-gaunt, grid[-dense|-separable|-coupling], "
-                        "gaunt[-fft|-direct] (no suffix: the backend's auto choice), cp (TDN rank 7 L^2), cp-x2 "
-                        "(rank 14 L^2), cp-per-path (rank 7 L^2, per-path weights)")
+                        "gaunt[-fft|-direct] (no suffix: the backend's auto choice), cp (TDN rank 7 L^2), cp-k<k> "
+                        "(rank k L^2, e.g. cp-k14), cp-per-path (rank 7 L^2, per-path weights)")
     parser.add_argument("--reference-lmax", type=int, default=6,
                         help="skip the e3nn-based ops (e3nn-cg, cg, e3nn-gaunt) above this L: they are slow")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -175,7 +175,9 @@ def main(argv=None):
             elif name == "e3nn-gaunt":
                 op = E3nnReference(make_tensor_product("grid", irreps_x, irreps_sh, irreps_x, dtype=dtype), gaunt=True)
             elif name.startswith("cp"):  # fitted once, then read from the on-disk cache
-                options = {"rank": 14 * lmax**2} if name == "cp-x2" else {"weight_sharing": "per-path"} if name == "cp-per-path" else {}
+                options = {"weight_sharing": "per-path"} if name == "cp-per-path" else {}
+                if name.startswith("cp-k"):
+                    options = {"rank": int(name[4:]) * lmax**2}
                 op = make_tensor_product("cp", irreps_x, irreps_sh, irreps_x, dtype=dtype, **options)
             else:  # grid or gaunt, optionally with a strategy: grid-dense, gaunt-direct, ...
                 backend, _, transform = name.partition("-")
