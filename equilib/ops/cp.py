@@ -137,6 +137,8 @@ def _share_out(rank: int, bounds: list[int]) -> list[int]:
     if rank >= total:
         return list(bounds)
     share = [max(1, min(b, rank * b // total)) for b in bounds]
+    while sum(share) > rank:  # the minimum of one each overshot: take back from the largest
+        share[int(np.argmax(share))] -= 1
     order = np.argsort([-(rank * b / total - s) for b, s in zip(bounds, share)], kind="stable")
     k = 0
     while sum(share) < rank:

@@ -113,6 +113,17 @@ def test_error_falls_with_rank_and_vanishes_at_the_exact_rank(generator):
     assert relative_error_against_cg(exact, generator) < 1e-14
 
 
+def test_rank_is_shared_out_over_blocks_exactly():
+    from equilib.ops.cp import _share_out
+
+    assert _share_out(3, [100, 1, 1]) == [1, 1, 1]
+    assert _share_out(60, [100, 10, 20]) == [46, 5, 9]
+    assert _share_out(500, [100, 10, 20]) == [100, 10, 20]  # enough for every block: all exact
+    for rank in range(3, 131):
+        share = _share_out(rank, [100, 10, 20])
+        assert sum(share) == rank and all(1 <= s <= b for s, b in zip(share, [100, 10, 20]))
+
+
 def test_shared_weights_do_not_grow_with_the_paths():
     for lmax in (2, 4):
         irreps = "+".join(f"8x{l}{'eo'[l % 2]}" for l in range(lmax + 1))
