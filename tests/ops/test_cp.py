@@ -97,7 +97,7 @@ def equivariance_error(tp, generator, g):
 def test_default_rank_is_tdn_schedule_and_the_fit_error_is_the_error_against_cg(generator):
     tp = make_tensor_product("cp", *L2, dtype=torch.float64)
     assert tp.rank == default_rank(2) == 28 and not tp.exact
-    assert 1e-6 < tp.fit_error < 1e-3  # measured 5.4e-4
+    assert 1e-6 < tp.fit_error < 1e-3  # measured 3.6e-4
     error = relative_error_against_cg(tp, generator)
     assert 0.3 * tp.fit_error < error < 3 * tp.fit_error
     rotation = equivariance_error(tp, generator, so3.random_rotation(generator=generator))
