@@ -83,7 +83,7 @@ def expressivity(tp, draws: int | None = None, probes: int | None = None, seed: 
     for name, value in (("draws", draws), ("probes", probes)):
         if value is not None and value < 1:
             raise ValueError(f"{name}: expected a positive number, got {value}")
-    built = next((t.dtype for t in list(tp.buffers()) + list(tp.parameters()) if t.is_floating_point()), None)
+    built = tp._module_dtype()
     if rtol is None:
         rtol = max(1e-9 if built in (None, torch.float64) else 1e-4, 10 * getattr(tp, "fit_error", 0.0))
     op = copy.deepcopy(tp).to(torch.float64)

@@ -44,7 +44,7 @@ import torch
 
 from ..so3 import azimuth_fourier, projection_fourier, sh_index, theta_fourier
 from .base import register_backend
-from .grid import GridTensorProduct, _GridTables, _Plan
+from .grid import GridTensorProduct, _GridTables, _Plan, _TableModule
 
 
 def _azimuth_coefficients(m: int, vmax: int) -> np.ndarray:
@@ -137,15 +137,6 @@ class _FourierTables:
         return _PolarSynthesis(azimuth, from_nodes, projection, self.lout, dtype)
 
 
-class _TableModule(torch.nn.Module):
-    """Holds float64-computed tables (None: absent) as non-persistent buffers in the module's dtype."""
-
-    def __init__(self, dtype: torch.dtype, **tables) -> None:
-        super().__init__()
-        for name, t in tables.items():
-            self.register_buffer(name, None if t is None else torch.as_tensor(t, dtype=dtype), persistent=False)
-
-
 class _PolarAnalysis(_TableModule):
     """(batch, channels, m-major columns) -> values on the polar nodes, (n_m, n_b, batch, channels), or with an
     azimuth table on the torus grid, (n_a, n_b, batch, channels)."""
@@ -208,9 +199,8 @@ class GauntFourierTensorProduct(GridTensorProduct):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         product = self._tables.azimuth_product() if self.transform == "direct" else None
-        dtype = kwargs.get("dtype") or torch.get_default_dtype()
-        self.register_buffer("_azimuth_product", None if product is None else torch.as_tensor(product, dtype=dtype),
-                             persistent=False)
+        self.register_buffer("_azimuth_product", None if product is None else
+                             torch.as_tensor(product, dtype=self._module_dtype()), persistent=False)
 
     def _make_tables(self, plan: _Plan) -> _FourierTables:
         self._tables = _FourierTables(plan)

@@ -141,16 +141,23 @@ class _GridTables:
 
 
 class _TableModule(torch.nn.Module):
-    """Holds float64-computed tables as (non-persistent) buffers in the module's dtype."""
+    """Holds float64-computed tables (None: absent) as non-persistent buffers in the module's dtype."""
+
+    def __init__(self, dtype: torch.dtype, **tables: np.ndarray | None) -> None:
+        super().__init__()
+        for name, t in tables.items():
+            self.register_buffer(name, None if t is None else torch.as_tensor(t, dtype=dtype), persistent=False)
+
+
+class _GridTransform(_TableModule):
+    """One grid transform's tables: a dense ``matrix``, or separable ``legendre`` and ``azimuth`` tables."""
 
     def __init__(self, tables: dict[str, np.ndarray], dtype: torch.dtype) -> None:
-        super().__init__()
+        super().__init__(dtype, **tables)
         self.dense = "matrix" in tables
-        for name, t in tables.items():
-            self.register_buffer(name, torch.as_tensor(t, dtype=dtype), persistent=False)
 
 
-class _Analysis(_TableModule):
+class _Analysis(_GridTransform):
     """Coefficients (batch, channels, columns) -> values on the grid (batch, channels, points)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +169,7 @@ class _Analysis(_TableModule):
         return (t.reshape(b * c * n_beta, n_m) @ self.azimuth).reshape(b, c, n_beta * self.azimuth.shape[1])
 
 
-class _Synthesis(_TableModule):
+class _Synthesis(_GridTransform):
     """Values on the grid (batch, channels, points) -> coefficients (batch, channels, columns)."""
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
