@@ -223,12 +223,7 @@ def reference_difference(name, op, built, device, generator):
     x1 = torch.randn(n, op.irreps_in1.dim, generator=generator, dtype=torch.float64).to(device, op_dtype(op))
     x2 = torch.randn(n, op.irreps_in2.dim, generator=generator, dtype=torch.float64).to(device, op_dtype(op))
     w = torch.randn(n, op.weight_numel, generator=generator, dtype=torch.float64).to(device, op_dtype(op))
-    if name == "cg" or getattr(op, "weight_sharing", None) == "per-path":
-        w_ref = w
-    elif name.startswith("cp"):  # shared: every path carries the channel weights
-        w_ref = torch.cat([w] * len(op.paths), dim=-1)
-    else:
-        w_ref = grid_weights_as_paths(op, w)
+    w_ref = w if name == "cg" else op.cg_weights(w) if name.startswith("cp") else grid_weights_as_paths(op, w)
     with torch.no_grad():
         return (op(x1, x2, w) - ref(x1, x2, w_ref)).abs().max().item()
 

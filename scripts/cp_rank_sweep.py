@@ -30,9 +30,8 @@ def errors(tp, cg, generator, n=64):
     x1 = torch.randn(n, tp.irreps_in1.dim, generator=generator, dtype=torch.float64)
     x2 = torch.randn(n, tp.irreps_in2.dim, generator=generator, dtype=torch.float64)
     w = torch.randn(n, tp.weight_numel, generator=generator, dtype=torch.float64)
-    w_cg = w if tp.weight_sharing == "per-path" else torch.cat([w] * len(cg.paths), dim=-1)
     with torch.no_grad():
-        out, ref = tp(x1, x2, w), cg(x1, x2, w_cg)
+        out, ref = tp(x1, x2, w), cg(x1, x2, tp.cg_weights(w))
 
         def equivariance(g):
             d1, d2, d3 = (so3.wigner_D(irreps, g) for irreps in (tp.irreps_in1, tp.irreps_in2, tp.irreps_out))

@@ -89,18 +89,21 @@ def _balance(a, b, c):
     return a * (scale / safe(na)), b * (scale / safe(nb)), c * (scale / safe(nc))
 
 
+def _nonzero_fibers(tensor: np.ndarray) -> list[int]:
+    """Number of non-zero fibers along each mode (fibers along mode 0: T[:, j, k] for each (j, k))."""
+    return [int(np.count_nonzero(np.abs(tensor).sum(axis=mode))) for mode in range(3)]
+
+
 def exact_rank_bound(tensor: np.ndarray) -> int:
     """Components of :func:`slice_decomposition`: the fewest non-zero fibers along any one mode."""
-    nonzero = np.abs(tensor) > 0
-    return int(min(nonzero.any(axis=2).sum(), nonzero.any(axis=1).sum(), nonzero.any(axis=0).sum()))
+    return min(_nonzero_fibers(tensor))
 
 
 def slice_decomposition(tensor: np.ndarray):
     """An exact CP decomposition: one component per non-zero fiber along the mode with the fewest of them
     (e.g. ``e_i (x) e_j (x) T[i, j, :]`` per non-zero (i, j)). Returns ``(A, B, C)``."""
     t = np.asarray(tensor, dtype=np.float64)
-    counts = [np.count_nonzero(np.abs(t).sum(axis=other)) for other in (0, 1, 2)]  # fibers along mode 0, 1, 2
-    mode = int(np.argmin(counts))
+    mode = int(np.argmin(_nonzero_fibers(t)))
     moved = np.moveaxis(t, mode, 2)  # fibers along the last axis
     rows, cols = np.nonzero(np.abs(moved).sum(axis=2))
     first = np.eye(moved.shape[0])[:, rows]

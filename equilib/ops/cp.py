@@ -39,7 +39,7 @@ by multiplicity (a path needs ``mul_out == mul1``); each group has its own decom
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -66,10 +66,10 @@ class _Block:
     rows3: np.ndarray
     tensor: np.ndarray
     path: int | None = None  # index into the op's paths ('per-path' blocks)
+    bound: int = field(init=False)  # components of its exact slice decomposition
 
-    @property
-    def bound(self) -> int:
-        return cpd.exact_rank_bound(self.tensor)
+    def __post_init__(self) -> None:
+        self.bound = cpd.exact_rank_bound(self.tensor)
 
 
 class _Group:
@@ -194,7 +194,6 @@ class CPTensorProduct(TensorProduct):
         self.paths = tuple(paths)
         self.weight_sharing, self.parity = weight_sharing, parity
         lmax = max(ir.l for irreps in (self.irreps_in1, self.irreps_in2, self.irreps_out) for _, ir in irreps)
-        self.rank = default_rank(lmax) if rank is None else rank
 
         by_mul: dict[int, list[tuple[int, Path]]] = {}
         for index, p in enumerate(paths):
@@ -203,8 +202,8 @@ class CPTensorProduct(TensorProduct):
                   for mul, members in by_mul.items()]
         blocks = [g.blocks(self.irreps_in1, self.irreps_in2, self.irreps_out, weight_sharing, parity) for g in groups]
         flat_blocks = [b for bs in blocks for b in bs]
-        shares = iter(_share_out(self.rank, [b.bound for b in flat_blocks]))
-        self.rank = 0
+        shares = iter(_share_out(default_rank(lmax) if rank is None else rank, [b.bound for b in flat_blocks]))
+        self.rank = 0  # components in use: the requested rank, or fewer where exact decompositions need fewer
         squared_error = squared_norm = 0.0
         self.exact = True
         path_offsets = np.cumsum([0] + [self.irreps_in1[p.i_in1].mul for p in paths])
@@ -253,7 +252,16 @@ class CPTensorProduct(TensorProduct):
         order = np.argsort(np.concatenate(out_columns))  # every output column is reached exactly once
         self.register_buffer("_out_src", torch.as_tensor(order, dtype=torch.long), persistent=False)
         self.weight_numel = int(path_offsets[-1] if weight_sharing == "per-path" else shared_offsets[-1])
+        group_of = {p: g for g, group in enumerate(groups) for p, _ in group.paths}
+        cg_index = (np.arange(self.weight_numel) if weight_sharing == "per-path" else np.concatenate(
+            [shared_offsets[group_of[p]] + np.arange(self.irreps_in1[path.i_in1].mul) for p, path in enumerate(paths)]))
+        self.register_buffer("_cg_weight_index", torch.as_tensor(cg_index, dtype=torch.long), persistent=False)
         self._init_shared_weight(dtype)
+
+    def cg_weights(self, weight: torch.Tensor) -> torch.Tensor:
+        """The ``cg`` backend's weights (same irreps) under which ``cg`` computes what this op approximates: each
+        path gets its channel weights ('shared') or the same weights ('per-path'). ``weight``: (..., weight_numel)."""
+        return weight.index_select(-1, self._cg_weight_index)
 
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         n = x1.shape[0]

@@ -72,17 +72,12 @@ def test_an_unusable_cache_warns_and_still_fits(tmp_path):
     assert error < 1e-9
 
 
-def shared_as_cg_weights(tp, cg, w):
-    """cg weights that give every path the channel weights of a 'shared' cp op (one multiplicity)."""
-    return torch.cat([w] * len(cg.paths), dim=-1)
-
-
 def relative_error_against_cg(tp, generator, n=32):
     cg = make_tensor_product("cg", tp.irreps_in1, tp.irreps_in2, tp.irreps_out, dtype=torch.float64)
     x1 = randn(n, tp.irreps_in1.dim, generator=generator)
     x2 = randn(n, tp.irreps_in2.dim, generator=generator)
     w = randn(n, tp.weight_numel, generator=generator)
-    ref = cg(x1, x2, w if tp.weight_sharing == "per-path" else shared_as_cg_weights(tp, cg, w))
+    ref = cg(x1, x2, tp.cg_weights(w))
     return float((tp(x1, x2, w) - ref).norm() / ref.norm())
 
 
@@ -133,6 +128,14 @@ def test_shared_weights_do_not_grow_with_the_paths():
         cg = make_tensor_product("cg", irreps, sh, irreps)
         assert shared.weight_numel == 8
         assert per_path.weight_numel == cg.weight_numel == 8 * len(cg.paths)
+
+
+@pytest.mark.parametrize("weight_sharing", ["shared", "per-path"])
+def test_exact_rank_equals_cg_with_several_multiplicities_and_uuu(weight_sharing, generator):
+    """Several channel groups (one decomposition each) and per-channel x2: cg_weights maps the weights across."""
+    for irreps in (("4x0e+2x1o+3x2e+2x1e", "0e+1o+2e", "4x0e+2x1o+3x2e+2x1e"), ("3x0e+3x1o+3x2e", "3x0e+3x1o", "3x0e+3x1o+3x2e")):
+        tp = make_tensor_product("cp", *irreps, rank=10**6, weight_sharing=weight_sharing, dtype=torch.float64)
+        assert tp.exact and relative_error_against_cg(tp, generator) < 1e-14
 
 
 def test_per_path_uses_the_cg_weight_layout(generator):
