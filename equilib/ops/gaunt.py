@@ -77,6 +77,10 @@ class _FourierTables:
     def layout_kind(transform: str) -> str:
         return "separable"  # m-major, as the per-m tables want
 
+    def points(self, transform: str) -> int:
+        """Values per channel of a signal: on the torus grid (fft) or per order on the polar nodes (direct)."""
+        return self.n_b * (self.n_a if transform == "fft" else 2 * self.lmax + 1)
+
     def polar_basis(self, m: int, n_u: int) -> np.ndarray:
         """(n_b, n_u): cos(u b_j) for even |m|, sin(u b_j) for odd |m|, u = 0..n_u-1 (the inverse DCT / DST)."""
         return (np.cos if m % 2 == 0 else np.sin)(np.outer(self.b, np.arange(n_u)))
@@ -113,7 +117,7 @@ class _FourierTables:
                     # cos(ub): t[u] + t[-u] (t[0] once); sin(ub): i (t[u] - t[-u])
                     fourier[k, :, j] = (plus + minus - (u == 0) * plus).real if m % 2 == 0 else (1j * (plus - minus)).real
         azimuth = self.azimuth_basis(top) if transform == "fft" else None
-        return _PolarAnalysis(fourier, nodes, azimuth, dtype)
+        return _PolarAnalysis(nodes @ fourier, azimuth, dtype)
 
     def synthesis_module(self, ls: list[int], transform: str, scale: dict[int, float],
                          dtype: torch.dtype) -> torch.nn.Module:
@@ -134,42 +138,44 @@ class _FourierTables:
                     polar = (plus + minus) / 2 if not odd else (plus - minus) / 2j
                     projection[k, j] = 2.0 * math.pi * scale[l] * polar.real  # 2 pi: the azimuthal integral
         azimuth = self.azimuth_basis(top).T / self.n_a if transform == "fft" else None
-        return _PolarSynthesis(azimuth, from_nodes, projection, self.lout, dtype)
+        return _PolarSynthesis(azimuth, projection @ from_nodes, self.lout, dtype)
 
 
 class _PolarAnalysis(_TableModule):
     """(batch, channels, m-major columns) -> values on the polar nodes, (n_m, n_b, batch, channels), or with an
-    azimuth table on the torus grid, (n_a, n_b, batch, channels)."""
+    azimuth table on the torus grid, (n_a, n_b, batch, channels). ``polar``: per m, the polar Fourier series of
+    each degree evaluated on the nodes (the Fourier table and the inverse DCT / DST, multiplied in float64)."""
 
-    def __init__(self, fourier, nodes, azimuth, dtype) -> None:
-        super().__init__(dtype, fourier=fourier, nodes=nodes, azimuth=azimuth)  # (n_m, n_u, n_l), (n_m, n_b, n_u), (n_a, n_m)
+    def __init__(self, polar, azimuth, dtype) -> None:
+        super().__init__(dtype, polar=polar, azimuth=azimuth)  # (n_m, n_b, n_l), (n_a, n_m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, _ = x.shape
-        n_m, n_u, n_l = self.fourier.shape
+        n_m, n_b, n_l = self.polar.shape
         x = x.reshape(b * c, n_m * n_l).t().reshape(n_m, n_l, b * c)  # a strided view: bmm reads it in place
-        values = torch.bmm(self.nodes, torch.bmm(self.fourier, x))  # (n_m, n_b, b c)
+        values = torch.bmm(self.polar, x)  # (n_m, n_b, b c)
         if self.azimuth is not None:
             values = self.azimuth @ values.reshape(n_m, -1)
-        return values.reshape(values.shape[0], self.nodes.shape[1], b, c)
+        return values.reshape(values.shape[0], n_b, b, c)
 
 
 class _PolarSynthesis(_TableModule):
     """Products on the polar nodes (n_m, n_b, batch, channels) with m = -lout..lout, or with an azimuth table on the
-    torus grid (n_a, n_b, batch, channels) -> (batch, channels, m-major columns)."""
+    torus grid (n_a, n_b, batch, channels) -> (batch, channels, m-major columns). ``polar``: per m, the inverse
+    DCT / DST followed by the projection onto each degree (multiplied in float64)."""
 
-    def __init__(self, azimuth, from_nodes, projection, lout, dtype) -> None:
-        super().__init__(dtype, azimuth=azimuth, from_nodes=from_nodes, projection=projection)  # (n_m, n_a), (n_m, n_u, n_b), (n_m, n_l, n_u)
+    def __init__(self, azimuth, polar, lout, dtype) -> None:
+        super().__init__(dtype, azimuth=azimuth, polar=polar)  # (n_m, n_a), (n_m, n_l, n_b)
         self.lout = lout
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         _, n_b, b, c = values.shape
-        n_m, n_l, _ = self.projection.shape
+        n_m, n_l, _ = self.polar.shape
         if self.azimuth is not None:
             values = self.azimuth @ values.reshape(values.shape[0], -1)
         elif values.shape[0] != n_m:  # the rows of this output's orders
             values = values[self.lout - n_m // 2 : self.lout + n_m // 2 + 1]
-        out = torch.bmm(self.projection, torch.bmm(self.from_nodes, values.reshape(n_m, n_b, b * c)))
+        out = torch.bmm(self.polar, values.reshape(n_m, n_b, b * c))
         return out.reshape(n_m * n_l, b * c).t().reshape(b, c, n_m * n_l)
 
 
