@@ -44,7 +44,7 @@ import torch
 
 from ..so3 import azimuth_fourier, projection_fourier, sh_index, theta_fourier
 from .base import register_backend
-from .grid import GridTensorProduct, _GridTables, _Plan, _TableModule
+from .grid import GridTensorProduct, _gather_indices, _GridTables, _Plan, _TableModule
 
 
 def _azimuth_coefficients(m: int, vmax: int) -> np.ndarray:
@@ -141,8 +141,30 @@ class _FourierTables:
         return _PolarSynthesis(azimuth, projection @ from_nodes, self.lout, dtype)
 
 
+class _OrderMajorInput(torch.nn.Module):
+    """Gathers one signal from a flat input into (n_m, n_l, batch, channels), m-major as the per-order polar tables
+    read it, and applies its weights: one per channel and degree, the same for every order."""
+
+    def __init__(self, irreps, signal, layout, weight_channels, weight_base, weighted: bool):
+        super().__init__()
+        src, _ = _gather_indices(irreps, signal, layout, signal.mul, {}, channels_inner=True)
+        wsrc = [weight_base.get(signal.entries[l], 0) + u for l in signal.ls for u in range(weight_channels)]
+        self.register_buffer("src", src, persistent=False)
+        self.register_buffer("wsrc", torch.tensor(wsrc, dtype=torch.long), persistent=False)
+        self.channels, self.n_l, self.n_m = signal.mul, len(signal.ls), len(layout) // len(signal.ls)
+        self.weight_channels, self.weighted = weight_channels, weighted
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        b = x.shape[0]
+        coeff = x.index_select(-1, self.src).view(b, self.n_m, self.n_l, self.channels).permute(1, 2, 0, 3).contiguous()
+        if self.weighted:
+            w = weight.index_select(-1, self.wsrc).view(*weight.shape[:-1], self.n_l, self.weight_channels)
+            coeff = coeff * (w.transpose(0, 1) if w.dim() == 3 else w[:, None])  # (n_l, batch or 1, channels)
+        return coeff
+
+
 class _PolarAnalysis(_TableModule):
-    """(batch, channels, m-major columns) -> values on the polar nodes, (n_m, n_b, batch, channels), or with an
+    """(n_m, n_l, batch, channels) -> values on the polar nodes, (n_m, n_b, batch, channels), or with an
     azimuth table on the torus grid, (n_a, n_b, batch, channels). ``polar``: per m, the polar Fourier series of
     each degree evaluated on the nodes (the Fourier table and the inverse DCT / DST, multiplied in float64)."""
 
@@ -150,10 +172,9 @@ class _PolarAnalysis(_TableModule):
         super().__init__(dtype, polar=polar, azimuth=azimuth)  # (n_m, n_b, n_l), (n_a, n_m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, _ = x.shape
-        n_m, n_b, n_l = self.polar.shape
-        x = x.reshape(b * c, n_m * n_l).t().reshape(n_m, n_l, b * c)  # a strided view: bmm reads it in place
-        values = torch.bmm(self.polar, x)  # (n_m, n_b, b c)
+        n_m, n_l, b, c = x.shape
+        n_b = self.polar.shape[1]
+        values = torch.bmm(self.polar, x.reshape(n_m, n_l, b * c))  # (n_m, n_b, b c)
         if self.azimuth is not None:
             values = self.azimuth @ values.reshape(n_m, -1)
         return values.reshape(values.shape[0], n_b, b, c)
@@ -201,6 +222,7 @@ class GauntFourierTensorProduct(GridTensorProduct):
     ``_auto_transform``)."""
 
     TRANSFORMS = ("auto", "fft", "direct")
+    _signal_input = _OrderMajorInput
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -235,20 +235,23 @@ def _choose_transform(plan: _Plan, grid_points: int, coupling_ok: bool) -> str:
     return "coupling" if coupling_cost < grid_cost else "dense"
 
 
-def _gather_indices(irreps, signal: _Signal, layout, channels: int, weight_base: dict[int, int]):
-    """Indices into a flat input and into the weights giving a (channels, columns) view of ``signal``."""
+def _gather_indices(irreps, signal: _Signal, layout, channels: int, weight_base: dict[int, int],
+                    channels_inner: bool = False):
+    """Indices into a flat input and into the weights giving a (channels, columns) view of ``signal``, or with
+    ``channels_inner`` a (columns, channels) view."""
     starts = np.cumsum([0] + [mul * ir.dim for mul, ir in irreps])
+    order = ([(u, col) for col in layout for u in range(channels)] if channels_inner
+             else [(u, col) for u in range(channels) for col in layout])
     src, wsrc = [], []
-    for u in range(channels):
-        for col in layout:
-            if col is None:  # padding: any valid index, the tables are zero there
-                src.append(0)
-                wsrc.append(0)
-                continue
-            l, m = col
-            i = signal.entries[l]
-            src.append(starts[i] + (u % signal.mul) * (2 * l + 1) + l + m)
-            wsrc.append(weight_base.get(i, 0) + u)
+    for u, col in order:
+        if col is None:  # padding: any valid index, the tables are zero there
+            src.append(0)
+            wsrc.append(0)
+            continue
+        l, m = col
+        i = signal.entries[l]
+        src.append(starts[i] + (u % signal.mul) * (2 * l + 1) + l + m)
+        wsrc.append(weight_base.get(i, 0) + u)
     return torch.tensor(src, dtype=torch.long), torch.tensor(wsrc, dtype=torch.long)
 
 
@@ -279,6 +282,7 @@ class GridTensorProduct(TensorProduct):
     exact = True
     TRANSFORMS = TRANSFORMS
     CHUNK_BYTES = 8 * 2**20
+    _signal_input = _SignalInput  # the module that gathers one signal, in the layout the analysis reads
 
     def __init__(
         self,
@@ -344,7 +348,7 @@ class GridTensorProduct(TensorProduct):
                 lay = tables.layout(sig.ls, layout)
                 weight_channels = sig.mul if which == "1" else channels[0] if "in2" in weighted else 1
                 holder = self._in1 if which == "1" else self._in2
-                holder[str(k)] = _SignalInput(irreps, sig, lay, weight_channels, base, f"in{which}" in weighted)
+                holder[str(k)] = self._signal_input(irreps, sig, lay, weight_channels, base, f"in{which}" in weighted)
                 if transform != "coupling":
                     self._analysis[f"{which}_{k}"] = tables.analysis_module(sig.ls, transform, dtype)
 
