@@ -95,11 +95,14 @@ class TensorProduct(torch.nn.Module):
 
     Subclasses set ``weight_numel``, ``paths``, ``irreps_out`` and implement ``_forward(x1, x2, weight)`` on
     flat 2D inputs ``(batch, dim)`` with ``weight`` either ``None``, ``(weight_numel,)`` or
-    ``(batch, weight_numel)``.
+    ``(batch, weight_numel)``. A subclass that sets ``_row_size`` (elements per sample of its largest
+    intermediate) gets its samples in chunks on a CPU, see ``_forward_chunks``.
     """
 
     backend: str = ""
     exact: bool = True
+    CHUNK_BYTES = 8 * 2**20
+    _row_size = 0
 
     def __init__(self, irreps_in1, irreps_in2, irreps_out, *, shared_weights: bool = False) -> None:
         super().__init__()
@@ -156,8 +159,22 @@ class TensorProduct(torch.nn.Module):
         x2 = x2.expand(batch + x2.shape[-1:]).reshape(n, x2.shape[-1])
         if weight is not None and weight.dim() > 1:
             weight = weight.expand(batch + weight.shape[-1:]).reshape(n, weight.shape[-1])
-        out = self._forward(x1, x2, weight)
+        out = self._forward_chunks(x1, x2, weight)
         return out.reshape(batch + (self._dims[2],))
+
+    def _forward_chunks(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        """On a CPU, ``_forward`` on chunks of samples whose largest intermediate is about ``CHUNK_BYTES``, so that
+        the intermediates stay in cache from one step to the next (scripts/bench_tp.py, 2 cores, L = 6: gaunt 2.2x,
+        cp 2.5x faster than in one piece). On other devices, and for ops without ``_row_size``, one piece."""
+        n = x1.shape[0]
+        if x1.device.type != "cpu" or not self._row_size:
+            return self._forward(x1, x2, weight)
+        rows = max(1, self.CHUNK_BYTES // (self._row_size * x1.element_size()))
+        if rows >= n:
+            return self._forward(x1, x2, weight)
+        # split, not slicing: the backward of a split concatenates the chunks' gradients once
+        weights = weight.split(rows) if weight is not None and weight.dim() == 2 else [weight] * -(-n // rows)
+        return torch.cat([self._forward(*chunk) for chunk in zip(x1.split(rows), x2.split(rows), weights)])
 
     def _check_weight(self, weight: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
         if self.weight_numel == 0:

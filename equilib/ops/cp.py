@@ -208,7 +208,7 @@ class CPTensorProduct(TensorProduct):
         self.exact = True
         path_offsets = np.cumsum([0] + [self.irreps_in1[p.i_in1].mul for p in paths])
         shared_offsets = np.cumsum([0] + [g.mul for g in groups])
-        self._groups, self._per_sample = [], []
+        self._groups, self._per_sample, self._row_size = [], [], 0
         for g, (group, group_blocks) in enumerate(zip(groups, blocks)):
             factors = [np.zeros((len(cols), 0)) for cols in (group.cols1, group.cols2, group.cols3)]
             weight_index = []
@@ -247,6 +247,7 @@ class CPTensorProduct(TensorProduct):
                 raise ValueError("contraction: 'sample' needs x2 entries of multiplicity 1 and weight_sharing='shared'")
             cheaper = d1 * d3 * (rank + group.mul) < group.mul * (d1 + d3) * rank
             self._per_sample.append(contraction == "sample" or (contraction == "auto" and sample_ok and cheaper))
+            self._row_size += d1 * rank if self._per_sample[-1] else group.mul * rank  # (for chunking) A b, or x1 A
         self.fit_error = float(np.sqrt(squared_error / squared_norm)) if squared_norm else 0.0
         out_columns = [_flat_index(self.irreps_out, g.cols3, g.mul).reshape(-1) for g in groups]
         order = np.argsort(np.concatenate(out_columns))  # every output column is reached exactly once

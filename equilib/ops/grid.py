@@ -281,7 +281,6 @@ class GridTensorProduct(TensorProduct):
 
     exact = True
     TRANSFORMS = TRANSFORMS
-    CHUNK_BYTES = 8 * 2**20
     _signal_input = _SignalInput  # the module that gathers one signal, in the layout the analysis reads
 
     def __init__(
@@ -400,8 +399,8 @@ class GridTensorProduct(TensorProduct):
         return values1 * values2
 
     def _intermediate_size(self, plan: _Plan, tables) -> int:
-        """Elements per sample of the largest intermediate: x1's values on the grid (all signals), or for
-        'coupling' the per-sample matrices and x1's coefficients."""
+        """Elements per sample of the largest intermediate (for chunking): x1's values on the grid (all signals),
+        or for 'coupling' the per-sample matrices and x1's coefficients."""
         dim = lambda ls: sum(2 * l + 1 for l in ls)  # noqa: E731
         used = [plan.signals1[a] for a in plan.used(0)]
         if self.transform != "coupling":
@@ -443,17 +442,6 @@ class GridTensorProduct(TensorProduct):
         return blocks
 
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-        """On a CPU, samples go through in chunks whose largest intermediate is about ``CHUNK_BYTES``: they stay
-        in cache between the steps (scripts/bench_tp.py measured the unchunked gaunt product 1.9x slower at L = 6)."""
-        n = x1.shape[0]
-        rows = n if x1.device.type != "cpu" else max(1, self.CHUNK_BYTES // (self._row_size * x1.element_size()))
-        if rows >= n:
-            return self._forward_rows(x1, x2, weight)
-        # split, not slicing: the backward of a split concatenates the chunks' gradients once
-        weights = weight.split(rows) if weight is not None and weight.dim() == 2 else [weight] * -(-n // rows)
-        return torch.cat([self._forward_rows(*chunk) for chunk in zip(x1.split(rows), x2.split(rows), weights)])
-
-    def _forward_rows(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         n = x1.shape[0]
         coeff1 = {k: m(x1, weight) for k, m in self._in1.items()}
         coeff2 = {k: m(x2, weight) for k, m in self._in2.items()}

@@ -134,23 +134,3 @@ def test_component_normalization_gives_unit_variance(generator):
     with pytest.raises(ValueError, match="normalization: expected 'component' or 'none'"):
         make_tensor_product("grid", "2x0e", "0e", "2x0e", normalization="norm")
 
-
-@pytest.mark.parametrize("backend, transform", [("grid", "dense"), ("grid", "coupling"), ("gaunt", "direct"),
-                                                ("gaunt", "fft")])
-@pytest.mark.parametrize("shared", [False, True])
-def test_chunked_rows_give_the_same_values_and_gradients(backend, transform, shared, generator):
-    """On a CPU the samples go through in chunks of CHUNK_BYTES; a chunk of 3 rows out of 10 changes nothing."""
-    tp = make_tensor_product(backend, *CASES[0], transform=transform, shared_weights=shared, dtype=torch.float64)
-    x1 = randn(10, tp.irreps_in1.dim, generator=generator).requires_grad_()
-    x2 = randn(10, tp.irreps_in2.dim, generator=generator).requires_grad_()
-    w = None if shared else randn(10, tp.weight_numel, generator=generator).requires_grad_()
-    inputs = [x1, x2] + ([tp.weight] if shared else [w])
-    results = []
-    for chunk_bytes in (10**9, 3 * tp._row_size * 8):
-        tp.CHUNK_BYTES = chunk_bytes
-        out = tp(x1, x2, w)
-        grads = torch.autograd.grad(out.sin().sum(), inputs, create_graph=True)
-        second = torch.autograd.grad(grads[1].pow(2).sum(), [x1, x2])  # double backward, as forces need
-        results.append([out, *grads, *second])
-    for full, chunked in zip(*results):
-        assert (full - chunked).abs().max() < 1e-12
