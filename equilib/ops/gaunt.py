@@ -209,9 +209,9 @@ def _convolve_azimuth(values1: torch.Tensor, values2: torch.Tensor, product: tor
         values1, values2 = values2, values1
     (m1, n_b, b, c1), m2, c2 = values1.shape, values2.shape[0], values2.shape[-1]
     lmax, n_m = product.shape[0] // 2, product.shape[-1]
-    table = product[lmax - m2 // 2 : lmax + m2 // 2 + 1, lmax - m1 // 2 : lmax + m1 // 2 + 1].reshape(m2, m1 * n_m)
-    matrices = (values2.reshape(m2, -1).t() @ table).view(n_b * b * c2, m1, n_m)  # (n_b b c2, m1, m)
-    out = torch.bmm(matrices.transpose(1, 2), values1.reshape(m1, n_b * b * c2, c1 // c2).transpose(0, 1))  # (n_b b c2, m, c1/c2)
+    table = product[lmax - m2 // 2 : lmax + m2 // 2 + 1, lmax - m1 // 2 : lmax + m1 // 2 + 1].transpose(1, 2)
+    matrices = (values2.reshape(m2, -1).t() @ table.reshape(m2, n_m * m1)).view(n_b * b * c2, n_m, m1)
+    out = torch.bmm(matrices, values1.reshape(m1, n_b * b * c2, c1 // c2).transpose(0, 1))  # (n_b b c2, m, c1/c2)
     return out.view(n_b, b, c2, n_m, c1 // c2).permute(3, 0, 1, 2, 4).reshape(n_m, n_b, b, c1)
 
 
