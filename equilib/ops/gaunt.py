@@ -235,9 +235,9 @@ class GauntFourierTensorProduct(GridTensorProduct):
         return self._tables
 
     def _auto_transform(self, plan: _Plan, tables: _FourierTables, coupling_ok: bool) -> str:
-        """``direct`` when every x2 signal is one channel (no 'in2' weights) and L12 >= 4, else ``fft`` (module docs)."""
+        """``direct`` when every x2 signal is one channel (no 'in2' weights), else ``fft`` (module docs)."""
         single = "in2" not in self.weighted and all(plan.signals2[b].mul == 1 for b in plan.used(1))
-        return "direct" if single and tables.l12 >= 4 else "fft"
+        return "direct" if single else "fft"
 
     def _multiply(self, values1: torch.Tensor, values2: torch.Tensor) -> torch.Tensor:
         if self.transform == "fft":
