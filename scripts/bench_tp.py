@@ -6,7 +6,8 @@ forward+backward and double backward (gradient of a force-like loss) times, the 
 after ``--warmup`` runs (CUDA events on a GPU), the equivariance error of the op, and the largest difference
 from its e3nn reference on the same path set (all paths for ``cg``; the l1+l2+l3-even paths with Gaunt path
 weights for ``grid``; for ``cp`` the all-path CG product with its channel weights on every path, so the difference
-is the decomposition's error). Writes a CSV and prints a table.
+is the decomposition's error). Writes a CSV and prints a table. ``--coupling uuu`` gives x2 the channels of x1
+(channel by channel, e.g. a product of two node features) instead.
 
     python scripts/bench_tp.py                       # CPU, N=2000, C=32, L=1..6, fp32
     python scripts/bench_tp.py --device cuda --n 20000 --channels 64 --lmax 8
@@ -36,14 +37,14 @@ def s2_irreps(lmax: int, mul: int) -> o3.Irreps:
 
 
 class E3nnReference(torch.nn.Module):
-    """Plain e3nn uvu product on the paths of ``tp``: unit CG paths for 'cg', Gaunt-weighted ones for 'grid'."""
+    """Plain e3nn product (uvu or uuu) on the paths of ``tp``: unit CG paths for 'cg', Gaunt-weighted ones for 'grid'."""
 
     def __init__(self, tp, gaunt: bool):
         super().__init__()
         instructions = []
         for p in tp.paths:
             weight = (so3.gaunt_w3j_factor(p.l1, p.l2, p.l3) * tp.output_scale[p.i_out]) ** 2 if gaunt else 1.0
-            instructions.append((p.i_in1, p.i_in2, p.i_out, "uvu", True, weight))
+            instructions.append((p.i_in1, p.i_in2, p.i_out, p.mode, True, weight))
         norm = dict(irrep_normalization="none", path_normalization="none") if gaunt else {}
         self.tp = o3.TensorProduct(
             tp.irreps_in1, tp.irreps_in2, tp.irreps_out, instructions, shared_weights=False, internal_weights=False, **norm
@@ -137,6 +138,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="edges (batch size)")
     parser.add_argument("--channels", type=int, default=32)
+    parser.add_argument("--coupling", default="uvu", choices=["uvu", "uuu"],
+                        help="uvu: x2 is one channel (edge harmonics); uuu: x2 has the channels of x1")
     parser.add_argument("--lmin", type=int, default=1)
     parser.add_argument("--lmax", type=int, default=6)
     parser.add_argument("--ops", default="e3nn-cg,cg,e3nn-gaunt,grid,grid-dense,grid-separable,grid-coupling,gaunt,"
@@ -159,12 +162,13 @@ def main(argv=None):
     ops = args.ops.split(",")
     print(f"# bench_tp: {args.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
           f"torch {torch.__version__}, e3nn {__import__('e3nn').__version__}, {args.dtype}, N={args.n}, C={args.channels}, "
+          f"{args.coupling}, "
           f"median of {args.repeats} after {args.warmup} warm-ups")
     rows = []
     header = f"{'L':>2} {'op':<15} {'paths':>5} {'grid':>7} {'fwd ms':>9} {'fwd+bwd ms':>11} {'dbl-bwd ms':>11} {'equiv err':>9} {'vs e3nn':>8}"
     print(header)
     for lmax in range(args.lmin, args.lmax + 1):
-        irreps_x, irreps_sh = s2_irreps(lmax, args.channels), s2_irreps(lmax, 1)
+        irreps_x, irreps_sh = s2_irreps(lmax, args.channels), s2_irreps(lmax, 1 if args.coupling == "uvu" else args.channels)
         built = {}
         for name in ops:
             if (name.startswith("e3nn") or name == "cg") and lmax > args.reference_lmax:

@@ -26,13 +26,13 @@ product per order m). It computes the same function as the ``grid`` backend (the
 l1 + l2 + l3 even, each scaled by ``sqrt((2l1+1)(2l2+1) / (4 pi (2l3+1))) <l1 0 l2 0 | l3 0>``), with the same
 signals, parities, weights (``weighted``) and ``normalization``; only the way of computing differs.
 
-``transform="auto"`` picks ``direct`` when every x2 signal is one channel per sample (no 'in2' weights) and
-``L12 >= 4``, else ``fft``: a per-channel x2 makes the direct convolution's matrices per channel, and at ``L12 < 4``
-the matrices are too small to pay for building them. Measured with scripts/bench_tp.py (one thread: the other core
-was busy; N = 2000, C = 32, float32, forward+backward, uvu; scripts/results/bench_gaunt_cpu_2026-11-29.md):
-fft / direct / grid ms = 9.3 / 14.8 / 4.8 at L = 1, 23.7 / 23.5 / 10.2 at L = 2, 143 / 123 / 30 at L = 4,
-504 / 372 / 94 at L = 6 (the previous complex-FFT version: 96, 205, 1450, 3142 ms). ``grid`` (its coupling
-strategy) stays 2-4x faster for uvu; with a per-channel x2 (uuu) see the results file.
+``transform="auto"`` picks ``direct`` when every x2 signal is one channel per sample (no 'in2' weights), else
+``fft``: a per-channel x2 would make the direct convolution's matrices per channel. Each signal is gathered
+order-major, ``(n_m, n_l, batch, channels)``, with its weights (one per channel and degree) broadcast over the
+orders, so the per-order matrix products read contiguous memory. Measured with scripts/bench_tp.py (2 cores,
+N = 2000, C = 32, float32, forward+backward, uvu; scripts/results/bench_tp_chunked_cpu_2026-11-29.log): direct /
+fft / grid ms = 12.3 / 13.5 / 4.0 at L = 1, 47.3 / 64.9 / 20.1 at L = 4, 103.8 / 136.0 / 58.9 at L = 6; with a
+32-channel x2 (uuu, bench_tp_uuu_cpu_2026-11-29.log) at L = 6, fft 169 ms, direct 980 ms, grid (dense) 121 ms.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ class _PolarSynthesis(_TableModule):
 
 def _convolve_azimuth(values1: torch.Tensor, values2: torch.Tensor, product: torch.Tensor) -> torch.Tensor:
     """Direct convolution along the azimuthal frequency of two signals on the polar nodes, (n_m1, n_b, batch,
-    channels) and (n_m2, ...): x2's coefficients with ``product`` (A[m2, m1, m], m's centred) make one (n_m1, n_m)
+    channels) and (n_m2, ...): x2's coefficients with ``product`` (A[m2, m1, m], m's centred) make one (n_m, n_m1)
     matrix per sample, node and channel of x2, applied to the channels of x1 it meets. -> (n_m, n_b, batch,
     channels)."""
     if values2.shape[-1] > values1.shape[-1]:  # the product is symmetric: let x2 be the one with fewer channels
