@@ -140,6 +140,9 @@ def main(argv=None):
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--coupling", default="uvu", choices=["uvu", "uuu"],
                         help="uvu: x2 is one channel (edge harmonics); uuu: x2 has the channels of x1")
+    parser.add_argument("--chunk-mib", type=float, default=None,
+                        help="CPU chunk size of the ops (TensorProduct.CHUNK_BYTES in MiB; 0: one piece; default: "
+                        "the ops' own)")
     parser.add_argument("--lmin", type=int, default=1)
     parser.add_argument("--lmax", type=int, default=6)
     parser.add_argument("--ops", default="e3nn-cg,cg,e3nn-gaunt,grid,grid-dense,grid-separable,grid-coupling,gaunt,"
@@ -162,7 +165,7 @@ def main(argv=None):
     ops = args.ops.split(",")
     print(f"# bench_tp: {args.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
           f"torch {torch.__version__}, e3nn {__import__('e3nn').__version__}, {args.dtype}, N={args.n}, C={args.channels}, "
-          f"{args.coupling}, "
+          f"{args.coupling}, chunks {'default' if args.chunk_mib is None else f'{args.chunk_mib:g} MiB'}, "
           f"median of {args.repeats} after {args.warmup} warm-ups")
     rows = []
     header = f"{'L':>2} {'op':<15} {'paths':>5} {'grid':>7} {'fwd ms':>9} {'fwd+bwd ms':>11} {'dbl-bwd ms':>11} {'equiv err':>9} {'vs e3nn':>8}"
@@ -187,6 +190,8 @@ def main(argv=None):
                 backend, _, transform = name.partition("-")
                 op = make_tensor_product(backend, irreps_x, irreps_sh, irreps_x, transform=transform or "auto",
                                          dtype=dtype)
+            if args.chunk_mib is not None:
+                op.CHUNK_BYTES = int(args.chunk_mib * 2**20) or 2**62
             built[name] = op.to(device=args.device, dtype=dtype)
         loads = {name: workloads(op, args.n, dtype, args.device, generator) for name, op in built.items()}
         medians = [timed_round_robin({name: w[k] for name, w in loads.items()}, args.warmup, args.repeats, args.device)
