@@ -101,7 +101,7 @@ class TensorProduct(torch.nn.Module):
 
     backend: str = ""
     exact: bool = True
-    CHUNK_BYTES = 8 * 2**20
+    CHUNK_BYTES = 4 * 2**20
     _row_size = 0
 
     def __init__(self, irreps_in1, irreps_in2, irreps_out, *, shared_weights: bool = False) -> None:

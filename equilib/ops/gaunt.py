@@ -143,20 +143,27 @@ class _FourierTables:
 
 class _OrderMajorInput(torch.nn.Module):
     """Gathers one signal from a flat input into (n_m, n_l, batch, channels), m-major as the per-order polar tables
-    read it, and applies its weights: one per channel and degree, the same for every order."""
+    read it, and applies its weights: one per channel and degree, the same for every order. The (l, m) columns are
+    gathered once, then spread to the padded layout as whole (batch, channels) rows (padding repeats a row: the
+    tables are zero there), which is cheaper both ways than gathering the padding column by column."""
 
     def __init__(self, irreps, signal, layout, weight_channels, weight_base, weighted: bool):
         super().__init__()
-        src, _ = _gather_indices(irreps, signal, layout, signal.mul, {}, channels_inner=True)
+        columns = [col for col in layout if col is not None]
+        src, _ = _gather_indices(irreps, signal, columns, signal.mul, {}, channels_inner=True)
+        rows = [columns.index(col) if col is not None else 0 for col in layout]
         wsrc = [weight_base.get(signal.entries[l], 0) + u for l in signal.ls for u in range(weight_channels)]
         self.register_buffer("src", src, persistent=False)
+        self.register_buffer("rows", torch.tensor(rows, dtype=torch.long), persistent=False)
         self.register_buffer("wsrc", torch.tensor(wsrc, dtype=torch.long), persistent=False)
         self.channels, self.n_l, self.n_m = signal.mul, len(signal.ls), len(layout) // len(signal.ls)
         self.weight_channels, self.weighted = weight_channels, weighted
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         b = x.shape[0]
-        coeff = x.index_select(-1, self.src).view(b, self.n_m, self.n_l, self.channels).permute(1, 2, 0, 3).contiguous()
+        coeff = x.index_select(-1, self.src).view(b, len(self.src) // self.channels, self.channels)
+        coeff = coeff.transpose(0, 1).index_select(0, self.rows)
+        coeff = coeff.view(self.n_m, self.n_l, b, self.channels)
         if self.weighted:
             w = weight.index_select(-1, self.wsrc).view(*weight.shape[:-1], self.n_l, self.weight_channels)
             coeff = coeff * (w.transpose(0, 1) if w.dim() == 3 else w[:, None])  # (n_l, batch or 1, channels)
