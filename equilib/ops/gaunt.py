@@ -31,8 +31,8 @@ signals, parities, weights (``weighted``) and ``normalization``; only the way of
 order-major, ``(n_m, n_l, batch, channels)``, with its weights (one per channel and degree) broadcast over the
 orders, so the per-order matrix products read contiguous memory. Measured with scripts/bench_tp.py (2 cores,
 N = 2000, C = 32, float32, forward+backward, uvu; scripts/results/bench_tp_chunked_cpu_2026-11-29.log): direct /
-fft / grid ms = 12.3 / 13.5 / 4.0 at L = 1, 47.3 / 64.9 / 20.1 at L = 4, 103.8 / 136.0 / 58.9 at L = 6; with a
-32-channel x2 (uuu, bench_tp_uuu_cpu_2026-11-29.log) at L = 6, fft 169 ms, direct 980 ms, grid (dense) 121 ms.
+fft / grid ms = 12.8 / 13.0 / 3.9 at L = 1, 48.9 / 69.2 / 19.2 at L = 4, 76.9 / 88.1 / 57.4 at L = 6; with a
+32-channel x2 (uuu, bench_tp_uuu_cpu_2026-11-29.log) at L = 6, fft 213 ms, direct 987 ms, grid (dense) 112 ms.
 """
 
 from __future__ import annotations
