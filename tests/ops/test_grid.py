@@ -133,4 +133,3 @@ def test_component_normalization_gives_unit_variance(generator):
         assert 0.85 < float(block.mean()) < 1.15, f"{ir}: {float(block.mean()):.3f}"
     with pytest.raises(ValueError, match="normalization: expected 'component' or 'none'"):
         make_tensor_product("grid", "2x0e", "0e", "2x0e", normalization="norm")
-
