@@ -220,16 +220,20 @@ class _Plan:
         return sorted({pair[which] for pairs in self.groups.values() for pair in pairs})
 
 
+def _dim(ls) -> int:
+    """Dimension of one channel of a signal with degrees ``ls``."""
+    return sum(2 * l + 1 for l in ls)
+
+
 def _choose_transform(plan: _Plan, grid_points: int, coupling_ok: bool) -> str:
     """transform='auto': the strategy with the fewest multiply-adds per sample (dense grid or coupling)."""
     if not coupling_ok:
         return "dense"
     grid_cost = coupling_cost = 0
     for key, pairs in plan.groups.items():
-        d3 = sum(2 * l + 1 for l in plan.out_ls[key])
+        d3 = _dim(plan.out_ls[key])
         for a, b in pairs:
-            d1 = sum(2 * l + 1 for l in plan.signals1[a].ls)
-            d2 = sum(2 * l + 1 for l in plan.signals2[b].ls)
+            d1, d2 = _dim(plan.signals1[a].ls), _dim(plan.signals2[b].ls)
             grid_cost += key[0] * (d1 + d3) * grid_points + d2 * grid_points
             coupling_cost += d1 * d2 * d3 + key[0] * d1 * d3
     return "coupling" if coupling_cost < grid_cost else "dense"
@@ -401,12 +405,11 @@ class GridTensorProduct(TensorProduct):
     def _intermediate_size(self, plan: _Plan, tables) -> int:
         """Elements per sample of the largest intermediate (for chunking): x1's values on the grid (all signals),
         or for 'coupling' the per-sample matrices and x1's coefficients."""
-        dim = lambda ls: sum(2 * l + 1 for l in ls)  # noqa: E731
         used = [plan.signals1[a] for a in plan.used(0)]
         if self.transform != "coupling":
             return sum(s.mul for s in used) * tables.points(self.transform)
-        matrices = sum(dim(plan.signals1[a].ls) * dim(plan.out_ls[key]) for key, pairs in self._groups for a, _ in pairs)
-        return matrices + sum(s.mul * dim(s.ls) for s in used)
+        matrices = sum(_dim(plan.signals1[a].ls) * _dim(plan.out_ls[key]) for key, pairs in self._groups for a, _ in pairs)
+        return matrices + sum(s.mul * _dim(s.ls) for s in used)
 
     def _normalization(self, plan: _Plan, pairs, l3: int) -> float:
         """Output scale of degree l3: 1 for normalization='none'; for 'component', the inverse standard deviation
