@@ -40,6 +40,30 @@ def test_forces_and_stress_match_finite_differences(backend):
     assert atoms.calc.get_property("free_energy") == atoms.get_potential_energy()
 
 
+@pytest.mark.parametrize("backend", ["cg", "grid", "gaunt", "cp"])
+def test_a_float32_model_converted_by_the_calculator_is_invariant_in_float64(backend):
+    torch.manual_seed(0)
+    options = {"rank": 10**6} if backend == "cp" else {}  # cp at its exact rank (a fitted one is approximate)
+    float32 = EquivariantPotential(PotentialConfig(species=[8, 29], cutoff=4.5, channels=8, lmax=2, num_layers=2,
+                                                   backend=backend, tp_options=options, avg_num_neighbors=30.0,
+                                                   dtype="float32"))
+    calc = EquilibCalculator(float32, dtype="float64")
+    assert calc.models[0].dtype == torch.float64
+    atoms = fcc111("Cu", (2, 2, 3), vacuum=6.0)
+    add_adsorbate(atoms, "O", 1.3, "hcp")
+    atoms.positions += np.random.default_rng(4).normal(0, 0.1, atoms.positions.shape)
+    atoms.calc = calc
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    rotation = np.linalg.qr(np.random.default_rng(5).normal(size=(3, 3)))[0]  # a random O(3) element
+    moved = atoms.copy()
+    moved.set_cell(atoms.cell.array @ rotation.T)
+    moved.positions = atoms.positions @ rotation.T + np.array([1.0, -2.0, 0.5])
+    moved.calc = calc
+    assert np.abs(forces).max() > 1e-3
+    assert abs(moved.get_potential_energy() - energy) < 1e-10
+    assert np.abs(moved.get_forces() - forces @ rotation.T).max() < 1e-10
+
+
 def test_committee_mean_and_variance(tmp_path):
     members = [model(seed=s) for s in (1, 2, 3)]
     members[0].save(tmp_path / "a.pt")

@@ -22,12 +22,13 @@ class InteractionBlock(torch.nn.Module):
 
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, irreps_sh: o3.Irreps, num_species: int,
                  num_radial: int, radial_hidden: int, avg_num_neighbors: float, backend: str,
-                 tp_options: dict | None = None) -> None:
+                 tp_options: dict | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
         self.avg_num_neighbors = float(avg_num_neighbors)
         self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
-        self.tp = make_tensor_product(backend, self.irreps_in, irreps_sh, self.irreps_out, **(tp_options or {}))
+        self.tp = make_tensor_product(backend, self.irreps_in, irreps_sh, self.irreps_out,
+                                      dtype=dtype, **(tp_options or {}))
         # e3nn's fully connected net: normalised initialisation, so the weights come out with unit variance
         self.radial = e3nn_nn.FullyConnectedNet([num_radial, radial_hidden, radial_hidden, self.tp.weight_numel],
                                                 torch.nn.functional.silu)

@@ -17,7 +17,7 @@ from e3nn import o3
 
 from .. import __version__
 from ..data import edge_vectors
-from ..utils import exact_wigner_3j, scatter_sum
+from ..utils import scatter_sum
 from ._interaction import InteractionBlock
 from ._radial import BesselBasis, PolynomialCutoff
 
@@ -67,22 +67,22 @@ class EquivariantPotential(torch.nn.Module):
         self.register_buffer("species_index", self._species_table(config.species), persistent=False)
         self.embedding = torch.nn.Linear(len(config.species), c, bias=False)
         torch.nn.init.normal_(self.embedding.weight)  # unit-variance features for each species
-        self.radial_basis = BesselBasis(config.cutoff, config.num_radial)
+        self.radial_basis = BesselBasis(config.cutoff, config.num_radial, dtype=dtype)
         self.envelope = PolynomialCutoff(config.cutoff)
         self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
         self.layers = torch.nn.ModuleList()
         for k in range(config.num_layers):
             self.layers.append(InteractionBlock(
                 o3.Irreps(f"{c}x0e") if k == 0 else hidden, hidden, self.irreps_sh, len(config.species),
-                config.num_radial, config.radial_hidden, config.avg_num_neighbors, config.backend, config.tp_options))
+                config.num_radial, config.radial_hidden, config.avg_num_neighbors, config.backend, config.tp_options,
+                dtype))
         self.readout = o3.Linear(hidden, o3.Irreps(f"{c}x0e"))
         self.readout_mlp = torch.nn.Sequential(torch.nn.Linear(c, c), torch.nn.SiLU(), torch.nn.Linear(c, 1))
-        e0 = torch.zeros(len(config.species))
+        e0 = torch.zeros(len(config.species), dtype=dtype)
         for k, z in enumerate(config.species):
             e0[k] = config.e0s.get(z, 0.0)
         self.register_buffer("e0", e0)
-        self.to(dtype)
-        exact_wigner_3j(self)
+        self.to(dtype)  # the e3nn layers; the tensor products and the radial basis were built in dtype
 
     @staticmethod
     def _species_table(species: list[int]) -> torch.Tensor:
@@ -93,6 +93,15 @@ class EquivariantPotential(torch.nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return self.e0.dtype
+
+    def _apply(self, fn, recurse: bool = True):
+        """``torch.nn.Module._apply``; after a conversion to float32 or float64 the config names the new dtype, so
+        that :meth:`save` and checkpoints rebuild the model in the dtype it computes in."""
+        super()._apply(fn, recurse)
+        name = str(self.dtype).removeprefix("torch.")
+        if name in ("float32", "float64") and name != self.config.dtype:
+            self.config = dataclasses.replace(self.config, dtype=name)
+        return self
 
     def _one_hot(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         index = self.species_index[atomic_numbers]

@@ -17,12 +17,13 @@ import torch
 class BesselBasis(torch.nn.Module):
     """``num_basis`` Bessel functions on [0, cutoff] with trainable frequencies, as in NequIP."""
 
-    def __init__(self, cutoff: float, num_basis: int = 8) -> None:
+    def __init__(self, cutoff: float, num_basis: int = 8, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if not cutoff > 0 or num_basis < 1:
             raise ValueError(f"cutoff, num_basis: expected positive values, got {cutoff}, {num_basis}")
         self.cutoff = float(cutoff)
-        self.frequencies = torch.nn.Parameter(math.pi * torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()))
+        self.frequencies = torch.nn.Parameter(math.pi * torch.arange(1, num_basis + 1, dtype=torch.float64)
+                                              .to(dtype or torch.get_default_dtype()))
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         x = r.unsqueeze(-1) / self.cutoff

@@ -14,6 +14,8 @@ from typing import Callable, NamedTuple
 import torch
 from e3nn import o3
 
+from ..utils import TableModule
+
 
 class Path(NamedTuple):
     """One coupling (l1, p1) x (l2, p2) -> (l3, p3) between entries ``i_in1``, ``i_in2``, ``i_out``."""
@@ -90,13 +92,14 @@ def _pc(p: int) -> str:
     return "e" if p == 1 else "o"
 
 
-class TensorProduct(torch.nn.Module):
+class TensorProduct(TableModule):
     """Base class of every tensor-product backend: argument checks, batching and introspection.
 
     Subclasses set ``weight_numel``, ``paths``, ``irreps_out`` and implement ``_forward(x1, x2, weight)`` on
     flat 2D inputs ``(batch, dim)`` with ``weight`` either ``None``, ``(weight_numel,)`` or
     ``(batch, weight_numel)``. A subclass that sets ``_row_size`` (elements per sample of its largest
-    intermediate) gets its samples in chunks on a CPU, see ``_forward_chunks``.
+    intermediate) gets its samples in chunks on a CPU, see ``_forward_chunks``. Precomputed floating tables are
+    registered with ``register_table`` (float64 sources), so ``.to(dtype)`` gives the tables of ``dtype=``.
     """
 
     backend: str = ""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 from e3nn import o3
 
-from ..utils import exact_wigner_3j
 from .base import TensorProduct, check_outputs_reached, coupling_paths, register_backend
 
 
@@ -47,7 +46,7 @@ class CGTensorProduct(TensorProduct):
             internal_weights=shared_weights,
             shared_weights=shared_weights,
         ).to(dtype or torch.get_default_dtype())
-        exact_wigner_3j(self.tp)
+        self.adopt_wigner_3j(self.tp)  # e3nn made them in the global default dtype
         self.weight_numel = self.tp.weight_numel
 
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:

@@ -235,7 +235,7 @@ class CPTensorProduct(TensorProduct):
                 w = shared_offsets[g] + np.arange(group.mul)[:, None]
             names = {"A": factors[0], "B": factors[1], "C": factors[2].T.copy()}
             for name, table in names.items():
-                self.register_buffer(f"_{name}{g}", torch.as_tensor(table, dtype=dtype), persistent=False)
+                self.register_table(f"_{name}{g}", table, dtype)
             for name, index in (("in1", _flat_index(self.irreps_in1, group.cols1, group.mul)),
                                 ("in2", _flat_index(self.irreps_in2, group.cols2, group.x2_channels)),
                                 ("w", w)):

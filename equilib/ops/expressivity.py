@@ -71,10 +71,9 @@ def expressivity(tp, draws: int | None = None, probes: int | None = None, seed: 
     """The expressivity of ``tp`` (any :class:`~equilib.ops.TensorProduct`), see the module docstring.
 
     ``draws`` random maps and ``probes`` probe triples default to twice the full dimension plus 8. Evaluated in
-    float64 (on a float64 copy of the op). ``rtol`` is the relative size below which a singular value or a
-    coupling counts as zero: default 1e-9 for an op built in float64, 1e-4 for one built in float32 (its tables
-    carry float32 round-off, which the float64 copy keeps), and at least 10 times the op's ``fit_error`` for an
-    approximate op (``cp`` at a fitted rank): its small non-equivariant part would otherwise count as extra
+    float64 (on a float64 copy of the op, whose tables are exact whatever dtype it was built in). ``rtol`` is the
+    relative size below which a singular value or a coupling counts as zero: default 1e-9, and at least 10 times
+    the op's ``fit_error`` for an approximate op (``cp`` at a fitted rank): its small non-equivariant part would otherwise count as extra
     dimensions; so the count means something only for a good fit (``fit_error`` well below 0.01). It also decides
     what counts as reached.
     """
@@ -83,9 +82,8 @@ def expressivity(tp, draws: int | None = None, probes: int | None = None, seed: 
     for name, value in (("draws", draws), ("probes", probes)):
         if value is not None and value < 1:
             raise ValueError(f"{name}: expected a positive number, got {value}")
-    built = tp._module_dtype()
     if rtol is None:
-        rtol = max(1e-9 if built in (None, torch.float64) else 1e-4, 10 * getattr(tp, "fit_error", 0.0))
+        rtol = max(1e-9, 10 * getattr(tp, "fit_error", 0.0))
     op = copy.deepcopy(tp).to(torch.float64)
     generator = torch.Generator().manual_seed(seed)
     xs, ys, zs_op = _distinct(op.irreps_in1), _distinct(op.irreps_in2), _distinct(op.irreps_out)

@@ -234,8 +234,7 @@ class GauntFourierTensorProduct(GridTensorProduct):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         product = self._tables.azimuth_product() if self.transform == "direct" else None
-        self.register_buffer("_azimuth_product", None if product is None else
-                             torch.as_tensor(product, dtype=self._module_dtype()), persistent=False)
+        self.register_table("_azimuth_product", product, self._module_dtype())
 
     def _make_tables(self, plan: _Plan) -> _FourierTables:
         self._tables = _FourierTables(plan)

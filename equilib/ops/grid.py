@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from ..so3 import associated_legendre, azimuthal_harmonics, exact_grid_size, gauss_legendre_grid, gaunt_w3j_factor
+from ..utils import TableModule
 from .base import TensorProduct, check_outputs_reached, coupling_paths, register_backend
 
 TRANSFORMS = ("auto", "dense", "separable", "coupling")
@@ -144,13 +145,13 @@ class _GridTables:
         return {"legendre": (leg * wb).transpose(0, 2, 1).copy(), "azimuth": azi * wa[:, None]}  # (n_m, n_beta, n_l), (n_alpha, n_m)
 
 
-class _TableModule(torch.nn.Module):
-    """Holds float64-computed tables (None: absent) as non-persistent buffers in the module's dtype."""
+class _TableModule(TableModule):
+    """Holds float64-computed tables (None: absent) as tables in the module's dtype."""
 
     def __init__(self, dtype: torch.dtype, **tables: np.ndarray | None) -> None:
         super().__init__()
         for name, t in tables.items():
-            self.register_buffer(name, None if t is None else torch.as_tensor(t, dtype=dtype), persistent=False)
+            self.register_table(name, t, dtype)
 
 
 class _GridTransform(_TableModule):
@@ -377,7 +378,7 @@ class GridTensorProduct(TensorProduct):
                 a1 = tables.analysis(plan.signals1[a].ls, "dense")["matrix"]
                 a2 = tables.analysis(plan.signals2[b].ls, "dense")["matrix"]
                 t = np.einsum("ig,jg,gk->jik", a1, a2, synthesis["matrix"]).reshape(a2.shape[0], -1)
-                self.register_buffer(f"_coupling_{g}_{a}_{b}", torch.as_tensor(t, dtype=dtype), persistent=False)
+                self.register_table(f"_coupling_{g}_{a}_{b}", t, dtype)
         self.output_scale = tuple(output_scale)
         self._row_size = self._intermediate_size(plan, tables)
         perm, wperm = [], []

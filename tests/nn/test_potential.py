@@ -11,13 +11,19 @@ from equilib.nn import EquivariantPotential, PotentialConfig
 from equilib.so3 import random_rotation
 
 BACKENDS = ["cg", "grid"]
+ALL_BACKENDS = ["cg", "grid", "gaunt", "cp"]
+TP_OPTIONS = {"cp": {"rank": 10**6}}  # cp at its exact rank: a fitted rank is equivariant only to its fit error
 
 
 def make_model(backend, dtype="float64", seed=0):
+    """A small potential; dtype "float32->float64" builds it in float32 and converts it with .to(torch.float64)."""
     torch.manual_seed(seed)
+    built, _, converted = dtype.partition("->")
     config = PotentialConfig(species=[1, 6, 8, 29, 78], cutoff=4.0, channels=8, lmax=2, num_layers=2,
-                             backend=backend, avg_num_neighbors=10.0, e0s={29: -0.3, 8: -1.0}, dtype=dtype)
-    return EquivariantPotential(config)
+                             backend=backend, tp_options=TP_OPTIONS.get(backend, {}), avg_num_neighbors=10.0,
+                             e0s={29: -0.3, 8: -1.0}, dtype=built)
+    model = EquivariantPotential(config)
+    return model.to(getattr(torch, converted)) if converted else model
 
 
 def adslab():
@@ -71,9 +77,10 @@ def test_stress_is_the_strain_derivative_over_volume(backend):
     assert np.abs(stress - stress.T).max() < 1e-12 and np.abs(stress).max() > 1e-4
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_energy_is_invariant_and_forces_equivariant(backend, generator):
-    model, atoms = make_model(backend), adslab()
+@pytest.mark.parametrize("dtype", ["float64", "float32->float64"])
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_energy_is_invariant_and_forces_equivariant(backend, dtype, generator):
+    model, atoms = make_model(backend, dtype), adslab()
     data = AtomicData.from_ase(atoms, cutoff=4.0)
     ref = model(data)
     rot = random_rotation(generator=generator).numpy()
@@ -118,6 +125,22 @@ def test_float32_model_and_save_load(backend, tmp_path):
     loaded = EquivariantPotential.load(tmp_path / "model.pt")
     assert loaded.config == model.config
     assert torch.equal(loaded(data)["energy"], out["energy"])
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_converted_model_has_the_tables_of_a_float64_build_and_saves_as_float64(backend, tmp_path):
+    built, converted = make_model(backend, "float64"), make_model(backend, "float32->float64")
+    assert converted.dtype == torch.float64 and converted.config.dtype == "float64"
+    tables = dict(built.named_buffers())
+    for name, buffer in converted.named_buffers():
+        assert buffer.dtype == tables[name].dtype
+        if name != "e0":  # e0 is model state (float32 values of a float32 model), everything else is a table
+            assert torch.equal(buffer, tables[name]), name
+    converted.save(tmp_path / "model.pt")
+    loaded = EquivariantPotential.load(tmp_path / "model.pt")
+    assert loaded.dtype == torch.float64
+    data = AtomicData.from_ase(adslab(), cutoff=4.0)
+    assert torch.equal(loaded(data)["forces"], converted(data)["forces"])
 
 
 def test_errors():

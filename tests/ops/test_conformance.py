@@ -1,5 +1,7 @@
 """The conformance suite every tensor-product backend passes (shared/ARCHITECTURE.md, the op contract)."""
 
+import copy
+
 import pytest
 import torch
 from e3nn import o3
@@ -40,6 +42,10 @@ VARIANT_OPTIONS = {
     "gaunt:in2-weighted": {"weighted": ("in1", "in2", "out")},
 }
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+# How an op gets its dtype: built in it, or built in float32 and converted with .to(float64) (the tables must then be
+# those of a float64 build, not float32's rounded copies).
+PRECISIONS = {"float64": (torch.float64, None), "float32": (torch.float32, None),
+              "float32->float64": (torch.float32, torch.float64)}
 
 
 def build(backend, config, dtype=torch.float64, **options):
@@ -64,11 +70,15 @@ def test_registry_lists_backends():
         make_tensor_product("nope", "0e", "0e", "0e")
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_equivariance_under_rotations_and_inversion(backend, config, dtype, generator):
-    tp = build(backend, config, dtype)
+def test_equivariance_under_rotations_and_inversion(backend, config, precision, generator):
+    built, converted = PRECISIONS[precision]
+    tp = build(backend, config, built)
+    if converted is not None:
+        tp = tp.to(converted)
+    dtype = converted or built
     x1, x2, w = inputs(tp, (16,), generator, dtype)
     out = tp(x1, x2, w)
     assert out.abs().max() > 0.1  # a product that returned zeros would pass trivially
@@ -188,6 +198,27 @@ def test_dtypes_and_module_to(backend, generator):
     assert torch.allclose(out32.double(), ref, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match=r"x1: dtype torch.float64 does not match the module's torch.float32"):
         tp32(x1, x2, w)
+
+
+def _tables(tp):
+    return {name: t for name, t in tp.named_buffers() if t.is_floating_point()}
+
+
+@pytest.mark.parametrize("config", ["mixed-parity", "uuu"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_converting_the_dtype_gives_the_tables_of_building_in_it(backend, config):
+    """.to(dtype) and dtype= give the same tables bit for bit, both ways and after a round trip."""
+    built = {dtype: build(backend, config, dtype) for dtype in (torch.float32, torch.float64)}
+    assert _tables(built[torch.float64])
+    for source, target in ((torch.float32, torch.float64), (torch.float64, torch.float32)):
+        converted = copy.deepcopy(built[source]).to(target)
+        reference = _tables(built[target])
+        assert _tables(converted).keys() == reference.keys()
+        for name, table in _tables(converted).items():
+            assert table.dtype == target and torch.equal(table, reference[name]), f"{backend}: table {name}"
+    round_trip = copy.deepcopy(built[torch.float64]).float().double().to(torch.float32).to(torch.float64)
+    for name, table in _tables(round_trip).items():
+        assert torch.equal(table, _tables(built[torch.float64])[name])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
