@@ -106,9 +106,10 @@ def edge_vectors(data) -> torch.Tensor:
     """
     j, i = data.edge_index
     batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros_like(data.atomic_numbers)
-    cells = data.cell.reshape(-1, 3, 3)[batch[i]]
+    cells = data.cell.reshape(-1, 3, 3).index_select(0, batch.index_select(0, i))
     shift = torch.einsum("ek,ekl->el", data.cell_offsets.to(data.pos.dtype), cells)
-    return data.pos[j] - data.pos[i] + shift
+    # index_select, not advanced indexing: its backward (index_add_) is several times faster on CPUs
+    return data.pos.index_select(0, j) - data.pos.index_select(0, i) + shift
 
 
 def _validate(positions: np.ndarray, numbers: np.ndarray, source: str) -> None:

@@ -45,6 +45,6 @@ class InteractionBlock(torch.nn.Module):
     def forward(self, x, species_onehot, edge_index, edge_sh, edge_radial):
         source, target = edge_index
         h = self.linear_up(x)
-        messages = self.tp(h[source], edge_sh, self.radial(edge_radial))
+        messages = self.tp(h.index_select(0, source), edge_sh, self.radial(edge_radial))
         aggregated = scatter_sum(messages, target, dim=0, dim_size=x.shape[0]) / self.avg_num_neighbors**0.5
         return self.gate(self.linear_down(aggregated)) + self.self_connection(x, species_onehot)

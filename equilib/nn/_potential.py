@@ -70,13 +70,16 @@ class EquivariantPotential(torch.nn.Module):
         self.radial_basis = BesselBasis(config.cutoff, config.num_radial, dtype=dtype)
         self.envelope = PolynomialCutoff(config.cutoff)
         self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
+        # The last layer makes only the scalars the readout reads (as NequIP and MACE): its l > 0 outputs would be
+        # computed and thrown away.
+        scalars = o3.Irreps(f"{c}x0e")
         self.layers = torch.nn.ModuleList()
         for k in range(config.num_layers):
             self.layers.append(InteractionBlock(
-                o3.Irreps(f"{c}x0e") if k == 0 else hidden, hidden, self.irreps_sh, len(config.species),
-                config.num_radial, config.radial_hidden, config.avg_num_neighbors, config.backend, config.tp_options,
-                dtype))
-        self.readout = o3.Linear(hidden, o3.Irreps(f"{c}x0e"))
+                scalars if k == 0 else hidden, scalars if k == config.num_layers - 1 else hidden, self.irreps_sh,
+                len(config.species), config.num_radial, config.radial_hidden, config.avg_num_neighbors,
+                config.backend, config.tp_options, dtype))
+        self.readout = o3.Linear(scalars, scalars)
         self.readout_mlp = torch.nn.Sequential(torch.nn.Linear(c, c), torch.nn.SiLU(), torch.nn.Linear(c, 1))
         e0 = torch.zeros(len(config.species), dtype=dtype)
         for k, z in enumerate(config.species):

@@ -42,9 +42,10 @@ import torch
 
 from ..so3 import associated_legendre, azimuthal_harmonics, exact_grid_size, gauss_legendre_grid, gaunt_w3j_factor
 from ..utils import TableModule
+from ._blocks import Block, BlockCoupling, memory_traffic
 from .base import TensorProduct, check_outputs_reached, coupling_paths, register_backend
 
-TRANSFORMS = ("auto", "dense", "separable", "coupling")
+TRANSFORMS = ("auto", "dense", "separable", "coupling", "blocks")
 WEIGHTED = ("in1", "in2", "out")
 
 
@@ -326,15 +327,10 @@ class GridTensorProduct(TensorProduct):
 
         coupling_ok = ("coupling" in self.TRANSFORMS and "in2" not in weighted
                        and all(plan.signals2[b].mul == 1 for b in plan.used(1)))
-        if transform == "coupling" and not coupling_ok:
+        if transform in ("coupling", "blocks") and not coupling_ok:
             raise ValueError(
-                "transform: 'coupling' needs x2 entries of multiplicity 1 and no 'in2' in weighted; use 'dense'"
+                f"transform: {transform!r} needs x2 entries of multiplicity 1 and no 'in2' in weighted; use 'dense'"
             )
-        if transform == "auto":
-            transform = self._auto_transform(plan, tables, coupling_ok)
-        self.transform = transform
-        layout = tables.layout_kind(transform)
-
         channels = sorted({self.irreps_in1[p.i_in1].mul for p in realized})
         if "in2" in weighted and len(channels) != 1:
             raise ValueError(
@@ -342,6 +338,26 @@ class GridTensorProduct(TensorProduct):
             )
         w_in1, w_in2, w_out = self._weight_layout(realized, channels[0])
         self._init_shared_weight(dtype)
+        self._groups = list(plan.groups.items())
+        scales = {key: {l3: self._normalization(plan, pairs, l3) for l3 in plan.out_ls[key]} for key, pairs in self._groups}
+        self.output_scale = tuple(scales[(mul, ir.p * (-1) ** ir.l)][ir.l] if (mul, ir.p * (-1) ** ir.l) in scales
+                                  else 1.0 for mul, ir in self.irreps_out)
+        blocks = self._gaunt_blocks(tables, realized) if coupling_ok and transform in ("auto", "blocks") else None
+        if transform == "auto":
+            transform = self._auto_transform(plan, tables, coupling_ok)
+            if transform == "coupling" and blocks is not None:
+                mul = {i: self.irreps_in1[i].mul for i in {b.i1 for b in blocks}}
+                by_block, channel_major = memory_traffic(blocks, mul, bool(weighted))
+                transform = "blocks" if by_block < channel_major else "coupling"
+        self.transform = transform
+        if transform == "blocks":
+            self._blocks = BlockCoupling(
+                blocks, [mul * ir.dim for mul, ir in self.irreps_in1],
+                [(mul, ir.dim) for mul, ir in self.irreps_out], {i: self.irreps_in1[i].mul for i in range(len(self.irreps_in1))},
+                w_in1, w_out, dtype)
+            self._row_size = self._blocks.row_size
+            return
+        layout = tables.layout_kind(transform)
 
         self._in1 = torch.nn.ModuleDict()
         self._in2 = torch.nn.ModuleDict()
@@ -357,19 +373,14 @@ class GridTensorProduct(TensorProduct):
                     self._analysis[f"{which}_{k}"] = tables.analysis_module(sig.ls, transform, dtype)
 
         # Output: each group is projected onto its degrees; the flat output gathers from the concatenation.
-        self._groups = list(plan.groups.items())
         self._synthesis = torch.nn.ModuleList()
-        output_scale = [1.0] * len(self.irreps_out)
         group_layouts, group_start, total = {}, {}, 0
         for g, (key, pairs) in enumerate(self._groups):
             ls = plan.out_ls[key]
             group_layouts[key] = tables.layout(ls, layout)
             group_start[key] = total
             total += key[0] * len(group_layouts[key])
-            scale = {l3: self._normalization(plan, pairs, l3) for l3 in ls}
-            for i, (mul, ir) in enumerate(self.irreps_out):
-                if (mul, ir.p * (-1) ** ir.l) == key:
-                    output_scale[i] = scale[ir.l]
+            scale = scales[key]
             if transform != "coupling":
                 self._synthesis.append(tables.synthesis_module(ls, transform, scale, dtype))
                 continue
@@ -379,7 +390,6 @@ class GridTensorProduct(TensorProduct):
                 a2 = tables.analysis(plan.signals2[b].ls, "dense")["matrix"]
                 t = np.einsum("ig,jg,gk->jik", a1, a2, synthesis["matrix"]).reshape(a2.shape[0], -1)
                 self.register_table(f"_coupling_{g}_{a}_{b}", t, dtype)
-        self.output_scale = tuple(output_scale)
         self._row_size = self._intermediate_size(plan, tables)
         perm, wperm = [], []
         for i, (mul, ir) in enumerate(self.irreps_out):
@@ -398,6 +408,19 @@ class GridTensorProduct(TensorProduct):
 
     def _auto_transform(self, plan: _Plan, tables: _GridTables, coupling_ok: bool) -> str:
         return _choose_transform(plan, len(tables.grid.beta) * len(tables.grid.alpha), coupling_ok)
+
+    def _gaunt_blocks(self, tables: _GridTables, paths) -> list[Block]:
+        """The Gaunt coupling of every (x1 entry, output entry) pair, by exact quadrature in float64: for each path,
+        ``T[j, i, k] = int Y_j Y_i Y_k`` (x2 column j, x1 column i, output column k) times the output's scale."""
+        dim2 = self.irreps_in2.dim
+        starts2 = np.cumsum([0] + [mul * ir.dim for mul, ir in self.irreps_in2])
+        tensors: dict[tuple[int, int], np.ndarray] = {}
+        for p in paths:
+            a1, a2 = (tables.analysis([l], "dense")["matrix"] for l in (p.l1, p.l2))
+            synthesis = tables.synthesis([p.l3], "dense", {p.l3: self.output_scale[p.i_out]})["matrix"]
+            t = tensors.setdefault((p.i_in1, p.i_out), np.zeros((dim2, 2 * p.l1 + 1, 2 * p.l3 + 1)))
+            t[starts2[p.i_in2] : starts2[p.i_in2 + 1]] += np.einsum("ig,jg,gk->jik", a1, a2, synthesis)
+        return [Block(i1, io, t.shape[1], t.shape[2], t) for (i1, io), t in sorted(tensors.items())]
 
     def _multiply(self, values1: torch.Tensor, values2: torch.Tensor) -> torch.Tensor:
         """The product of two signals in the representation the analysis produced: pointwise on the grid."""
@@ -446,6 +469,8 @@ class GridTensorProduct(TensorProduct):
         return blocks
 
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        if self.transform == "blocks":
+            return self._blocks(x1, x2, weight)
         n = x1.shape[0]
         coeff1 = {k: m(x1, weight) for k, m in self._in1.items()}
         coeff2 = {k: m(x2, weight) for k, m in self._in2.items()}

@@ -26,7 +26,7 @@ SMALL = {"small": ("2x0e+2x1o+2x2e", "0e+1o+2e", "2x0e+2x1o+2x2e")}
 # Every registered backend with its defaults, each strategy of the grid backend, and in2 weighting. The cp backend
 # runs here with a rank that makes its decomposition exact (one component per non-zero fiber), so the suite checks its
 # plumbing at the exact tolerance; the fitted (approximate) ranks are tested in test_cp.py.
-BACKENDS = available_backends() + ["grid:dense", "grid:separable", "grid:coupling", "grid:in2-weighted",
+BACKENDS = available_backends() + ["grid:dense", "grid:separable", "grid:coupling", "grid:blocks", "grid:in2-weighted",
                                    "gaunt:fft", "gaunt:direct", "gaunt:in2-weighted", "cp:per-path", "cp:parity-exact"]
 EXACT_RANK = 10**6
 VARIANT_OPTIONS = {
@@ -36,6 +36,7 @@ VARIANT_OPTIONS = {
     "grid:dense": {"transform": "dense"},
     "grid:separable": {"transform": "separable"},
     "grid:coupling": {"transform": "coupling"},
+    "grid:blocks": {"transform": "blocks"},
     "grid:in2-weighted": {"weighted": ("in1", "in2", "out")},
     "gaunt:fft": {"transform": "fft"},
     "gaunt:direct": {"transform": "direct"},
@@ -49,7 +50,7 @@ PRECISIONS = {"float64": (torch.float64, None), "float32": (torch.float32, None)
 
 
 def build(backend, config, dtype=torch.float64, **options):
-    if backend == "grid:coupling" and config == "uuu":
+    if backend in ("grid:coupling", "grid:blocks") and config == "uuu":
         pytest.skip("the coupling strategy needs a single-channel x2 ('uvu')")
     if backend.endswith(":in2-weighted") and config == "mixed-mul":
         pytest.skip("'in2' weights need one multiplicity in x1")
@@ -93,7 +94,7 @@ def test_equivariance_under_rotations_and_inversion(backend, config, precision, 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_paths_are_a_subset_of_the_cg_paths(backend):
     for config in CONFIGS:
-        if backend.endswith(":in2-weighted") and config == "mixed-mul" or backend == "grid:coupling" and config == "uuu":
+        if backend.endswith(":in2-weighted") and config == "mixed-mul" or backend in ("grid:coupling", "grid:blocks") and config == "uuu":
             continue
         cg = set(build("cg", config).paths)
         tp = build(backend, config)

@@ -55,12 +55,12 @@ def e3nn_gaunt_reference(tp, x1, x2, weight):
 
 
 @pytest.mark.parametrize("normalization", ["none", "component"])
-@pytest.mark.parametrize("transform", ["dense", "separable", "coupling"])
+@pytest.mark.parametrize("transform", ["dense", "separable", "coupling", "blocks"])
 @pytest.mark.parametrize("weighted", WEIGHTINGS, ids=lambda w: "+".join(w) or "unweighted")
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_equals_cg_restricted_to_gaunt_paths(case, weighted, transform, normalization, generator):
     irreps = CASES[case]
-    if transform == "coupling" and ("in2" in weighted or irreps[1].startswith("3x")):
+    if transform in ("coupling", "blocks") and ("in2" in weighted or irreps[1].startswith("3x")):
         pytest.skip("coupling needs a single-channel, unweighted x2")
     tp = make_tensor_product("grid", *irreps, weighted=weighted, transform=transform, normalization=normalization,
                              dtype=torch.float64)
