@@ -10,11 +10,11 @@ again, passed through a gated nonlinearity (Weiler et al. 2018), and added to a 
 from __future__ import annotations
 
 import torch
-from e3nn import nn as e3nn_nn
 from e3nn import o3
 
 from ..ops import make_tensor_product
 from ..utils import scatter_sum
+from ._layers import EquivariantLinear, Gate, RadialMLP, SpeciesSelfConnection
 
 
 class InteractionBlock(torch.nn.Module):
@@ -26,25 +26,20 @@ class InteractionBlock(torch.nn.Module):
         super().__init__()
         self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
         self.avg_num_neighbors = float(avg_num_neighbors)
-        self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
+        self.linear_up = EquivariantLinear(self.irreps_in, self.irreps_in, dtype)
         self.tp = make_tensor_product(backend, self.irreps_in, irreps_sh, self.irreps_out,
                                       dtype=dtype, **(tp_options or {}))
-        # e3nn's fully connected net: normalised initialisation, so the weights come out with unit variance
-        self.radial = e3nn_nn.FullyConnectedNet([num_radial, radial_hidden, radial_hidden, self.tp.weight_numel],
-                                                torch.nn.functional.silu)
-        scalars = o3.Irreps([(mul, ir) for mul, ir in self.irreps_out if ir.l == 0])
-        gated = o3.Irreps([(mul, ir) for mul, ir in self.irreps_out if ir.l > 0])
-        gates = o3.Irreps([(gated.num_irreps, "0e")]) if gated.num_irreps else o3.Irreps("")
-        self.gate = e3nn_nn.Gate(scalars, [torch.nn.functional.silu] * len(scalars), gates,
-                                 [torch.sigmoid] * len(gates), gated)
-        self.linear_down = o3.Linear(self.irreps_out, self.gate.irreps_in)
-        # Species-dependent residual: x (x) onehot(species) -> irreps_out, as NequIP's self-connection.
-        self.self_connection = o3.FullyConnectedTensorProduct(self.irreps_in, o3.Irreps(f"{num_species}x0e"),
-                                                              self.irreps_out)
+        self.radial = RadialMLP([num_radial, radial_hidden, radial_hidden, self.tp.weight_numel], dtype)
+        self.gate = Gate(o3.Irreps([(mul, ir) for mul, ir in self.irreps_out if ir.l == 0]),
+                         o3.Irreps([(mul, ir) for mul, ir in self.irreps_out if ir.l > 0]))
+        self.linear_down = EquivariantLinear(self.irreps_out, self.gate.irreps_in, dtype)
+        self.self_connection = SpeciesSelfConnection(self.irreps_in, num_species, self.irreps_out, dtype)
 
-    def forward(self, x, species_onehot, edge_index, edge_sh, edge_radial):
+    def forward(self, x, species, edge_index, edge_sh, edge_radial):
+        """``x`` (nodes, irreps_in), ``species`` (nodes,) indices into the model's species, ``edge_index`` (2, edges)
+        neighbor j then center i, ``edge_sh`` and ``edge_radial`` per edge."""
         source, target = edge_index
         h = self.linear_up(x)
         messages = self.tp(h.index_select(0, source), edge_sh, self.radial(edge_radial))
         aggregated = scatter_sum(messages, target, dim=0, dim_size=x.shape[0]) / self.avg_num_neighbors**0.5
-        return self.gate(self.linear_down(aggregated)) + self.self_connection(x, species_onehot)
+        return self.gate(self.linear_down(aggregated)) + self.self_connection(x, species)

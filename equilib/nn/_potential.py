@@ -18,7 +18,9 @@ from e3nn import o3
 from .. import __version__
 from ..data import edge_vectors
 from ..utils import scatter_sum
+from ._harmonics import SphericalHarmonics
 from ._interaction import InteractionBlock
+from ._layers import EquivariantLinear
 from ._radial import BesselBasis, PolynomialCutoff
 
 
@@ -65,11 +67,10 @@ class EquivariantPotential(torch.nn.Module):
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
         hidden = o3.Irreps([(c, (l, (-1) ** l)) for l in range(lmax + 1)])
         self.register_buffer("species_index", self._species_table(config.species), persistent=False)
-        self.embedding = torch.nn.Linear(len(config.species), c, bias=False)
-        torch.nn.init.normal_(self.embedding.weight)  # unit-variance features for each species
+        self.embedding = torch.nn.Embedding(len(config.species), c, dtype=dtype)  # N(0, 1): unit-variance features
         self.radial_basis = BesselBasis(config.cutoff, config.num_radial, dtype=dtype)
         self.envelope = PolynomialCutoff(config.cutoff)
-        self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
+        self.spherical_harmonics = SphericalHarmonics(lmax, dtype=dtype)
         # The last layer makes only the scalars the readout reads (as NequIP and MACE): its l > 0 outputs would be
         # computed and thrown away.
         scalars = o3.Irreps(f"{c}x0e")
@@ -79,13 +80,13 @@ class EquivariantPotential(torch.nn.Module):
                 scalars if k == 0 else hidden, scalars if k == config.num_layers - 1 else hidden, self.irreps_sh,
                 len(config.species), config.num_radial, config.radial_hidden, config.avg_num_neighbors,
                 config.backend, config.tp_options, dtype))
-        self.readout = o3.Linear(scalars, scalars)
-        self.readout_mlp = torch.nn.Sequential(torch.nn.Linear(c, c), torch.nn.SiLU(), torch.nn.Linear(c, 1))
+        self.readout = EquivariantLinear(scalars, scalars, dtype)
+        self.readout_mlp = torch.nn.Sequential(torch.nn.Linear(c, c, dtype=dtype), torch.nn.SiLU(),
+                                               torch.nn.Linear(c, 1, dtype=dtype))
         e0 = torch.zeros(len(config.species), dtype=dtype)
         for k, z in enumerate(config.species):
             e0[k] = config.e0s.get(z, 0.0)
         self.register_buffer("e0", e0)
-        self.to(dtype)  # the e3nn layers; the tensor products and the radial basis were built in dtype
 
     @staticmethod
     def _species_table(species: list[int]) -> torch.Tensor:
@@ -106,12 +107,13 @@ class EquivariantPotential(torch.nn.Module):
             self.config = dataclasses.replace(self.config, dtype=name)
         return self
 
-    def _one_hot(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
-        index = self.species_index[atomic_numbers]
+    def _species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """Each atom's index in the model's species list; an error names elements the model does not know."""
+        index = self.species_index.index_select(0, atomic_numbers)
         if (index < 0).any():
             unknown = sorted(set(atomic_numbers[index < 0].tolist()))
             raise ValueError(f"atomic_numbers: elements {unknown} are not among the model's species {self.config.species}")
-        return torch.nn.functional.one_hot(index, len(self.config.species)).to(self.dtype)
+        return index
 
     def forward(self, data, compute_forces: bool = True, compute_stress: bool = False) -> dict[str, torch.Tensor]:
         """``energy`` (graphs,), ``energies`` (atoms,), and ``forces`` (atoms, 3) / ``stress`` (graphs, 3, 3)."""
@@ -135,12 +137,12 @@ class EquivariantPotential(torch.nn.Module):
         lengths = vectors.norm(dim=1)
         edge_sh = self.spherical_harmonics(vectors)
         edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
-        onehot = self._one_hot(data.atomic_numbers)
-        x = self.embedding(onehot)
+        species = self._species(data.atomic_numbers)
+        x = self.embedding(species)
         for layer in self.layers:
-            x = layer(x, onehot, data.edge_index, edge_sh, edge_radial)
+            x = layer(x, species, data.edge_index, edge_sh, edge_radial)
         y = self.readout_mlp(self.readout(x)).squeeze(-1)
-        energies = self.config.scale * y + self.config.shift + onehot @ self.e0
+        energies = self.config.scale * y + self.config.shift + self.e0.index_select(0, species)
         energy = scatter_sum(energies, batch, dim=0, dim_size=num_graphs)
         out = {"energy": energy, "energies": energies}
         inputs = [t for t, wanted in ((leaf, compute_forces), (strain, compute_stress)) if wanted]

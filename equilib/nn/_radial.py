@@ -40,5 +40,6 @@ class PolynomialCutoff(torch.nn.Module):
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         x = r / self.cutoff
         p = self.p
-        u = 1.0 - (p + 1) * (p + 2) / 2 * x**p + p * (p + 2) * x ** (p + 1) - p * (p + 1) / 2 * x ** (p + 2)
+        # 1 + x^p (a + x (b + c x)), Horner's form of the envelope: fewer operations for autograd to record
+        u = 1.0 + x**p * (-(p + 1) * (p + 2) / 2 + x * (p * (p + 2) - p * (p + 1) / 2 * x))
         return u * (x < 1.0)

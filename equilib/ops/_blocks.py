@@ -84,28 +84,109 @@ class BlockCoupling(TableModule):
             self._plan.append((mul, d3, pairs))
         self._matrix_sizes = [c.shape[1] for c in columns]
         self.register_table("table", np.concatenate(columns, axis=1), dtype)
-        self.row_size = max(c * (b.d1 + b.d3) for b in blocks for c in [channels[b.i1]])
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        # out_io = w3_io * sum_i1 w1_i1 * (x_i1 @ m): the weights are per channel, so they commute with the
+        # contraction over components and go where they multiply the fewest numbers
         n = x1.shape[0]
         entries = x1.split(self._sizes1, dim=1)
         matrices = (x2 @ self.table).split(self._matrix_sizes, dim=1)  # every pair's per-sample matrix
-        weights = weight.split(self._weight_sizes, dim=-1) if self._weight_sizes else ()
+        weights = [w.unsqueeze(-1) for w in weight.split(self._weight_sizes, dim=-1)] if self._weight_sizes else ()
+        weighted_x: dict[int, torch.Tensor] = {}  # x_i1 * w1_i1, made once per entry
         outs = []
         for mul, d3, pairs in self._plan:
-            total = None
+            total, w3 = None, None
             for i1, c, d1, k, w1, w3 in pairs:
                 x = entries[i1].view(n, c, d1)
                 m = matrices[k].view(n, d1, d3)
-                scale = None
-                for w in (w1, w3):
-                    if w is not None:
-                        scale = weights[w].unsqueeze(-1) if scale is None else scale * weights[w].unsqueeze(-1)
-                if scale is not None and d1 <= d3:
-                    x = x * scale
-                term = x * m if d1 == 1 else torch.bmm(x, m)  # a bmm of (c, 1) x (1, d3) is many times slower
-                if scale is not None and d1 > d3:
-                    term = term * scale
+                early = d1 <= d3  # w1 on the x side
+                if early and w1 is not None:
+                    if i1 not in weighted_x:
+                        weighted_x[i1] = x * weights[w1]
+                    x = weighted_x[i1]
+                if early and w3 is not None and len(pairs) == 1:  # w3 on the x side too
+                    x, w3 = x * weights[w3], None
+                if d1 == 1:
+                    term = _Outer.apply(x, m)
+                elif d3 == 1:
+                    term = _ContractLast.apply(x, m.transpose(1, 2))
+                else:
+                    term = torch.bmm(x, m)
+                if not early and w1 is not None:
+                    term = term * weights[w1]
                 total = term if total is None else total + term
-            outs.append(total.reshape(n, mul * d3) if total is not None else x1.new_zeros(n, mul * d3))
-        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+            if total is None:
+                outs.append(x1.new_zeros(n, mul * d3))
+                continue
+            outs.append((total if w3 is None else total * weights[w3]).reshape(n, mul * d3))
+        return concat(outs)
+
+
+class _Concat(torch.autograd.Function):
+    """``torch.cat`` along the last dimension whose backward is a ``split`` (whose own backward is a ``cat``).
+    ``torch.cat``'s backward slices its gradient, and the backward of a slice makes a zero tensor of the whole
+    gradient per slice: in the double backward of force training that was a full-size fill per output block."""
+
+    @staticmethod
+    def forward(ctx, sizes, *tensors):
+        ctx.sizes = sizes
+        return torch.cat(tensors, dim=-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None, *grad.split(ctx.sizes, dim=-1))
+
+
+def concat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat(tensors, dim=-1)`` with a split for backward (see ``_Concat``)."""
+    return tensors[0] if len(tensors) == 1 else _Concat.apply([t.shape[-1] for t in tensors], *tensors)
+
+
+class _Outer(torch.autograd.Function):
+    """``x * m``: (n, c, 1) and (n, 1, d) -> (n, c, d). With :class:`_ContractLast` and :class:`_ContractChannels` it
+    makes a family closed under differentiation, each computed the fast way: an outer product by broadcasting (a
+    bmm of these shapes is many times slower), a contraction by bmm (a broadcast product and a sum makes an (n, c, d)
+    temporary). Force training differentiates twice; with autograd's own formulas the second derivative of a
+    broadcast product went through bmm outer products. Forward, backward and double backward together: 1.8x faster
+    than ``x * m`` at d = 7 (2 cores, n = 4400, c = 32)."""
+
+    @staticmethod
+    def forward(ctx, x, m):
+        ctx.save_for_backward(x, m)
+        return x * m
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, m = ctx.saved_tensors
+        return (_ContractLast.apply(grad, m) if ctx.needs_input_grad[0] else None,
+                _ContractChannels.apply(x, grad) if ctx.needs_input_grad[1] else None)
+
+
+class _ContractLast(torch.autograd.Function):
+    """``sum_d g[n, c, d] m[n, 0, d]``: (n, c, d) and (n, 1, d) -> (n, c, 1)."""
+
+    @staticmethod
+    def forward(ctx, g, m):
+        ctx.save_for_backward(g, m)
+        return torch.bmm(g, m.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        g, m = ctx.saved_tensors
+        return (_Outer.apply(grad, m) if ctx.needs_input_grad[0] else None,
+                _ContractChannels.apply(grad, g) if ctx.needs_input_grad[1] else None)
+
+
+class _ContractChannels(torch.autograd.Function):
+    """``sum_c x[n, c, 0] g[n, c, d]``: (n, c, 1) and (n, c, d) -> (n, 1, d)."""
+
+    @staticmethod
+    def forward(ctx, x, g):
+        ctx.save_for_backward(x, g)
+        return torch.bmm(x.transpose(1, 2), g)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, g = ctx.saved_tensors
+        return (_ContractLast.apply(g, grad) if ctx.needs_input_grad[0] else None,
+                _Outer.apply(x, grad) if ctx.needs_input_grad[1] else None)

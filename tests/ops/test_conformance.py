@@ -163,8 +163,8 @@ def test_chunked_samples_give_the_same_values_and_gradients(backend, generator):
             out = tp(x1, x2, w)
             grads = torch.autograd.grad(out.sin().sum(), params, create_graph=True)
             results.append([out, *grads, *torch.autograd.grad(grads[1].pow(2).sum(), [x1, x2])])
-        for full, chunked in zip(*results):
-            assert (full - chunked).abs().max() < 1e-12
+        for full, chunked in zip(*results):  # relative: second derivatives reach 10+, and MKL's summation order
+            assert (full - chunked).abs().max() < 1e-12 * max(1.0, full.abs().max())  # depends on alignment
 
 
 @pytest.mark.parametrize("batch", [(), (0,), (7,), (3, 5)])

@@ -6,6 +6,7 @@ from e3nn import o3
 
 from equilib import so3
 from equilib.ops import make_tensor_product
+from equilib.ops._blocks import _ContractChannels, _ContractLast, _Outer, concat
 from tests.conftest import randn
 
 CASES = [
@@ -102,13 +103,16 @@ def test_grid_is_sized_from_the_total_degree(irreps, shape):
 
 
 def test_auto_picks_a_strategy_and_options_are_checked():
-    tp = make_tensor_product("grid", "8x0e+8x1o+8x2e", "0e+1o+2e", "8x0e+8x1o+8x2e")
-    assert tp.transform in ("dense", "coupling")
+    hidden, sh = "8x0e+8x1o+8x2e+8x3o", "0e+1o+2e+3o"
+    assert make_tensor_product("grid", hidden, sh, hidden).transform == "coupling"  # every degree on both sides
+    assert make_tensor_product("grid", "8x0e", sh, hidden).transform == "blocks"  # scalars in (a first layer)
+    assert make_tensor_product("grid", hidden, sh, "8x0e").transform == "blocks"  # scalars out (a last layer)
     assert make_tensor_product("grid", "3x0e+3x1o", "3x0e+3x1o", "3x0e+3x1o").transform == "dense"  # 'uuu'
     with pytest.raises(ValueError, match="transform: expected one of"):
         make_tensor_product("grid", "2x0e", "0e", "2x0e", transform="fft")
-    with pytest.raises(ValueError, match="transform: 'coupling' needs x2 entries of multiplicity 1"):
-        make_tensor_product("grid", "2x0e", "0e", "2x0e", transform="coupling", weighted=("in1", "in2"))
+    for transform in ("coupling", "blocks"):
+        with pytest.raises(ValueError, match=f"transform: '{transform}' needs x2 entries of multiplicity 1"):
+            make_tensor_product("grid", "2x0e", "0e", "2x0e", transform=transform, weighted=("in1", "in2"))
     with pytest.raises(ValueError, match="weighted: expected distinct names among"):
         make_tensor_product("grid", "2x0e", "0e", "2x0e", weighted=("in1", "in1"))
     with pytest.raises(ValueError, match=r"weighted: 'in2' needs one multiplicity .* got \[2, 3\]"):
@@ -133,3 +137,19 @@ def test_component_normalization_gives_unit_variance(generator):
         assert 0.85 < float(block.mean()) < 1.15, f"{ir}: {float(block.mean()):.3f}"
     with pytest.raises(ValueError, match="normalization: expected 'component' or 'none'"):
         make_tensor_product("grid", "2x0e", "0e", "2x0e", normalization="norm")
+
+
+def test_block_products_are_exact_to_third_order(generator):
+    """The outer product and contractions of the 'blocks' strategy have hand-written derivatives (each in terms of
+    the others): values and first and second derivatives against autograd's finite differences, float64."""
+    x = randn(3, 4, 1, generator=generator).requires_grad_()
+    m = randn(3, 1, 5, generator=generator).requires_grad_()
+    g = randn(3, 4, 5, generator=generator).requires_grad_()
+    for f, args, reference in ((_Outer.apply, (x, m), x * m), (_ContractLast.apply, (g, m), (g * m).sum(-1, True)),
+                               (_ContractChannels.apply, (x, g), (x * g).sum(1, True))):
+        assert torch.allclose(f(*args), reference, atol=1e-14)
+        assert torch.autograd.gradcheck(f, args) and torch.autograd.gradgradcheck(f, args)
+    a, b = randn(3, 2, generator=generator).requires_grad_(), randn(3, 6, generator=generator).requires_grad_()
+    joined = lambda a, b: concat([a.sin(), b * b]).pow(3)  # noqa: E731
+    assert torch.equal(concat([a, b]), torch.cat([a, b], dim=-1))
+    assert torch.autograd.gradcheck(joined, (a, b)) and torch.autograd.gradgradcheck(joined, (a, b))

@@ -26,7 +26,7 @@ def test_tables_are_recast_from_their_float64_sources():
     module.double()
     assert torch.equal(module.third, torch.full((4,), 1.0, dtype=torch.float64) / 3)
     assert module.linear.weight.dtype == torch.float64
-    (name, w3j), = [(n, b) for n, b in module.tp.named_buffers() if "_w3j_" in n]
+    ((_, w3j),) = [(n, b) for n, b in module.tp.named_buffers() if "_w3j_" in n]
     assert w3j.dtype == torch.float64 and torch.equal(w3j, o3.wigner_3j(1, 1, 2, dtype=torch.float64))
     module.half()
     assert torch.equal(module.third, torch.full((4,), 1.0, dtype=torch.float64).div(3).half())
