@@ -109,11 +109,11 @@ def training_throughput(config: str, backend: str, steps: int, out: Path) -> flo
     return len(batches) / (time.perf_counter() - t0)
 
 
-def equal_time_training(config: str, backend: str, minutes: float, steps_per_s: float, out: Path) -> dict:
+def equal_time_training(config: str, backend: str, minutes: float, steps_per_s: float, out: Path, seed: int) -> dict:
     """Train for about ``minutes`` (schedule sized from the measured throughput, less 10% for evaluations)."""
     steps = max(10, int(0.9 * minutes * 60 * steps_per_s))
     trainer = Trainer(load_config(config, [
-        f"model.backend={backend}", f"trainer.out_dir={out}", f"trainer.max_steps={steps}",
+        f"model.backend={backend}", f"trainer.out_dir={out}", f"trainer.max_steps={steps}", f"trainer.seed={seed}",
         f"trainer.max_minutes={1.2 * minutes}", f"trainer.eval_every={max(1, steps // 4)}",
         f"trainer.checkpoint_every={steps}", "logging.progress=false", "logging.plots=false"]))
     return trainer.run()
@@ -134,6 +134,8 @@ def main(argv=None):
     parser.add_argument("--train-steps", type=int, default=30, help="timed training steps per backend")
     parser.add_argument("--equal-minutes", type=float, default=0.0,
                         help="also train each backend for this many minutes and compare held-out accuracy")
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds of the equal-time section: "
+                        "with several, each metric is reported as mean +- sample sd over them")
     parser.add_argument("--rate", action="append", default=[], metavar="BACKEND=STEPS_PER_S",
                         help="size the equal-time schedule of BACKEND from this rate instead of the measured one "
                         "(the 30-step measurement can be off; repeatable)")
@@ -155,19 +157,41 @@ def main(argv=None):
         size = load_config(args.config).data.batch_size
         print(f"{backend:<8} {rates[backend]:>8.2f} {rates[backend] * size:>9.1f}", flush=True)
     if args.equal_minutes > 0:
-        print(f"\n## held-out accuracy after {args.equal_minutes:g} minutes of training (EMA model)")
-        print(f"{'backend':<8} {'split':<14} {'steps':>6} {'minutes':>8} {'F MAE':>8} {'zero-F':>8} "
-              f"{'E/atom meV':>10} {'EFwT %':>7}")
-        for backend, rate in (item.split("=") for item in args.rate):
-            rates[backend] = float(rate)
-        for backend in backends:
+        equal_time_section(args, backends, rates)
+
+
+def equal_time_section(args, backends: list[str], rates: dict[str, float]) -> None:
+    """Each backend trained for the same minutes (steps from its rate), per seed; mean +- sd over the seeds."""
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for backend, rate in (item.split("=") for item in args.rate):
+        rates[backend] = float(rate)
+    print(f"\n## held-out accuracy after {args.equal_minutes:g} minutes of training (EMA model), seeds {seeds}")
+    print(f"{'backend':<8} {'seed':>4} {'split':<14} {'steps':>6} {'minutes':>8} {'F MAE':>8} {'zero-F':>8} "
+          f"{'E/atom meV':>10} {'EFwT %':>7}")
+    finals: dict[str, list[dict]] = {}
+    for backend in backends:
+        for seed in seeds:
             final = equal_time_training(args.config, backend, args.equal_minutes, rates[backend],
-                                        Path(args.out) / f"equal_time_{backend}")
+                                        Path(args.out) / f"equal_time_{backend}_seed{seed}", seed)
+            finals.setdefault(backend, []).append(final)
             for split in sorted({key.split("/")[0] for key in final if "/" in key}):
-                print(f"{backend:<8} {split:<14} {final['step']:>6} {final['seconds'] / 60:>8.1f} "
+                print(f"{backend:<8} {seed:>4} {split:<14} {final['step']:>6} {final['seconds'] / 60:>8.1f} "
                       f"{final[split + '/forces_mae']:>8.4f} {final[split + '/forces_zero_mae']:>8.4f} "
                       f"{1e3 * final[split + '/energy_per_atom_mae']:>10.2f} {100 * final[split + '/efwt']:>7.1f}",
                       flush=True)
+    if len(seeds) < 2:
+        return
+    splits = sorted({key.split("/")[0] for key in finals[backends[0]][0] if "/" in key})
+    print(f"\n| backend | steps | " + " | ".join(f"{s} F MAE" for s in splits) + " | val_id E meV/atom |")
+    print("|---|---|" + "---|" * (len(splits) + 1))
+    for backend, runs in finals.items():
+        cells = [_mean_sd([r[f"{s}/forces_mae"] for r in runs], "{:.4f}") for s in splits]
+        energy = _mean_sd([1e3 * r["val_id/energy_per_atom_mae"] for r in runs], "{:.2f}") if "val_id" in splits else "-"
+        print(f"| {backend} | {runs[0]['step']} | " + " | ".join(cells) + f" | {energy} |")
+
+
+def _mean_sd(values: list[float], fmt: str) -> str:
+    return f"{fmt.format(statistics.mean(values))} +- {fmt.format(statistics.stdev(values))}"
 
 
 if __name__ == "__main__":

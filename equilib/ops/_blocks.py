@@ -4,13 +4,18 @@ entry), no permutation of the inputs or outputs.
 For a single-channel x2 ('uvu') every path from x1 entry ``i1`` (``C x l1``) into output entry ``io`` (``C x l3``) is
 ``out_io[n, u] += x1_i1[n, u] @ M[n]``, with ``M[n] = sum_j x2[n, j] T[j]`` a ``(2 l1 + 1, 2 l3 + 1)`` matrix per
 sample made from the coupling tensor ``T`` of the pair (all x2 entries that join them, summed). ``x1_i1`` is a view of
-the flat input and ``out_io`` a block of the flat output, so nothing is gathered or permuted. Per-(entry, channel)
-weights of x1 (``w1``) and of the output (``w3``) multiply the pair's product as ``w1 * w3``, on whichever side is
-smaller: before the contraction when ``2 l1 + 1 <= 2 l3 + 1`` (the first layer of a potential, scalars in: then the
-contraction is a broadcast outer product), after it otherwise (the last layer, scalars out). This touches far less
-memory than gathering x1 into a channel-major layout, weighting, contracting and permuting back when x1 or the
-output is a single degree; with every degree on both sides the channel-major contraction touches less, see
-:func:`memory_traffic`.
+the flat input and ``out_io`` a block of the flat output, so nothing is gathered or permuted. The per-(entry,
+channel) weights of x1 (``w1``) and of the output (``w3``) commute with the contraction over components, so each goes
+where it multiplies fewest numbers: ``w1`` before the contraction when ``2 l1 + 1 <= 2 l3 + 1`` (once per entry),
+after it otherwise; ``w3`` on the sum of an output's pairs, or with ``w1`` on the x1 side when an output has a single
+pair with ``2 l1 + 1 <= 2 l3 + 1`` (the first layer of a potential, scalars in: the contraction is then an outer
+product). This touches far less memory than gathering x1 into a channel-major layout, weighting, contracting and
+permuting back when x1 or the output is a single degree (the first and last layers of a potential); with every
+degree on both sides the channel-major contraction touches less, see :func:`memory_traffic`.
+
+Force training differentiates the product twice. The outer product (scalars in) and the contraction to one
+component (scalars out) are autograd functions whose derivatives are each other (:class:`_Outer`,
+:class:`_ContractLast`, :class:`_ContractChannels`), so every derivative runs the fast kernel for its shape.
 """
 
 from __future__ import annotations
@@ -68,9 +73,8 @@ class BlockCoupling(TableModule):
     def __init__(self, blocks: list[Block], sizes1: list[int], out_entries: list[tuple[int, int]],
                  channels: dict[int, int], w1: dict[int, int], w3: dict[int, int], dtype: torch.dtype) -> None:
         super().__init__()
-        pieces = sorted((offset, channels[i]) for i, offset in w1.items()) + sorted(
-            (offset, out_entries[io][0]) for io, offset in w3.items())
-        pieces.sort()
+        pieces = sorted([(offset, channels[i]) for i, offset in w1.items()]
+                        + [(offset, out_entries[io][0]) for io, offset in w3.items()])
         if any(a + size != b for (a, size), (b, _) in zip(pieces, pieces[1:])) or (pieces and pieces[0][0] != 0):
             raise ValueError("w1, w3: the channel weights must tile the weight vector")
         piece = {offset: k for k, (offset, _) in enumerate(pieces)}

@@ -27,9 +27,12 @@ Strategies (``transform``), all exact and equal to round-off: ``"dense"`` evalua
 with one matrix product each way; ``"separable"`` does an associated-Legendre transform in beta per order m, then a
 matrix product in alpha; ``"coupling"`` (single-channel, unweighted x2 only) integrates the Gaunt coupling tensor on
 the grid once, in float64, and contracts each sample's x2 with it into a matrix applied to all channels, so no
-per-channel grid values are made. ``"auto"`` takes ``coupling`` or ``dense``, whichever needs fewer multiply-adds;
-scripts/bench_tp.py measured ``coupling`` fastest for L = 1..8 at 32 channels and ``separable`` slower than
-``dense`` up to L = 8 on 2 CPU cores.
+per-channel grid values are made; ``"blocks"`` (same condition) does the same contraction entry by entry on e3nn's
+flat layout, with no gathering or permuting of channels (:mod:`._blocks`). ``"auto"`` takes ``coupling`` or
+``dense``, whichever needs fewer multiply-adds, then ``blocks`` instead of ``coupling`` when it touches less memory:
+when x1 or the output has a single degree, as in the first (scalars in) and last (scalars out) layers of a
+potential. scripts/bench_tp.py measured ``coupling`` fastest among the others for L = 1..8 at 32 channels and
+``separable`` slower than ``dense`` up to L = 8 on 2 CPU cores.
 """
 
 from __future__ import annotations

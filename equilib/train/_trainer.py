@@ -100,10 +100,13 @@ class Trainer:
         """The model on its device, its EMA, the optimizer and the schedule."""
         config = self.config
         self.model = model.to(self.device)
+        # an average of the parameters; the buffers (tables, indices, E0s) are constant and only copied: averaging
+        # them took twice as long, and ran the integer index tables through float arithmetic
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.trainer.ema_decay),
-                                 use_buffers=True)
+                                 use_buffers=False)
         opt = config.optimizer
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay,
+                                           foreach=True)  # one kernel per step for all tensors, on CPUs too
         total = config.trainer.max_steps or config.trainer.max_epochs * self.steps_per_epoch
         if config.schedule.kind == "cosine":
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(config, total))
