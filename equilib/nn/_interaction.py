@@ -13,7 +13,6 @@ import torch
 from e3nn import o3
 
 from ..ops import make_tensor_product
-from ..utils import scatter_sum
 from ._layers import EquivariantLinear, Gate, RadialMLP, SpeciesSelfConnection
 
 
@@ -40,6 +39,6 @@ class InteractionBlock(torch.nn.Module):
         neighbor j then center i, ``edge_sh`` and ``edge_radial`` per edge."""
         source, target = edge_index
         h = self.linear_up(x)
-        messages = self.tp(h.index_select(0, source), edge_sh, self.radial(edge_radial))
-        aggregated = scatter_sum(messages, target, dim=0, dim_size=x.shape[0]) / self.avg_num_neighbors**0.5
+        aggregated = self.tp.convolution(h, edge_sh, self.radial(edge_radial), source, target)
+        aggregated = aggregated / self.avg_num_neighbors**0.5
         return self.gate(self.linear_down(aggregated)) + self.self_connection(x, species)

@@ -90,10 +90,28 @@ class BlockCoupling(TableModule):
         self.register_table("table", np.concatenate(columns, axis=1), dtype)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        entries = x1.split(self._sizes1, dim=1)
+        return concat(self._products(lambda i1: entries[i1], x2, weight))
+
+    def convolution(self, x, x2, weight, source, target) -> torch.Tensor:
+        """``out[i] = sum_(e: target[e] = i) forward(x[source[e]], x2[e], weight[e])``: each x1 entry is gathered to
+        the edges on its own and each output entry summed into the nodes on its own, so no per-edge array of all
+        entries is made (nor split or concatenated, forward or backward)."""
+        nodes, gathered = x.split(self._sizes1, dim=1), {}
+
+        def entry(i1):
+            if i1 not in gathered:
+                gathered[i1] = nodes[i1].index_select(0, source)
+            return gathered[i1]
+
+        outs = self._products(entry, x2, weight)
+        return torch.cat([out.new_zeros(x.shape[0], out.shape[1]).index_add(0, target, out) for out in outs], dim=1)
+
+    def _products(self, entry, x2: torch.Tensor, weight: torch.Tensor | None) -> list[torch.Tensor]:
+        """Each output entry, (samples, mul d3); ``entry(i1)`` gives x1's entry i1, (samples, c d1)."""
         # out_io = w3_io * sum_i1 w1_i1 * (x_i1 @ m): the weights are per channel, so they commute with the
         # contraction over components and go where they multiply the fewest numbers
-        n = x1.shape[0]
-        entries = x1.split(self._sizes1, dim=1)
+        n = x2.shape[0]
         matrices = (x2 @ self.table).split(self._matrix_sizes, dim=1)  # every pair's per-sample matrix
         weights = [w.unsqueeze(-1) for w in weight.split(self._weight_sizes, dim=-1)] if self._weight_sizes else ()
         weighted_x: dict[int, torch.Tensor] = {}  # x_i1 * w1_i1, made once per entry
@@ -101,7 +119,7 @@ class BlockCoupling(TableModule):
         for mul, d3, pairs in self._plan:
             total, w3 = None, None
             for i1, c, d1, k, w1, w3 in pairs:
-                x = entries[i1].view(n, c, d1)
+                x = entry(i1).view(n, c, d1)
                 m = matrices[k].view(n, d1, d3)
                 early = d1 <= d3  # w1 on the x side
                 if early and w1 is not None:
@@ -120,10 +138,10 @@ class BlockCoupling(TableModule):
                     term = term * weights[w1]
                 total = term if total is None else total + term
             if total is None:
-                outs.append(x1.new_zeros(n, mul * d3))
+                outs.append(x2.new_zeros(n, mul * d3))
                 continue
             outs.append((total if w3 is None else total * weights[w3]).reshape(n, mul * d3))
-        return concat(outs)
+        return outs
 
 
 class _Concat(torch.autograd.Function):

@@ -165,6 +165,36 @@ class TensorProduct(TableModule):
         out = self._forward_chunks(x1, x2, weight)
         return out.reshape(batch + (self._dims[2],))
 
+    def convolution(self, x: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None, source: torch.Tensor,
+                    target: torch.Tensor) -> torch.Tensor:
+        """Message passing with this product: ``out[i] = sum over edges e with target[e] = i of
+        tp(x[source[e]], x2[e], weight[e])``.
+
+        ``x`` (nodes, irreps_in1.dim) node features; ``x2`` (edges, irreps_in2.dim) and ``weight`` (edges,
+        weight_numel) per edge (or as for ``tp(...)``: (weight_numel,), None with shared weights); ``source`` and
+        ``target`` (edges,) node indices. Returns (nodes, irreps_out.dim). The default gathers, calls the op and sums;
+        a backend may compute the same without making the per-edge inputs or outputs (grid's ``blocks``).
+        """
+        if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self._dims[0]:
+            raise ValueError(f"x: expected node features of shape (nodes, {self._dims[0]}) for irreps "
+                             f"{self.irreps_in1}, got {tuple(getattr(x, 'shape', ()))}")
+        if not isinstance(x2, torch.Tensor) or x2.dim() != 2 or x2.shape[1] != self._dims[1]:
+            raise ValueError(f"x2: expected edge features of shape (edges, {self._dims[1]}) for irreps "
+                             f"{self.irreps_in2}, got {tuple(getattr(x2, 'shape', ()))}")
+        for name, index in (("source", source), ("target", target)):
+            if not isinstance(index, torch.Tensor) or index.dtype != torch.long or index.shape != x2.shape[:1]:
+                raise ValueError(f"{name}: expected a torch.long tensor of shape ({x2.shape[0]},) (one node per edge), "
+                                 f"got {getattr(index, 'dtype', type(index).__name__)} of shape "
+                                 f"{tuple(getattr(index, 'shape', ()))}")
+        if weight is not None and weight.dim() == 2 and weight.shape[0] != x2.shape[0]:
+            raise ValueError(f"weight: expected one row per edge, ({x2.shape[0]}, {self.weight_numel}), "
+                             f"got {tuple(weight.shape)}")
+        return self._convolution(x, x2, weight, source, target)
+
+    def _convolution(self, x, x2, weight, source, target) -> torch.Tensor:
+        messages = self(x.index_select(0, source), x2, weight)  # index_select: its backward is an index_add
+        return messages.new_zeros(x.shape[0], messages.shape[1]).index_add(0, target, messages)
+
     def _forward_chunks(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         """On a CPU, ``_forward`` on chunks of samples whose largest intermediate is about ``CHUNK_BYTES``, so that
         the intermediates stay in cache from one step to the next (scripts/bench_tp.py --chunk-mib, 2 cores, L = 6:

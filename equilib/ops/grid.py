@@ -472,6 +472,11 @@ class GridTensorProduct(TensorProduct):
         self.weight_numel = offset
         return blocks
 
+    def _convolution(self, x, x2, weight, source, target) -> torch.Tensor:
+        if self.transform != "blocks":
+            return super()._convolution(x, x2, weight, source, target)
+        return self._blocks.convolution(x, x2, self._check_weight(weight, x.dtype), source, target)
+
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         if self.transform == "blocks":
             return self._blocks(x1, x2, weight)

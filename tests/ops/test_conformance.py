@@ -308,3 +308,32 @@ def test_equivariance_on_random_configurations(backend, config):
     d1, d2, d3 = (so3.wigner_D(irreps, g) for irreps in (tp.irreps_in1, tp.irreps_in2, tp.irreps_out))
     err = (tp(x1 @ d1.T, x2 @ d2.T, w) - out @ d3.T).abs().max() / out.abs().max().clamp(min=1e-300)
     assert out.abs().max() > 0 and err < 1e-10, f"{config}: {err:.2e}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_convolution_sums_the_messages_of_each_node(backend, generator):
+    """tp.convolution(x, x2, w, source, target) is the sum over a node's incoming edges of tp(x[source], x2, w),
+    in values, gradients and the second derivatives of force training."""
+    tp = build(backend, "uvu-L2")
+    nodes, edges = 5, 17
+    x = randn(nodes, tp.irreps_in1.dim, generator=generator).requires_grad_()
+    x2 = randn(edges, tp.irreps_in2.dim, generator=generator).requires_grad_()
+    w = randn(edges, tp.weight_numel, generator=generator).requires_grad_()
+    source = torch.randint(0, nodes, (edges,), generator=generator)
+    target = torch.randint(0, nodes - 1, (edges,), generator=generator)  # the last node receives nothing
+    results = []
+    for convolve in (lambda: tp.convolution(x, x2, w, source, target),
+                     lambda: torch.zeros(nodes, tp.irreps_out.dim, dtype=torch.float64).index_add(
+                         0, target, tp(x[source], x2, w))):
+        out = convolve()
+        grads = torch.autograd.grad(out.sin().sum(), [x, x2, w], create_graph=True)
+        results.append([out, *grads, *torch.autograd.grad(grads[1].pow(2).sum(), [x, x2, w])])
+    assert results[1][0].abs().max() > 0.1 and results[0][0][-1].abs().max() == 0
+    for ours, reference in zip(*results):
+        assert (ours - reference).abs().max() < 1e-12 * max(1.0, reference.abs().max())
+    with pytest.raises(ValueError, match=r"source: expected a torch.long tensor of shape \(17,\)"):
+        tp.convolution(x, x2, w, source[:-1], target)
+    with pytest.raises(ValueError, match=r"x: expected node features of shape \(nodes, "):
+        tp.convolution(x[:, :-1], x2, w, source, target)
+    with pytest.raises(ValueError, match=r"weight: expected one row per edge"):
+        tp.convolution(x, x2, w[:-1], source, target)
