@@ -1,0 +1,56 @@
+"""Groups, how their elements act on tensors, and equivariance checks: the vocabulary the rest of equilib shares.
+
+A group (:class:`O3`, :class:`SO3`, :class:`E3`, :class:`SE3`, :class:`SO2` / :class:`O2` about an axis,
+:class:`Translations`, :class:`Permutations`, products ``G * H``) samples batches of :class:`GroupElement`: a
+linear part, a translation and a permutation, each optional. A representation (:class:`Irreps`, :class:`Positions`,
+:class:`Vectors`, :class:`PseudoVectors`, :class:`Scalars`, :class:`OnSet` for a set axis, :class:`Concat` for
+parts side by side) says how an element acts on a tensor, reading only the parts it needs.
+:func:`equivariance_error` measures ``||f(g.x) - g.f(x)|| / ||f(x)||``; :func:`assert_equivariant` is the one
+conformance check every layer and model is tested with.
+
+Adding a group: subclass :class:`Group`, state the ``parts`` its elements use and implement ``sample`` (Haar when
+compact), ``identity`` and ``contains``; composition and inverses come from :class:`GroupElement`. A group whose
+elements need a new kind of part (say, a scale factor) adds that part to :class:`GroupElement` with its composition
+rule. Adding an action: subclass :class:`Representation` with ``shape`` (the trailing axes it acts on) and
+``act(g, x)`` for ``x`` of shape ``(len(g), ..., *shape)``. GL+(n), SL(n) and affine groups acting on images fit
+this way: elements with a d x d linear part and a translation, and an image representation that resamples the
+pixel grid at ``g^-1 x``.
+
+>>> import torch
+>>> from equilib.groups import E3, Positions, Vectors, equivariance_error
+>>> x = torch.randn(4, 3, dtype=torch.float64)
+>>> to_centroid = lambda p: p.mean(0) - p  # vectors: rotate with g, ignore translations
+>>> float(equivariance_error(to_centroid, E3(), x, Positions(), Vectors())) < 1e-12
+True
+"""
+
+from ._element import GroupElement
+from ._equivariance import TOLERANCE, assert_equivariant, equivariance_error
+from ._groups import (
+    E3,
+    O2,
+    O3,
+    SE3,
+    SO2,
+    SO3,
+    DirectProduct,
+    Group,
+    Permutations,
+    Translations,
+)
+from ._representations import (
+    Concat,
+    Irreps,
+    OnSet,
+    Positions,
+    PseudoVectors,
+    Representation,
+    Scalars,
+    Vectors,
+)
+
+__all__ = [
+    "E3", "O2", "O3", "SE3", "SO2", "SO3", "TOLERANCE", "Concat", "DirectProduct", "Group", "GroupElement", "Irreps",
+    "OnSet", "Permutations", "Positions", "PseudoVectors", "Representation", "Scalars", "Translations", "Vectors",
+    "assert_equivariant", "equivariance_error",
+]

@@ -1,0 +1,294 @@
+"""Groups as objects that sample their elements: O(3), SO(3), E(3), SE(3), SO(2) and O(2) about an axis,
+translations, permutations of a set, and direct products of these.
+
+Compact groups sample from their normalised Haar measure (SO(3) through uniform unit quaternions, Shoemake 1992;
+O(3) as SO(3) times a fair coin for the inversion; SO(2) and O(2) through a uniform angle). Translations have no
+normalised Haar measure: they are drawn from an isotropic Gaussian of standard deviation ``scale``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..so3 import random_rotation
+from ._element import GroupElement
+
+
+class Group:
+    """A group that samples batches of :class:`GroupElement`.
+
+    Subclasses set ``parts`` (the element parts they use) and implement ``sample`` and ``contains``.
+    """
+
+    parts: tuple[str, ...] = ()
+
+    def sample(self, n: int = 1, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64,
+               device: torch.device | str | None = None) -> GroupElement:
+        """``n`` elements drawn independently (from the Haar measure when the group is compact)."""
+        raise NotImplementedError
+
+    def identity(self, n: int = 1, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str | None = None) -> GroupElement:
+        """``n`` copies of the identity element, with the parts this group uses."""
+        raise NotImplementedError
+
+    def contains(self, g: GroupElement, atol: float = 1e-8) -> torch.Tensor:
+        """For each of the elements ``g``, whether it belongs to this group (to ``atol``)."""
+        raise NotImplementedError
+
+    def __mul__(self, other: Group) -> DirectProduct:
+        return DirectProduct(self, other)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _check_count(n: int) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"n: expected a non-negative int, got {n!r}")
+
+
+def _identity_matrices(n: int, d: int, dtype, device) -> torch.Tensor:
+    return torch.eye(d, dtype=dtype, device=device).expand(n, d, d).clone()
+
+
+def _orthogonal(linear: torch.Tensor | None, d: int, atol: float) -> torch.Tensor | None:
+    """Whether each matrix is d x d orthogonal (None if there is no linear part of that size)."""
+    if linear is None or linear.shape[1:] != (d, d):
+        return None
+    eye = torch.eye(d, dtype=linear.dtype, device=linear.device)
+    return ((linear.transpose(1, 2) @ linear - eye).abs().flatten(1).amax(1) <= atol)
+
+
+def _no_other_parts(g: GroupElement, allowed: tuple[str, ...]) -> bool:
+    return all(name in allowed for name in g.parts())
+
+
+class SO3(Group):
+    """Rotations of R^3 (3 x 3 orthogonal matrices of determinant +1), uniform (Haar) samples."""
+
+    parts = ("linear",)
+
+    def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
+        _check_count(n)
+        return GroupElement(linear=random_rotation(n, generator=generator).to(device=device, dtype=dtype))
+
+    def identity(self, n=1, dtype=torch.float64, device=None):
+        return GroupElement(linear=_identity_matrices(n, 3, dtype, device))
+
+    def contains(self, g, atol=1e-8):
+        ok = _orthogonal(g.linear, 3, atol)
+        if ok is None or not _no_other_parts(g, self.parts):
+            return torch.zeros(len(g), dtype=torch.bool)
+        return ok & ((torch.linalg.det(g.linear) - 1).abs() <= atol)
+
+
+class O3(SO3):
+    """Rotations and improper rotations of R^3 (orthogonal 3 x 3 matrices): a Haar rotation times the inversion with
+    probability 1/2."""
+
+    def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
+        rotation = SO3().sample(n, generator, torch.float64).linear
+        flip = torch.rand(n, generator=generator, dtype=torch.float64) < 0.5
+        sign = 1.0 - 2.0 * flip.to(torch.float64)
+        return GroupElement(linear=(rotation * sign.view(-1, 1, 1)).to(device=device, dtype=dtype))
+
+    def contains(self, g, atol=1e-8):
+        ok = _orthogonal(g.linear, 3, atol)
+        if ok is None or not _no_other_parts(g, self.parts):
+            return torch.zeros(len(g), dtype=torch.bool)
+        return ok
+
+
+class _AboutAxis(Group):
+    """Shared parts of SO(2) and O(2) about a unit axis of R^3."""
+
+    parts = ("linear",)
+
+    def __init__(self, axis=(0.0, 0.0, 1.0)) -> None:
+        axis = torch.as_tensor(axis, dtype=torch.float64)
+        if axis.shape != (3,) or not torch.isfinite(axis).all() or axis.norm() == 0:
+            raise ValueError(f"axis: expected a non-zero 3-vector, got {axis.tolist()}")
+        self.axis = axis / axis.norm()
+
+    def _rotations(self, angle: torch.Tensor) -> torch.Tensor:
+        """Rodrigues' formula: rotations by ``angle`` (float64) about the axis."""
+        a = self.axis
+        cross = torch.tensor([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]], dtype=torch.float64)
+        outer = torch.outer(a, a)
+        eye = torch.eye(3, dtype=torch.float64)
+        c, s = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
+        return c * eye + s * cross + (1 - c) * outer
+
+    def _angles(self, n, generator):
+        _check_count(n)
+        return (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1) * math.pi
+
+    def identity(self, n=1, dtype=torch.float64, device=None):
+        return GroupElement(linear=_identity_matrices(n, 3, dtype, device))
+
+    def _fixes_axis(self, g, atol):
+        ok = _orthogonal(g.linear, 3, atol)
+        if ok is None or not _no_other_parts(g, self.parts):
+            return torch.zeros(len(g), dtype=torch.bool)
+        axis = self.axis.to(g.linear)
+        return ok & ((g.linear @ axis - axis).abs().amax(1) <= atol)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(axis={[round(float(v), 6) for v in self.axis]})"
+
+
+class SO2(_AboutAxis):
+    """Rotations about ``axis`` (a 3-vector, default z), embedded in SO(3); uniform angle."""
+
+    def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
+        return GroupElement(linear=self._rotations(self._angles(n, generator)).to(device=device, dtype=dtype))
+
+    def contains(self, g, atol=1e-8):
+        ok = self._fixes_axis(g, atol)
+        return ok & ((torch.linalg.det(g.linear) - 1).abs() <= atol) if ok.any() else ok
+
+
+class O2(_AboutAxis):
+    """The orthogonal maps of R^3 that fix ``axis``: rotations about it and reflections through planes that contain
+    it; uniform angle, reflection with probability 1/2."""
+
+    def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
+        rotation = self._rotations(self._angles(n, generator))
+        flip = torch.rand(n, generator=generator, dtype=torch.float64) < 0.5
+        normal = _perpendicular(self.axis)  # a reflection through the plane spanned by axis and axis x normal
+        mirror = torch.eye(3, dtype=torch.float64) - 2 * torch.outer(normal, normal)
+        linear = torch.where(flip.view(-1, 1, 1), rotation @ mirror, rotation)
+        return GroupElement(linear=linear.to(device=device, dtype=dtype))
+
+    def contains(self, g, atol=1e-8):
+        return self._fixes_axis(g, atol)
+
+
+def _perpendicular(axis: torch.Tensor) -> torch.Tensor:
+    helper = torch.zeros(3, dtype=torch.float64)
+    helper[int(axis.abs().argmin())] = 1.0
+    normal = torch.linalg.cross(axis, helper)
+    return normal / normal.norm()
+
+
+class Translations(Group):
+    """Translations of R^dim, drawn from N(0, scale^2 I) (the group is not compact: no uniform measure)."""
+
+    parts = ("translation",)
+
+    def __init__(self, dim: int = 3, scale: float = 1.0) -> None:
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim: expected a positive int, got {dim!r}")
+        if not scale > 0:
+            raise ValueError(f"scale: expected a positive number, got {scale!r}")
+        self.dim, self.scale = dim, float(scale)
+
+    def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
+        _check_count(n)
+        t = self.scale * torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        return GroupElement(translation=t.to(device=device, dtype=dtype))
+
+    def identity(self, n=1, dtype=torch.float64, device=None):
+        return GroupElement(translation=torch.zeros(n, self.dim, dtype=dtype, device=device))
+
+    def contains(self, g, atol=1e-8):
+        ok = g.translation is not None and g.translation.shape[1] == self.dim and _no_other_parts(g, self.parts)
+        return torch.full((len(g),), bool(ok))
+
+    def __repr__(self) -> str:
+        return f"Translations(dim={self.dim}, scale={self.scale})"
+
+
+class Permutations(Group):
+    """Permutations of a set of ``size`` elements (uniform samples); they act on a set axis (see ``OnSet``)."""
+
+    parts = ("permutation",)
+
+    def __init__(self, size: int) -> None:
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"size: expected a positive int, got {size!r}")
+        self.size = size
+
+    def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
+        _check_count(n)
+        keys = torch.rand(n, self.size, generator=generator, dtype=torch.float64)
+        return GroupElement(permutation=keys.argsort(dim=1).to(device))
+
+    def identity(self, n=1, dtype=torch.float64, device=None):
+        return GroupElement(permutation=torch.arange(self.size, device=device).expand(n, self.size).clone())
+
+    def contains(self, g, atol=1e-8):
+        p = g.permutation
+        if p is None or p.shape[1] != self.size or not _no_other_parts(g, self.parts):
+            return torch.zeros(len(g), dtype=torch.bool)
+        return (p.sort(dim=1).values == torch.arange(self.size, device=p.device)).all(1)
+
+    def __repr__(self) -> str:
+        return f"Permutations({self.size})"
+
+
+class DirectProduct(Group):
+    """The direct product of groups acting through different parts (e.g. ``E3() * Permutations(5)``); samples are
+    drawn factor by factor from one generator."""
+
+    def __init__(self, *factors: Group) -> None:
+        flat: list[Group] = []
+        for factor in factors:
+            if not isinstance(factor, Group):
+                raise TypeError(f"factors: expected Group objects, got {type(factor).__name__}")
+            flat.extend(factor.factors if type(factor) is DirectProduct else [factor])
+        used = [part for factor in flat for part in factor.parts]
+        if len(used) != len(set(used)):
+            raise ValueError(f"factors: {flat} act through the same part ({used}); a direct product needs disjoint "
+                             "parts (use E3 for rotations with translations)")
+        self.factors = tuple(flat)
+        self.parts = tuple(used)
+
+    def _merge(self, elements: list[GroupElement]) -> GroupElement:
+        merged: dict[str, torch.Tensor] = {}
+        for element in elements:
+            merged.update(element.parts())
+        return GroupElement(**merged)
+
+    def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
+        return self._merge([f.sample(n, generator, dtype, device) for f in self.factors])
+
+    def identity(self, n=1, dtype=torch.float64, device=None):
+        return self._merge([f.identity(n, dtype, device) for f in self.factors])
+
+    def contains(self, g, atol=1e-8):
+        if not _no_other_parts(g, self.parts):
+            return torch.zeros(len(g), dtype=torch.bool)
+        result = torch.ones(len(g), dtype=torch.bool)
+        for factor in self.factors:
+            present = {p: getattr(g, p) for p in factor.parts if getattr(g, p) is not None}
+            if len(present) != len(factor.parts):
+                return torch.zeros(len(g), dtype=torch.bool)
+            result &= factor.contains(GroupElement(**present), atol)
+        return result
+
+    def __repr__(self) -> str:
+        return " * ".join(repr(f) for f in self.factors)
+
+
+class E3(DirectProduct):
+    """Isometries of R^3, ``x -> R x + t`` with R in O(3) (Haar) and t ~ N(0, scale^2 I)."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__(O3(), Translations(3, scale))
+
+    def __repr__(self) -> str:
+        return f"E3(scale={self.factors[1].scale})"
+
+
+class SE3(DirectProduct):
+    """Proper isometries of R^3, ``x -> R x + t`` with R in SO(3) (Haar) and t ~ N(0, scale^2 I)."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__(SO3(), Translations(3, scale))
+
+    def __repr__(self) -> str:
+        return f"SE3(scale={self.factors[1].scale})"

@@ -1,0 +1,130 @@
+"""Every layer and model of equilib.nn through the one conformance check (equilib.groups.assert_equivariant), in
+float64 at 1e-10, under O(3) or E(3) together with permutations of the atoms; and a model that is not equivariant
+fails it."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from e3nn import o3
+
+from equilib.data import AtomicData
+from equilib.groups import (
+    E3,
+    O3,
+    Irreps,
+    OnSet,
+    Permutations,
+    Positions,
+    Scalars,
+    Vectors,
+    assert_equivariant,
+)
+from equilib.nn import InteractionBlock
+from equilib.nn._harmonics import SphericalHarmonics
+from equilib.nn._layers import EquivariantLinear, Gate, SpeciesSelfConnection
+from tests.nn.test_potential import ALL_BACKENDS, TP_OPTIONS, adslab, make_model
+
+F64 = torch.float64
+HIDDEN = o3.Irreps("4x0e+3x1o+2x2e+1x1e+1x0o")
+
+
+def test_equivariant_linear(generator):
+    torch.manual_seed(0)
+    layer = EquivariantLinear(HIDDEN, "2x0e+4x1o+3x2e+2x1e+0o", dtype=F64)
+    x = torch.randn(6, HIDDEN.dim, generator=generator, dtype=F64)
+    assert_equivariant(layer, O3(), x, Irreps(HIDDEN), Irreps(layer.irreps_out), generator=generator)
+
+
+def test_species_self_connection(generator):
+    torch.manual_seed(0)
+    layer = SpeciesSelfConnection(HIDDEN, 3, "3x0e+2x1o+2x2e", dtype=F64)
+    x = torch.randn(6, HIDDEN.dim, generator=generator, dtype=F64)
+    species = torch.tensor([0, 2, 1, 1, 0, 2])
+    assert_equivariant(layer, O3() * Permutations(6), (x, species), (OnSet(Irreps(HIDDEN)), OnSet(Scalars())),
+                       OnSet(Irreps(layer.irreps_out)), generator=generator)
+
+
+def test_gate(generator):
+    gate = Gate("4x0e+2x0o", "2x1o+1x2e+1x1e")
+    x = torch.randn(5, gate.irreps_in.dim, generator=generator, dtype=F64)
+    assert_equivariant(gate, O3(), x, Irreps(gate.irreps_in), Irreps(gate.irreps_out), generator=generator)
+
+
+def test_spherical_harmonics(generator):
+    sh = SphericalHarmonics(4, dtype=F64)
+    vectors = torch.randn(7, 3, generator=generator, dtype=F64)
+    assert_equivariant(sh, O3(), vectors, Vectors(), Irreps(o3.Irreps.spherical_harmonics(4)), generator=generator)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_interaction_block_on_a_point_cloud(backend, generator):
+    """One message-passing block on a radius graph built from the positions: E(3) x S_n equivariant."""
+    torch.manual_seed(0)
+    irreps_sh = o3.Irreps.spherical_harmonics(2)
+    block = InteractionBlock(HIDDEN, "4x0e+3x1o+2x2e+1x1e", irreps_sh, num_species=3, num_radial=4, radial_hidden=8,
+                             avg_num_neighbors=4.0, backend=backend, tp_options=TP_OPTIONS.get(backend, {}), dtype=F64)
+    sh = SphericalHarmonics(2, dtype=F64)
+
+    def fn(x, positions, species):
+        source, target = torch.nonzero((torch.cdist(positions, positions) < 2.5).fill_diagonal_(False)).T
+        vectors = positions[source] - positions[target]
+        radial = torch.cat([torch.cos(k * vectors.norm(dim=1, keepdim=True)) for k in range(4)], dim=1)
+        return block(x, species, torch.stack([source, target]), sh(vectors), radial)
+
+    n = 8
+    x = torch.randn(n, HIDDEN.dim, generator=generator, dtype=F64)
+    positions = 1.5 * torch.randn(n, 3, generator=generator, dtype=F64)
+    species = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    assert_equivariant(fn, E3() * Permutations(n), (x, positions, species),
+                       (OnSet(Irreps(HIDDEN)), OnSet(Positions()), OnSet(Scalars())), OnSet(Irreps(block.irreps_out)),
+                       generator=generator)
+
+
+def _energy_forces(model, cutoff=4.0):
+    """The potential as a function of (positions, atomic numbers, cell) of a periodic slab."""
+    def fn(positions, numbers, cell):
+        atoms = Atoms(numbers=numbers.numpy(), positions=positions.detach().numpy(), cell=cell.numpy(), pbc=True)
+        out = model(AtomicData.from_ase(atoms, cutoff=cutoff, labels=False))
+        return out["energy"].detach(), out["forces"].detach(), out["energies"].detach()
+    return fn
+
+
+def _slab_inputs():
+    atoms = adslab()
+    return (torch.tensor(atoms.positions, dtype=F64), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array, dtype=F64))
+
+
+REPS_IN = (OnSet(Positions()), OnSet(Scalars()), Vectors())
+REPS_OUT = (Scalars(), OnSet(Vectors()), OnSet(Scalars()))
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_potential_energy_forces_and_atomic_energies(backend, generator):
+    model = make_model(backend)
+    inputs = _slab_inputs()
+    group = E3(scale=3.0) * Permutations(len(inputs[0]))
+    assert_equivariant(_energy_forces(model), group, inputs, REPS_IN, REPS_OUT, generator=generator, samples=3)
+
+
+def test_a_model_that_is_not_equivariant_fails_clearly(generator):
+    model = make_model("grid")
+    inputs = _slab_inputs()
+    honest = _energy_forces(model)
+
+    def biased(positions, numbers, cell):  # an external field along z: not O(3)-invariant
+        energy, forces, energies = honest(positions, numbers, cell)
+        field = torch.tensor([0.0, 0.0, 0.05], dtype=F64)
+        return energy - (positions @ field).sum(), forces + field, energies - positions @ field
+
+    group = E3() * Permutations(len(inputs[0]))
+    with pytest.raises(AssertionError, match=r"not equivariant under E3\(scale=1.0\) \* Permutations\(9\): relative "
+                                             r"error \d\.\d+e-0[1-3] > 1\.0e-10 \(per sample: "):
+        assert_equivariant(biased, group, inputs, REPS_IN, REPS_OUT, generator=generator, samples=3)
+    with pytest.raises(AssertionError, match="the output is zero"):
+        assert_equivariant(lambda p, z, c: torch.zeros(3, dtype=F64), group, inputs, REPS_IN, Scalars())
+    # permuting the atoms without their species is a different structure: caught too
+    with pytest.raises(AssertionError, match="not equivariant"):
+        assert_equivariant(honest, group, inputs, (OnSet(Positions()), Scalars(), Vectors()), REPS_OUT,
+                           generator=generator, samples=3)
+    assert np.isfinite(assert_equivariant(honest, group, inputs, REPS_IN, REPS_OUT, generator=generator, samples=2))
