@@ -130,3 +130,22 @@ def test_tensorboard_scalars(tmp_path):
     events.Reload()
     steps = [e.step for e in events.Scalars("val_id/forces_mae")]
     assert steps == [4, 8] and "train_loss" in events.Tags()["scalars"]
+
+
+# The potential's metrics after 12 steps of this config, recorded before the trainer was generalised to any task
+# (commit e9766e4): the potential task must reproduce them (float64 to round-off; float32 to its precision).
+RECORDED = {
+    "float64 grid": (("schedule.warmup_steps=2", "optimizer.lr=0.01"),
+                     {"train_loss": 0.8959998887225866, "val_id/energy_mae": 0.6784618847679436,
+                      "val_id/forces_mae": 0.24023189542763937, "val_id/forces_cosine": -0.02311055006697074}, 1e-9),
+    "float32 cg": (("schedule.warmup_steps=2", "optimizer.lr=0.01", "model.dtype=float32", "model.backend=cg"),
+                   {"train_loss": 0.9208265468478203, "val_id/energy_mae": 1.2093347808271682,
+                    "val_id/forces_mae": 0.133975921293675, "val_id/forces_cosine": 0.0992513612821549}, 1e-4),
+}
+
+
+@pytest.mark.parametrize("case", RECORDED)
+def test_the_potential_reproduces_its_recorded_metrics(case, tmp_path):
+    extra, expected, rel = RECORDED[case]
+    final = Trainer(_config(tmp_path, *extra)).run()
+    assert {k: final[k] for k in expected} == pytest.approx(expected, rel=rel)
