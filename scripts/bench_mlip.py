@@ -100,7 +100,7 @@ def training_throughput(config: str, backend: str, steps: int, out: Path) -> flo
     """Training steps per second (forward, forces, backward, optimizer, EMA) on the config's training data."""
     trainer = Trainer(load_config(config, [f"model.backend={backend}", f"trainer.out_dir={out}"]))
     size = trainer.config.data.batch_size
-    batches = [trainer.train.batch(range(k * size, (k + 1) * size)) for k in range(min(steps, len(trainer.train) // size))]
+    batches = [trainer.batch(range(k * size, (k + 1) * size)) for k in range(min(steps, len(trainer.train) // size))]
     for batch in batches[:3]:
         trainer.train_step(batch)
     t0 = time.perf_counter()
@@ -114,7 +114,7 @@ def equal_time_training(config: str, backend: str, minutes: float, steps_per_s: 
     steps = max(10, int(0.9 * minutes * 60 * steps_per_s))
     trainer = Trainer(load_config(config, [
         f"model.backend={backend}", f"trainer.out_dir={out}", f"trainer.max_steps={steps}", f"trainer.seed={seed}",
-        f"trainer.max_minutes={1.2 * minutes}", f"trainer.eval_every={max(1, steps // 4)}",
+        f"trainer.max_minutes={2 * minutes}", f"trainer.eval_every={max(1, steps // 4)}",
         f"trainer.checkpoint_every={steps}", "logging.progress=false", "logging.plots=false"]))
     return trainer.run()
 

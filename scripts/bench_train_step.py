@@ -3,7 +3,7 @@
 Both train on the same batches of the bundled OC20-style data (``datasets/oc20_emt``, s2ef_train, 8 structures a
 batch, cutoff 5 A, float32): energy and forces, the loss (per-atom energy MAE x 20 + force MAE x 25), the backward
 (a double backward through the forces), gradient clipping, AdamW and an EMA of the weights. equilib runs its
-``Trainer.train_step`` on ``Trainer.train.batch`` (the step the trainer runs); NequIP (``NequIPGNNModel``, its
+``Trainer.train_step`` on ``Trainer.batch`` (the step the trainer runs); NequIP (``NequIPGNNModel``, its
 default eager mode) runs the same loop by hand on its own ``AtomicDataDict`` batches with neighbor lists made
 beforehand, as equilib's cache holds them. Matched size: 2 layers, lmax 2 (or as given), 32 channels, radial MLP
 of two hidden layers of 32, 8 Bessel functions, polynomial cutoff p = 6.
@@ -63,7 +63,8 @@ def equilib_worker(args) -> dict:
     torch.set_num_threads(args.threads)
     trainer = Trainer(config)
     params = sum(p.numel() for p in trainer.model.parameters())
-    times = _timed(lambda idx: trainer.train_step(trainer.train.batch(idx)),
+    make_batch = getattr(trainer, "batch", None) or trainer.train.batch  # --equilib-src: a checkout before Trainer.batch
+    times = _timed(lambda idx: trainer.train_step(make_batch(idx)),
                    _batches(len(trainer.train), 8, args.warmup + args.steps), args.warmup)
     import equilib
 

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from equilib.data import AtomicDataset  # noqa: E402
 from equilib.train import Trainer, load_config  # noqa: E402
+from equilib.train._batches import epoch_order  # noqa: E402
 from equilib.train._losses import compute_loss  # noqa: E402
 
 PHASES = ("batch", "forward + forces", "loss", "backward", "clip + optimizer", "EMA")
@@ -37,7 +38,7 @@ def time_phases(trainer: Trainer, batches: list, warmup: int) -> dict[str, list[
     times: dict[str, list[float]] = {name: [] for name in (*PHASES, "step")}
     for k, indices in enumerate(batches):
         stamps = [time.perf_counter()]
-        batch = trainer.train.batch(indices)
+        batch = trainer.batch(indices)
         stamps.append(time.perf_counter())
         model.train()
         prediction = model(batch, compute_forces=True)
@@ -126,10 +127,10 @@ def main(argv=None) -> int:
     trainer = Trainer(config)
     setup = time.perf_counter() - t0
     size = config.data.batch_size
-    order = trainer._order(0).tolist()
+    order = epoch_order(config.trainer.seed, 0, len(trainer.train)).tolist()
     batches = [order[(k * size) % len(order):][:size] for k in range(10 + args.steps)]
     times = time_phases(trainer, batches, warmup=10)
-    sample = trainer.train.batch(batches[0])
+    sample = trainer.batch(batches[0])
     print(f"# {args.config} {' '.join(args.overrides)}: backend {config.model.backend}, lmax {config.model.lmax}, "
           f"{torch.get_num_threads()} threads, batches of {size} structures (~{sample.num_nodes} atoms, "
           f"{sample.edge_index.shape[1]} edges)\n")
@@ -146,7 +147,7 @@ def main(argv=None) -> int:
           f"model): {setup:.1f} s; one frame read with its neighbor list: {1e3 * one:.1f} ms")
     for name, frames in trainer.val.items():
         t0 = time.perf_counter()
-        trainer.evaluate(frames)
+        trainer.evaluate(name)
         print(f"evaluation of {name} ({len(frames)} frames, energies and forces): {time.perf_counter() - t0:.2f} s")
     if args.modules:
         module_table(trainer, sample, args.top)

@@ -1,7 +1,10 @@
-"""Training configuration: YAML sections mapped onto dataclasses, with ``key=value`` overrides.
+"""Training configuration: YAML sections mapped onto dataclasses, with ``section.key=value`` overrides.
 
-A config has the sections data, model, loss, optimizer, schedule, trainer and logging; an unknown section or key
-is an error that names it and lists the known ones (a typo must not silently fall back to a default).
+``task`` (default ``potential``) picks a registered task; its own dataclasses validate the ``data`` and ``loss``
+sections, and ``model.name`` (default: the task's model) picks a registered model whose options dataclass validates
+the rest of ``model``. The sections optimizer, schedule, trainer and logging, and the lists ``loss.terms`` and
+``callbacks``, are the same for every task. An unknown section, key or name is an error that names it and lists the
+known ones (a typo must not silently fall back to a default).
 """
 
 from __future__ import annotations
@@ -9,34 +12,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from ._losses import LossConfig
-
-
-@dataclass
-class DataConfig:
-    train: str = "datasets/oc20_emt/data/s2ef_train.lmdb"
-    val: dict = field(default_factory=lambda: {"val_id": "datasets/oc20_emt/data/s2ef_val_id.lmdb"})
-    cutoff: float = 5.0
-    batch_size: int = 8
-    eval_batch_size: int = 16
-    cache: bool = True  # keep processed frames in memory (small datasets)
-    max_train_frames: int | None = None
-
-
-@dataclass
-class ModelConfig:
-    backend: str = "grid"
-    channels: int = 32
-    lmax: int = 2
-    num_layers: int = 2
-    num_radial: int = 8
-    radial_hidden: int = 32
-    tp_options: dict = field(default_factory=dict)
-    dtype: str = "float32"
-    species: list | None = None  # default: the elements of the training and validation data
+from ._registry import CALLBACKS, LOSS_TERMS, MODELS, TASKS, build_options
 
 
 @dataclass
@@ -76,48 +56,75 @@ class TrainerConfig:
 class LoggingConfig:
     csv: bool = True
     progress: bool = True
-    plots: bool = True  # learning curves and parity plots (PNG) at the end
+    plots: bool = True  # learning curves and the task's figures (PNG) at the end
     tensorboard: bool = False  # scalars under <out_dir>/tensorboard (needs the tensorboard package)
 
 
 @dataclass
 class TrainConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    """A whole run. ``data``, ``model`` and ``loss`` are the task's and the model's own dataclasses."""
+
+    task: str = "potential"
+    data: Any = None
+    model: Any = None
+    loss: Any = None
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    callbacks: list = field(default_factory=list)  # [{name: ..., every: ..., options...}]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def _build(cls, values: dict, prefix: str):
-    known = {f.name: f for f in dataclasses.fields(cls)}
+GENERIC = {"optimizer": OptimizerConfig, "schedule": ScheduleConfig, "trainer": TrainerConfig, "logging": LoggingConfig}
+
+
+def _entries(values, where: str, registry) -> list[dict]:
+    """A list of ``{name: ..., options...}`` entries, each name registered and its options valid."""
+    if not isinstance(values, list):
+        raise ValueError(f"{where}: expected a list of {{name: ..., ...}} entries, got {values!r}")
+    for k, entry in enumerate(values):
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ValueError(f"{where}[{k}]: expected a mapping with a 'name', got {entry!r}")
+        cls = registry.get(entry["name"], f"{where}[{k}].name")
+        build_options(cls.Options, {k2: v for k2, v in entry.items() if k2 != "name"}, f"{where}[{k}]")
+    return values
+
+
+def build_config(values: dict) -> TrainConfig:
+    """A :class:`TrainConfig` from a mapping of sections (as read from YAML)."""
     if not isinstance(values, dict):
-        raise ValueError(f"{prefix or 'config'}: expected a mapping, got {values!r}")
+        raise ValueError(f"config: expected a mapping of sections, got {values!r}")
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
     unknown = sorted(set(values) - set(known))
     if unknown:
-        where = f"{prefix}." if prefix else ""
-        raise ValueError(f"config: unknown key {where}{unknown[0]} (known: {', '.join(sorted(known))})")
-    kwargs = {}
-    for name, value in values.items():
-        sub = known[name].type
-        nested = {"DataConfig": DataConfig, "ModelConfig": ModelConfig, "LossConfig": LossConfig,
-                  "OptimizerConfig": OptimizerConfig, "ScheduleConfig": ScheduleConfig,
-                  "TrainerConfig": TrainerConfig, "LoggingConfig": LoggingConfig}.get(sub if isinstance(sub, str) else "")
-        kwargs[name] = _build(nested, value, name) if nested is not None else value
-    return cls(**kwargs)
+        raise ValueError(f"config: unknown key {unknown[0]} (known: {', '.join(known)})")
+    task = TASKS.get(values.get("task", "potential"), "task")
+    model_values = dict(values.get("model") or {})
+    model_name = model_values.pop("name", task.default_model)
+    model_options = MODELS.get(model_name, "model.name").Options
+    loss_values = dict(values.get("loss") or {})
+    terms = _entries(loss_values.pop("terms", []), "loss.terms", LOSS_TERMS)
+    config = TrainConfig(
+        task=values.get("task", "potential"),
+        data=build_options(task.Data, values.get("data") or {}, "data"),
+        model=build_options(model_options, model_values, "model"),
+        loss=build_options(task.Loss, loss_values, "loss"),
+        callbacks=_entries(values.get("callbacks") or [], "callbacks", CALLBACKS),
+        **{name: build_options(cls, values.get(name) or {}, name) for name, cls in GENERIC.items()},
+    )
+    config.model.name = model_name
+    config.loss.terms = terms
+    return config
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """The config in ``path`` (YAML) with ``section.key=value`` overrides (values parsed as YAML)."""
     values: dict = {}
     if path is not None:
-        text = Path(path).read_text()
-        values = yaml.safe_load(text) or {}
+        values = yaml.safe_load(Path(path).read_text()) or {}
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override: expected section.key=value, got {item!r}")
@@ -127,4 +134,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = yaml.safe_load(raw)
-    return _build(TrainConfig, values, "")
+    return build_config(values)

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 import torch
 
 from ..data import require_labels
+from ._task import LossOptions
 
 KINDS = ("mse", "mae", "huber")
 
 
 @dataclass
-class LossConfig:
-    """Weights and form of the loss; unknown keys in a config are errors (see ``equilib.train.load_config``)."""
+class LossConfig(LossOptions):
+    """Weights and form of the potential's loss; unknown keys in a config are errors (see
+    ``equilib.train.load_config``)."""
 
     energy_weight: float = 1.0
     forces_weight: float = 10.0

@@ -1,15 +1,18 @@
-"""The trainer: AdamW, warmup + cosine or plateau schedules, gradient clipping, an EMA of the weights for evaluation,
-atomic checkpoints with exact resume, per-evaluation metrics in CSV, and data parallel training.
+"""The trainer, the same for every task: AdamW, warmup + cosine or plateau schedules, gradient clipping, an EMA of
+the weights for evaluation, extra loss terms and callbacks, atomic checkpoints with exact resume, per-evaluation
+metrics in CSV (and TensorBoard), and data parallel training.
 
 Data parallel: launched by ``torchrun`` (or inside an initialised process group), each of the ``world`` ranks takes
-every world-th structure of the global batch (``data.batch_size``), losses are normalised by the global element
+every world-th example of the global batch (``data.batch_size``), losses are normalised by the global element
 counts and gradients summed over the ranks, so the update equals the single-process one on the same global batch
 (gloo on the CPU, NCCL on GPUs). Gradients are all-reduced by hand rather than through the DDP wrapper, whose hooks
 do not expect the double backward of force training. Metrics are reduced over the ranks; rank 0 alone writes files.
+Extra loss terms are computed on each rank's share and averaged over the ranks; callbacks run on every rank and rank
+0's values are logged.
 
-Resume is exact on the CPU: the checkpoint holds model, optimizer, scheduler, EMA, the RNG states and the position
-in the epoch; the epoch order is a permutation drawn from (seed, epoch), so an interrupted and resumed run sees the
-same batches as an uninterrupted one.
+Resume is exact on the CPU: the checkpoint holds model, optimizer, scheduler, EMA, loss terms, callbacks, the RNG
+states and the position in the epoch; the epoch order is a permutation drawn from (seed, epoch), so an interrupted
+and resumed run sees the same batches as an uninterrupted one, whether frames are cached or streamed.
 """
 
 from __future__ import annotations
@@ -25,39 +28,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch_geometric.data import Batch
 from tqdm import tqdm
 
-from ..data import AtomicDataset, force_rms, mean_neighbors, per_element_energies
-from ..nn import EquivariantPotential, PotentialConfig
+from ._batches import batches, epoch_order, rank_batches
 from ._config import TrainConfig
-from ._losses import MetricAccumulator, compute_loss
-from ._plots import learning_curves, parity_plots
+from ._plots import learning_curves
+from ._registry import CALLBACKS, LOSS_TERMS, TASKS, build_options
 
 CHECKPOINT = "checkpoint.pt"
-
-
-class _Frames:
-    """A dataset, optionally held in memory after its first pass (the frames are small)."""
-
-    def __init__(self, path: str, cutoff: float, cache: bool, limit: int | None = None) -> None:
-        self.dataset = AtomicDataset(path, cutoff=cutoff)
-        n = len(self.dataset) if limit is None else min(limit, len(self.dataset))
-        self.frames = [self.dataset[k] for k in range(n)] if cache else None
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, k: int):
-        return self.frames[k] if self.frames is not None else self.dataset[k]
-
-    def batch(self, indices) -> Batch:
-        return Batch.from_data_list([self[int(k)] for k in indices])
-
-    def batches(self, order, batch_size: int):
-        for start in range(0, len(order), batch_size):
-            yield self.batch(order[start : start + batch_size])
 
 
 def _lr_lambda(config: TrainConfig, total_steps: int):
@@ -72,8 +50,19 @@ def _lr_lambda(config: TrainConfig, total_steps: int):
     return factor
 
 
+def _plugins(entries: list[dict], registry, where: str, task) -> list:
+    built = []
+    for k, entry in enumerate(entries):
+        cls = registry.get(entry["name"], f"{where}[{k}].name")
+        options = build_options(cls.Options, {key: v for key, v in entry.items() if key != "name"}, f"{where}[{k}]")
+        plugin = cls(options, task)
+        plugin.name = entry["name"]
+        built.append(plugin)
+    return built
+
+
 class Trainer:
-    """Train an :class:`EquivariantPotential` as ``config`` says; ``run()`` returns the final metrics."""
+    """Train the model of ``config.model`` on the task of ``config.task``; ``run()`` returns the final metrics."""
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
@@ -85,18 +74,19 @@ class Trainer:
         self.world = dist.get_world_size() if distributed else 1
         self.rank = dist.get_rank() if distributed else 0
         torch.manual_seed(config.trainer.seed)
-        data = config.data
-        self.train = _Frames(data.train, data.cutoff, data.cache, data.max_train_frames)
-        self.val = {name: _Frames(path, data.cutoff, data.cache) for name, path in data.val.items()}
-        self.steps_per_epoch = math.ceil(len(self.train) / data.batch_size)
+        self.task = TASKS.get(config.task, "task")(config)
+        self.train, self.val = self.task.train, self.task.val
+        self.steps_per_epoch = math.ceil(len(self.train) / config.data.batch_size)
         self.device = torch.device(config.trainer.device)
-        self._setup(self._build_model())
+        self.terms = torch.nn.ModuleList(_plugins(config.loss.terms, LOSS_TERMS, "loss.terms", self.task))
+        self.callbacks = _plugins(config.callbacks, CALLBACKS, "callbacks", self.task)
+        self._setup(self.task.build_model())
         self.step, self.epoch, self.position = 0, 0, 0
         self.history: list[dict] = []
         self.recent_losses: list[float] = []  # training losses since the last evaluation
         self._last_evaluation: tuple[int, dict] = (-1, {})  # (step, accumulator per split), reused by plots()
 
-    def _setup(self, model: EquivariantPotential) -> None:
+    def _setup(self, model: torch.nn.Module) -> None:
         """The model on its device, its EMA, the optimizer and the schedule."""
         config = self.config
         self.model = model.to(self.device)
@@ -114,34 +104,40 @@ class Trainer:
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, factor=config.schedule.plateau_factor, patience=config.schedule.plateau_patience)
 
-    def _build_model(self) -> EquivariantPotential:
-        c, m = self.config, self.config.model
-        everything = [self.train, *self.val.values()]
-        species = m.species or sorted({int(z) for frames in everything for k in range(len(frames))
-                                       for z in frames[k].atomic_numbers})
-        e0s = per_element_energies(self.train, elements=species)
-        cfg = PotentialConfig(species=species, cutoff=c.data.cutoff, channels=m.channels, lmax=m.lmax,
-                              num_layers=m.num_layers, num_radial=m.num_radial, radial_hidden=m.radial_hidden,
-                              backend=m.backend, tp_options=m.tp_options, avg_num_neighbors=mean_neighbors(self.train),
-                              e0s=e0s, scale=force_rms(self.train), shift=0.0, dtype=m.dtype)
-        return EquivariantPotential(cfg)
-
-    def _order(self, epoch: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.config.trainer.seed * 100_003 + epoch)
-        return torch.randperm(len(self.train), generator=generator)
-
     def _global_counts(self, counts: dict[str, int]) -> dict[str, int]:
         values = torch.tensor([counts[k] for k in sorted(counts)], dtype=torch.float64)
         dist.all_reduce(values)
         return {k: int(v) for k, v in zip(sorted(counts), values.tolist())}
 
+    def train_batches(self, epoch: int, start: int = 0):
+        """This rank's training batches of ``epoch`` from global batch ``start`` on."""
+        order = epoch_order(self.config.trainer.seed, epoch, len(self.train))
+        index_lists = rank_batches(order, self.config.data.batch_size, start, self.rank, self.world)
+        return batches(self.train, index_lists, self.task.collate, getattr(self.config.data, "workers", 0))
+
+    def batch(self, indices) -> object:
+        """The training batch of the frames at ``indices`` (collated by the task, on the CPU)."""
+        return self.task.collate([self.train[int(k)] for k in indices])
+
+    def eval_batches(self, split: str):
+        """This rank's batches of a validation split, in order, on the device."""
+        frames = self.val[split]
+        size = self.config.data.eval_batch_size
+        mine = list(range(self.rank, len(frames), self.world))
+        index_lists = [mine[k : k + size] for k in range(0, len(mine), size)]
+        for batch in batches(frames, index_lists, self.task.collate, getattr(self.config.data, "workers", 0)):
+            yield batch.to(self.device)
+
     def train_step(self, batch) -> dict[str, float]:
         self.model.train()
         batch = batch.to(self.device)
-        want_stress = self.config.loss.stress_weight > 0
-        prediction = self.model(batch, compute_forces=True, compute_stress=want_stress)
+        prediction = self.task.predict(self.model, batch)
         reducer = self._global_counts if self.world > 1 else None
-        loss, parts = compute_loss(self.config.loss, prediction, batch, count_reducer=reducer)
+        loss, parts = self.task.loss(prediction, batch, count_reducer=reducer)
+        for term in self.terms:
+            value = term.value(self.model, batch)
+            loss = loss + term.options.weight * value / self.world
+            parts[term.name] = float(value.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.world > 1:
@@ -158,14 +154,12 @@ class Trainer:
         self.ema.update_parameters(self.model)
         return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **{f"loss_{k}": v for k, v in parts.items()}}
 
-    def evaluate(self, frames: _Frames, model=None, keep: list | None = None) -> dict[str, float]:
-        """Metrics of the EMA model (or ``model``) on ``frames``; ``keep`` receives the accumulator."""
+    def evaluate(self, split: str, model=None, keep: list | None = None) -> dict[str, float]:
+        """Metrics of the EMA model (or ``model``) on a validation split; ``keep`` receives the accumulator."""
         model = (model or self.ema.module).eval()
-        accumulator = MetricAccumulator(free_only=self.config.loss.forces_free_only)
-        want_stress = self.config.loss.stress_weight > 0
-        for batch in frames.batches(range(self.rank, len(frames), self.world), self.config.data.eval_batch_size):
-            batch = batch.to(self.device)
-            prediction = model(batch, compute_forces=True, compute_stress=want_stress)
+        accumulator = self.task.metrics()
+        for batch in self.eval_batches(split):
+            prediction = self.task.predict(model, batch)
             accumulator.update({k: v.detach() for k, v in prediction.items()}, batch)
         accumulator.all_reduce()
         if keep is not None:
@@ -181,23 +175,21 @@ class Trainer:
         done = tc.max_steps is not None and self.step >= tc.max_steps  # a finished run, resumed
         recent = self.recent_losses
         while not done and self.epoch < tc.max_epochs:
-            order = self._order(self.epoch)
-            batches = list(range(self.position, self.steps_per_epoch))
-            for b in batches:
-                idx = order[b * self.config.data.batch_size : (b + 1) * self.config.data.batch_size]
-                batch = self.train.batch(idx[self.rank :: self.world])
+            for b, batch in enumerate(self.train_batches(self.epoch, self.position), start=self.position):
                 t0 = time.perf_counter()
                 stats = self.train_step(batch)
                 recent.append(stats["loss"])
                 self.step += 1
                 self.position = b + 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{stats['loss']:.4g}", structures_per_s=f"{len(idx) / (time.perf_counter() - t0):.0f}")
+                rate = self.task.batch_size(batch) * self.world / (time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{stats['loss']:.4g}", examples_per_s=f"{rate:.0f}")
                 out_of_time = tc.max_minutes is not None and time.perf_counter() - start > 60 * tc.max_minutes
                 done = (tc.max_steps is not None and self.step >= tc.max_steps) or out_of_time
                 if self.step % tc.eval_every == 0 or done:
                     self._log(float(np.mean(recent)), time.perf_counter() - start)
                     recent.clear()
+                self._run_callbacks(final=done)
                 if self.step % tc.checkpoint_every == 0 or done:
                     self.save_checkpoint()
                 if done:
@@ -208,54 +200,71 @@ class Trainer:
         bar.close()
         if not self.history or self.history[-1]["step"] != self.step:
             self._log(float(np.mean(recent)) if recent else float("nan"), time.perf_counter() - start)
+        if not done:  # out of epochs: the last step's callbacks have not run as final ones
+            self._run_callbacks(final=True)
         self.save_checkpoint()
         if self.rank == 0:
-            self.ema.module.save(self.out / "model.pt")
+            self.task.save_model(self.ema.module, self.out / "model.pt")
         if self.config.logging.plots:
             self.plots()
         return self.history[-1]
 
+    def _run_callbacks(self, final: bool) -> None:
+        values = {}
+        for callback in self.callbacks:
+            if self.step % callback.options.every == 0 or final:
+                values.update({f"{callback.name}/{k}": v for k, v in callback(self).items()})
+        if values:
+            self._record(values)
+
     def plots(self) -> list[Path]:
-        """learning_curves.png and parity_<split>.png for every validation split, in the run directory (rank 0;
-        with several ranks the parity plots show rank 0's share of the frames)."""
+        """learning_curves.png and the task's figures of every validation split, in the run directory (rank 0;
+        with several ranks the figures show rank 0's share of the examples)."""
         written = [learning_curves(self.history, self.out / "learning_curves.png")] if self.rank == 0 else []
         step, accumulators = self._last_evaluation
-        for name, frames in self.val.items():
+        for name in self.val:
             if step != self.step or name not in accumulators:  # not evaluated at this step in this process
                 kept: list = []
-                self.evaluate(frames, keep=kept)
+                self.evaluate(name, keep=kept)
                 accumulators[name] = kept[0]
             if self.rank == 0:
-                written.append(parity_plots(accumulators[name].pairs, self.out / f"parity_{name}.png", title=name))
+                written.extend(self.task.figures(accumulators[name], name, self.out))
         return written
 
     def _log(self, train_loss: float, seconds: float) -> None:
-        row = {"step": self.step, "epoch": self.epoch, "seconds": round(seconds, 2), "train_loss": train_loss,
+        row = {"epoch": self.epoch, "seconds": round(seconds, 2), "train_loss": train_loss,
                "lr": self.optimizer.param_groups[0]["lr"]}
         kept: list = []
-        for name, frames in self.val.items():
-            for key, value in self.evaluate(frames, keep=kept).items():
+        for name in self.val:
+            for key, value in self.evaluate(name, keep=kept).items():
                 row[f"{name}/{key}"] = value
         self._last_evaluation = (self.step, dict(zip(self.val, kept)))
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             first = next(iter(self.val), None)
-            self.scheduler.step(row.get(f"{first}/forces_mae", train_loss))
-        self.history.append(row)
+            self.scheduler.step(row.get(f"{first}/{self.task.primary_metric}", train_loss))
+        self._record(row)
+
+    def _record(self, values: dict) -> None:
+        """Add ``values`` to this step's row of the history (a new row on a new step); write CSV and TensorBoard."""
+        if self.history and self.history[-1]["step"] == self.step:
+            self.history[-1].update(values)
+        else:
+            self.history.append({"step": self.step, **values})
         if self.config.logging.csv and self.rank == 0:
             self._write_csv()
         if self.config.logging.tensorboard and self.rank == 0:
-            self._write_tensorboard(row)
+            self._write_tensorboard(values)
 
-    def _write_tensorboard(self, row: dict) -> None:
+    def _write_tensorboard(self, values: dict) -> None:
         if getattr(self, "_tensorboard", None) is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 raise ImportError("logging.tensorboard: needs the tensorboard package (pip install tensorboard)") from None
             self._tensorboard = SummaryWriter(log_dir=str(self.out / "tensorboard"))
-        for key, value in row.items():
-            if key != "step" and isinstance(value, (int, float)) and math.isfinite(value):
-                self._tensorboard.add_scalar(key, value, global_step=row["step"])
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self._tensorboard.add_scalar(key, value, global_step=self.step)
         self._tensorboard.flush()
 
     def _write_csv(self) -> None:
@@ -278,10 +287,11 @@ class Trainer:
         if self.rank != 0:
             return path
         state = {
-            "config": self.config.to_dict(), "model_config": vars(self.model.config).copy(),
-            "model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "step": self.step, "epoch": self.epoch,
-            "position": self.position, "history": self.history, "recent_losses": self.recent_losses,
+            "config": self.config.to_dict(), "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "terms": self.terms.state_dict(), "callbacks": [c.state_dict() for c in self.callbacks],
+            "step": self.step, "epoch": self.epoch, "position": self.position, "history": self.history,
+            "recent_losses": self.recent_losses,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }
         tmp = path.with_name(path.name + ".tmp")
@@ -295,11 +305,13 @@ class Trainer:
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {path}")
         state = torch.load(path, map_location=self.device, weights_only=False)
-        self._setup(EquivariantPotential(PotentialConfig(**state["model_config"])))  # the model that was trained
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.terms.load_state_dict(state["terms"])
+        for callback, callback_state in zip(self.callbacks, state["callbacks"]):
+            callback.load_state_dict(callback_state)
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
         self.history = state["history"]
         self.recent_losses[:] = state["recent_losses"]

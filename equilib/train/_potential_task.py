@@ -1,0 +1,123 @@
+"""The interatomic-potential task: OC20-style S2EF frames (energies, forces, stress) and the equivariant potential.
+
+Frames come from any format :class:`equilib.data.AtomicDataset` reads, with neighbor lists made on access (in the
+loader workers when streamed); the loss and metrics are OC20's S2EF ones (``equilib.train._losses``); the model is
+:class:`equilib.nn.EquivariantPotential`, normalised by the training data's statistics (E0s, mean neighbors, force
+RMS), and must be invariant (energy) and equivariant (forces) under E(3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch_geometric.data import Batch
+
+from ..data import AtomicDataset, force_rms, mean_neighbors, per_element_energies
+from ..groups import E3, Positions, Scalars, Vectors
+from ..nn import EquivariantPotential, PotentialConfig
+from ._batches import Frames
+from ._losses import LossConfig, MetricAccumulator, compute_loss
+from ._plots import parity_plots
+from ._registry import MODELS, TASKS
+from ._task import ModelOptions, Symmetry, Task
+
+
+@dataclass
+class PotentialData:
+    train: str = "datasets/oc20_emt/data/s2ef_train.lmdb"
+    val: dict = field(default_factory=lambda: {"val_id": "datasets/oc20_emt/data/s2ef_val_id.lmdb"})
+    cutoff: float = 5.0
+    batch_size: int = 8
+    eval_batch_size: int = 16
+    cache: bool = True  # keep processed frames in memory (small datasets); false: stream them from disk
+    workers: int = 0  # DataLoader processes that read frames and make neighbor lists when streaming
+    max_train_frames: int | None = None
+
+
+@dataclass
+class PotentialOptions(ModelOptions):
+    """Options of ``equivariant_potential`` (see :class:`equilib.nn.PotentialConfig`)."""
+
+    backend: str = "grid"
+    channels: int = 32
+    lmax: int = 2
+    num_layers: int = 2
+    num_radial: int = 8
+    radial_hidden: int = 32
+    tp_options: dict = field(default_factory=dict)
+    dtype: str = "float32"
+    species: list | None = None  # default: the elements of the training and validation data
+
+
+@MODELS.register("equivariant_potential")
+class PotentialModel:
+    """Builds :class:`EquivariantPotential` from its options and the potential task's data statistics."""
+
+    Options = PotentialOptions
+
+    @staticmethod
+    def build(options: PotentialOptions, task: PotentialTask) -> EquivariantPotential:
+        if not isinstance(task, PotentialTask):
+            raise ValueError(f"model.name: 'equivariant_potential' needs the potential task, not {type(task).__name__}")
+        frames = [task.train, *task.val.values()]
+        species = options.species or sorted({int(z) for f in frames for k in range(len(f)) for z in f[k].atomic_numbers})
+        config = PotentialConfig(
+            species=species, cutoff=task.config.data.cutoff, channels=options.channels, lmax=options.lmax,
+            num_layers=options.num_layers, num_radial=options.num_radial, radial_hidden=options.radial_hidden,
+            backend=options.backend, tp_options=options.tp_options, avg_num_neighbors=mean_neighbors(task.train),
+            e0s=per_element_energies(task.train, elements=species), scale=force_rms(task.train), shift=0.0,
+            dtype=options.dtype)
+        return EquivariantPotential(config)
+
+
+@TASKS.register("potential")
+class PotentialTask(Task):
+    """Energies and forces (and stress) of atomic structures; OC20 S2EF loss and metrics."""
+
+    Data = PotentialData
+    Loss = LossConfig
+    default_model = "equivariant_potential"
+    primary_metric = "forces_mae"
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        data = config.data
+        self.train = Frames(AtomicDataset(data.train, cutoff=data.cutoff), data.cache, data.max_train_frames)
+        self.val = {name: Frames(AtomicDataset(path, cutoff=data.cutoff), data.cache) for name, path in data.val.items()}
+
+    def collate(self, frames):
+        return Batch.from_data_list(frames)
+
+    def batch_size(self, batch) -> int:
+        return int(batch.num_graphs)
+
+    def build_model(self):
+        return MODELS.get(self.config.model.name, "model.name").build(self.config.model, self)
+
+    def save_model(self, model, path) -> None:
+        model.save(path)
+
+    def predict(self, model, batch) -> dict:
+        return model(batch, compute_forces=True, compute_stress=self.config.loss.stress_weight > 0)
+
+    def loss(self, prediction, batch, count_reducer=None):
+        return compute_loss(self.config.loss, prediction, batch, count_reducer=count_reducer)
+
+    def metrics(self) -> MetricAccumulator:
+        return MetricAccumulator(free_only=self.config.loss.forces_free_only)
+
+    def figures(self, accumulator, split, out_dir):
+        return [parity_plots(accumulator.pairs, out_dir / f"parity_{split}.png", title=split)]
+
+    def symmetry(self, model, batch) -> Symmetry:
+        """Energies and forces as functions of the positions and cells of ``batch`` (its neighbor lists stay valid
+        under isometries): E(3)-invariant energies, equivariant forces."""
+        def energy_and_forces(pos, cell):
+            moved = batch.clone()
+            moved.pos, moved.cell = pos, cell
+            out = model(moved, compute_forces=True)
+            return out["energy"], out["forces"]
+
+        dtype = model.dtype
+        inputs = (batch.pos.to(dtype), batch.cell.to(dtype).reshape(-1, 3, 3))
+        return Symmetry(energy_and_forces, E3(), inputs, (Positions(), Vectors()), (Scalars(), Vectors()))
