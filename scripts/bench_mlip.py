@@ -110,11 +110,12 @@ def training_throughput(config: str, backend: str, steps: int, out: Path) -> flo
 
 
 def equal_time_training(config: str, backend: str, minutes: float, steps_per_s: float, out: Path, seed: int) -> dict:
-    """Train for about ``minutes`` (schedule sized from the measured throughput, less 10% for evaluations)."""
+    """Train for about ``minutes``: a number of steps sized from the throughput (less 10% for evaluations), so
+    that the result does not depend on the clock; a safety cap stops it at 5x the time."""
     steps = max(10, int(0.9 * minutes * 60 * steps_per_s))
     trainer = Trainer(load_config(config, [
         f"model.backend={backend}", f"trainer.out_dir={out}", f"trainer.max_steps={steps}", f"trainer.seed={seed}",
-        f"trainer.max_minutes={2 * minutes}", f"trainer.eval_every={max(1, steps // 4)}",
+        f"trainer.max_minutes={5 * minutes}", f"trainer.eval_every={max(1, steps // 4)}",
         f"trainer.checkpoint_every={steps}", "logging.progress=false", "logging.plots=false"]))
     return trainer.run()
 

@@ -1,8 +1,10 @@
-"""Atomic data: OC20-style graphs, neighbor lists, readers/writers (OC20 LMDB, ASE-LMDB, ase.io), statistics."""
+"""Atomic data: OC20-style graphs, neighbor lists, readers/writers (OC20 LMDB, ASE-LMDB, ase.io), statistics; point-cloud
+dynamics (n-body) data."""
 
 from ._ase_formats import AseIoReader, AseLmdbReader, write_ase_io, write_ase_lmdb
 from ._atomic_data import AtomicData, edge_vectors
 from ._dataset import AtomicDataset, detect_format
+from ._nbody import NBodyDataset
 from ._neighbors import neighbor_list
 from ._oc20_lmdb import OC20LmdbReader, write_oc20_lmdb
 from ._statistics import force_rms, mean_neighbors, per_element_energies, require_labels
@@ -12,6 +14,7 @@ __all__ = [
     "AseLmdbReader",
     "AtomicData",
     "AtomicDataset",
+    "NBodyDataset",
     "OC20LmdbReader",
     "detect_format",
     "edge_vectors",

@@ -25,30 +25,37 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def learning_curves(history: list[dict], path: str | os.PathLike) -> Path:
-    """Training loss and each validation split's force and energy-per-atom MAE against the step."""
-    if not history:
+def learning_curves(history: list[dict], path: str | os.PathLike,
+                    metrics: tuple[str, ...] = ("forces_mae", "energy_per_atom_mae")) -> Path:
+    """Training loss and each validation split's ``metrics`` against the step (rows without a value are skipped;
+    a ``forces_mae`` panel also shows each split's zero-force baseline)."""
+    rows = [row for row in history if "train_loss" in row]
+    if not rows:
         raise ValueError("history: expected at least one evaluation, got none")
     plt = _figure_module()
-    steps = [row["step"] for row in history]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(steps, [row["train_loss"] for row in history], marker="o")
+    steps = [row["step"] for row in rows]
+    fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(4.4 * (1 + len(metrics)), 3.6), squeeze=False)
+    axes = axes[0]
+    axes[0].plot(steps, [row["train_loss"] for row in rows], marker="o")
     axes[0].set(title="training loss", xlabel="step", yscale="log")
-    splits = sorted({key.split("/")[0] for row in history for key in row if "/" in key})
-    for split in splits:
-        for ax, metric in ((axes[1], "forces_mae"), (axes[2], "energy_per_atom_mae")):
-            ax.plot(steps, [row.get(f"{split}/{metric}", np.nan) for row in history], marker="o", label=split)
-    for split in splits:
-        zero = history[-1].get(f"{split}/forces_zero_mae")
-        if zero is not None:
-            axes[1].axhline(zero, linestyle=":", linewidth=0.8, color="gray")
-    axes[1].set(title="force MAE (eV/A); dotted: zero-force baseline", xlabel="step", yscale="log")
-    axes[2].set(title="energy MAE per atom (eV)", xlabel="step", yscale="log")
-    axes[2].legend(fontsize=8)
+    splits = sorted({key.split("/")[0] for row in rows for key in row if "/" in key and key.split("/")[1] in metrics})
+    for ax, metric in zip(axes[1:], metrics):
+        for split in splits:
+            ax.plot(steps, [row.get(f"{split}/{metric}", np.nan) for row in rows], marker="o", label=split)
+            zero = rows[-1].get(f"{split}/forces_zero_mae") if metric == "forces_mae" else None
+            if zero is not None:
+                ax.axhline(zero, linestyle=":", linewidth=0.8, color="gray")
+        title = TITLES.get(metric, metric)
+        ax.set(title=title, xlabel="step", yscale="log")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = _save(fig, Path(path))
     plt.close(fig)
     return path
+
+
+TITLES = {"forces_mae": "force MAE (eV/A); dotted: zero-force baseline", "energy_per_atom_mae": "energy MAE per atom (eV)",
+          "mse": "mean squared error"}
 
 
 def parity_plots(pairs: dict[str, list], path: str | os.PathLike, title: str = "") -> Path:

@@ -78,6 +78,7 @@ class PotentialTask(Task):
     Loss = LossConfig
     default_model = "equivariant_potential"
     primary_metric = "forces_mae"
+    curve_metrics = ("forces_mae", "energy_per_atom_mae")
 
     def __init__(self, config) -> None:
         super().__init__(config)

@@ -49,6 +49,7 @@ class Task:
     Loss: ClassVar[type]
     default_model: ClassVar[str]
     primary_metric: ClassVar[str]  # a validation metric, lower is better (plateau schedule)
+    curve_metrics: ClassVar[tuple[str, ...]] = ()  # validation metrics drawn in learning_curves.png
 
     def __init__(self, config) -> None:
         self.config = config
@@ -60,6 +61,11 @@ class Task:
     def collate(self, frames: list):
         """One batch from a list of frames."""
         raise NotImplementedError
+
+    def augment(self, batch, step: int):
+        """The training batch of ``step`` as the model sees it (default: unchanged); a function of the step only, so
+        that resumed runs augment the same way."""
+        return batch
 
     def batch_size(self, batch) -> int:
         """The number of examples in ``batch`` (for throughput)."""

@@ -177,7 +177,7 @@ class Trainer:
         while not done and self.epoch < tc.max_epochs:
             for b, batch in enumerate(self.train_batches(self.epoch, self.position), start=self.position):
                 t0 = time.perf_counter()
-                stats = self.train_step(batch)
+                stats = self.train_step(self.task.augment(batch, self.step))
                 recent.append(stats["loss"])
                 self.step += 1
                 self.position = b + 1
@@ -220,7 +220,8 @@ class Trainer:
     def plots(self) -> list[Path]:
         """learning_curves.png and the task's figures of every validation split, in the run directory (rank 0;
         with several ranks the figures show rank 0's share of the examples)."""
-        written = [learning_curves(self.history, self.out / "learning_curves.png")] if self.rank == 0 else []
+        curves = self.out / "learning_curves.png"
+        written = [learning_curves(self.history, curves, self.task.curve_metrics)] if self.rank == 0 else []
         step, accumulators = self._last_evaluation
         for name in self.val:
             if step != self.step or name not in accumulators:  # not evaluated at this step in this process

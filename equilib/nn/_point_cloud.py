@@ -1,0 +1,129 @@
+"""Models of point-cloud dynamics: from positions, velocities and per-point charges, the positions a time step later.
+
+``EquivariantDynamicsNet`` is E(3)-equivariant message passing (NequIP-style interaction blocks, Batzner et al.
+2022, whose convolutions are any ``equilib.ops`` tensor product) on the complete graph of each system: velocities
+and positions relative to the centroid enter as l = 1 features, charges select the self-connection, and each edge's
+radial network sees Gaussians of the distance and the same Gaussians times q_i q_j. It predicts a displacement (an
+l = 1 output), so the prediction moves with the inputs under rotations, reflections and translations.
+``PlainDynamicsGNN`` is the non-equivariant message-passing baseline of EGNN's n-body experiment (Satorras et al.
+2021, "GNN"): raw coordinates and velocities as node features, q_i q_j on the edges.
+"""
+
+from __future__ import annotations
+
+import torch
+from e3nn import o3
+
+from ._harmonics import SphericalHarmonics
+from ._interaction import InteractionBlock
+from ._layers import EquivariantLinear
+
+
+def complete_graph(systems: int, points: int, device=None) -> torch.Tensor:
+    """``edge_index`` (2, systems * points * (points - 1)) of every ordered pair of distinct points within each of
+    ``systems`` systems, points numbered system by system: (source j, target i)."""
+    i, j = torch.meshgrid(torch.arange(points, device=device), torch.arange(points, device=device), indexing="ij")
+    keep = i != j
+    offsets = (torch.arange(systems, device=device) * points).view(-1, 1)
+    return torch.stack([(j[keep] + offsets).reshape(-1), (i[keep] + offsets).reshape(-1)])
+
+
+def _check(positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> None:
+    if positions.dim() < 2 or positions.shape[-1] != 3:
+        raise ValueError(f"positions: expected shape (..., points, 3), got {tuple(positions.shape)}")
+    if velocities.shape != positions.shape:
+        raise ValueError(f"velocities: expected shape {tuple(positions.shape)} like positions, got {tuple(velocities.shape)}")
+    if charges.shape != positions.shape[:-1]:
+        raise ValueError(f"charges: expected shape {tuple(positions.shape[:-1])}, got {tuple(charges.shape)}")
+
+
+class GaussianBasis(torch.nn.Module):
+    """``num`` Gaussians of width ``max_radius / num`` centred on [0, max_radius]."""
+
+    def __init__(self, max_radius: float, num: int, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(0.0, max_radius, num, dtype=dtype or torch.get_default_dtype()))
+        self.width = max_radius / num
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-(((r.unsqueeze(-1) - self.centres) / self.width) ** 2))
+
+
+class EquivariantDynamicsNet(torch.nn.Module):
+    """E(3)-equivariant prediction of positions after a time step; ``backend`` picks the tensor product."""
+
+    def __init__(self, backend: str = "grid", channels: int = 32, lmax: int = 2, num_layers: int = 4,
+                 num_radial: int = 16, radial_hidden: int = 64, max_radius: float = 10.0,
+                 tp_options: dict | None = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        dtype = dtype or torch.get_default_dtype()
+        c = channels
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
+        hidden = o3.Irreps([(c, (l, (-1) ** l)) for l in range(lmax + 1)])
+        self.irreps_in = o3.Irreps(f"{c}x0e+2x1o")  # embedded scalars; velocity, position from the centroid
+        self.embedding = torch.nn.Linear(3, c, dtype=dtype)  # charge, speed, distance from the centroid
+        self.radial_basis = GaussianBasis(max_radius, num_radial, dtype)
+        self.spherical_harmonics = SphericalHarmonics(lmax, dtype=dtype)
+        self.layers = torch.nn.ModuleList(
+            InteractionBlock(self.irreps_in if k == 0 else hidden, hidden, self.irreps_sh, num_species=2,
+                             num_radial=2 * num_radial, radial_hidden=radial_hidden, avg_num_neighbors=4.0,
+                             backend=backend, tp_options=tp_options, dtype=dtype)
+            for k in range(num_layers))
+        self.readout = EquivariantLinear(hidden, "1x1o", dtype)
+
+    def forward(self, positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
+        """``positions``, ``velocities`` (..., points, 3) and ``charges`` (..., points) -> positions (..., points, 3)."""
+        _check(positions, velocities, charges)
+        shape = positions.shape
+        points = shape[-2]
+        x = positions.reshape(-1, points, 3)
+        v = velocities.reshape(-1, points, 3)
+        q = charges.reshape(-1, points)
+        relative = x - x.mean(dim=1, keepdim=True)
+        scalars = torch.stack([q, v.norm(dim=-1), relative.norm(dim=-1)], dim=-1)
+        h = torch.cat([self.embedding(scalars), v, relative], dim=-1).reshape(-1, self.irreps_in.dim)
+        edge_index = complete_graph(x.shape[0], points, device=x.device)
+        source, target = edge_index
+        flat_x, flat_q = x.reshape(-1, 3), q.reshape(-1)
+        vectors = flat_x.index_select(0, source) - flat_x.index_select(0, target)
+        rbf = self.radial_basis(vectors.norm(dim=-1))
+        qq = (flat_q.index_select(0, source) * flat_q.index_select(0, target)).unsqueeze(-1)
+        edge_radial = torch.cat([rbf, qq * rbf], dim=-1)
+        edge_sh = self.spherical_harmonics(vectors)
+        species = (flat_q > 0).long()
+        for layer in self.layers:
+            h = layer(h, species, edge_index, edge_sh, edge_radial)
+        return positions + self.readout(h).reshape(shape)
+
+
+class PlainDynamicsGNN(torch.nn.Module):
+    """EGNN's non-equivariant "GNN" baseline: node features from (x, v), edge messages from (h_i, h_j, q_i q_j),
+    residual node updates, and a decoder to a displacement."""
+
+    def __init__(self, hidden: int = 64, num_layers: int = 4, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        dtype = dtype or torch.get_default_dtype()
+        act = torch.nn.SiLU
+
+        def mlp(n_in: int, n_out: int) -> torch.nn.Sequential:
+            return torch.nn.Sequential(torch.nn.Linear(n_in, hidden, dtype=dtype), act(),
+                                       torch.nn.Linear(hidden, n_out, dtype=dtype))
+
+        self.embedding = torch.nn.Linear(6, hidden, dtype=dtype)
+        self.edge_mlps = torch.nn.ModuleList(mlp(2 * hidden + 1, hidden) for _ in range(num_layers))
+        self.node_mlps = torch.nn.ModuleList(mlp(2 * hidden, hidden) for _ in range(num_layers))
+        self.decoder = mlp(hidden, 3)
+
+    def forward(self, positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
+        _check(positions, velocities, charges)
+        shape = positions.shape
+        points = shape[-2]
+        h = self.embedding(torch.cat([positions, velocities], dim=-1).reshape(-1, 6))
+        q = charges.reshape(-1)
+        source, target = complete_graph(h.shape[0] // points, points, device=h.device)
+        qq = (q.index_select(0, source) * q.index_select(0, target)).unsqueeze(-1)
+        for edge_mlp, node_mlp in zip(self.edge_mlps, self.node_mlps):
+            messages = edge_mlp(torch.cat([h.index_select(0, target), h.index_select(0, source), qq], dim=-1))
+            summed = torch.zeros_like(h).index_add_(0, target, messages)
+            h = h + node_mlp(torch.cat([h, summed], dim=-1))
+        return positions + self.decoder(h).reshape(shape)

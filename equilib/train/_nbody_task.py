@@ -1,0 +1,193 @@
+"""The n-body dynamics task of EGNN (Satorras et al. 2021) and Frame Averaging (Puny et al. 2022): from the
+positions, velocities and charges of 5 charged particles, predict their positions 1000 integrator steps later; loss
+and metric the mean squared error over particles and coordinates. Models take ``(positions, velocities, charges)``
+and must be E(3) x S_n equivariant; ``data.augment`` applies a random E(3) element to each training batch (for
+models that are not)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..data import NBodyDataset
+from ..groups import E3, OnSet, Permutations, Positions, Scalars, Vectors
+from ..nn import EquivariantDynamicsNet, PlainDynamicsGNN
+from ._batches import Frames
+from ._registry import MODELS, TASKS
+from ._task import LossOptions, ModelOptions, Symmetry, Task
+
+
+@dataclass
+class NBodyData:
+    path: str = "datasets/nbody/data/charged5_small.npz"
+    train: str = "train"
+    val: dict = field(default_factory=lambda: {"valid": "valid", "test": "test"})  # name in logs -> split in file
+    max_train: int | None = 3000  # EGNN's nbody_small keeps the first 3000 training simulations
+    max_val: int | None = None  # the first simulations of each validation split (quick runs)
+    input_frame: int = 30
+    target_frame: int = 40
+    batch_size: int = 100
+    eval_batch_size: int = 1000
+    augment: bool = False  # a random E(3) element (O(3) Haar, translation N(0, 1)) per training batch
+    dtype: str = "float32"
+
+
+@dataclass
+class NBodyLoss(LossOptions):
+    """Mean squared error of the predicted positions (no options besides ``terms``)."""
+
+
+@dataclass
+class NBodyBatch:
+    positions: torch.Tensor
+    velocities: torch.Tensor
+    charges: torch.Tensor
+    target: torch.Tensor
+
+    def to(self, device) -> NBodyBatch:
+        return NBodyBatch(*(t.to(device) for t in dataclasses.astuple(self)))
+
+
+class SquaredError:
+    """Sum of squared errors and their count, reduced over ranks: ``mse``."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    @torch.no_grad()
+    def update(self, prediction: dict, batch: NBodyBatch) -> None:
+        diff = prediction["positions"].double() - batch.target.double()
+        self.total += float(diff.pow(2).sum())
+        self.count += diff.numel()
+
+    def all_reduce(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            values = torch.tensor([self.total, self.count], dtype=torch.float64)
+            dist.all_reduce(values)
+            self.total, self.count = float(values[0]), int(values[1])
+
+    def compute(self) -> dict[str, float]:
+        return {"mse": self.total / max(self.count, 1)}
+
+
+@dataclass
+class EquivariantDynamicsOptions(ModelOptions):
+    backend: str = "grid"
+    channels: int = 32
+    lmax: int = 2
+    num_layers: int = 4
+    num_radial: int = 16
+    radial_hidden: int = 64
+    max_radius: float = 10.0
+    tp_options: dict = field(default_factory=dict)
+
+
+@dataclass
+class PlainGNNOptions(ModelOptions):
+    hidden: int = 64
+    num_layers: int = 4
+
+
+def _dtype(task) -> torch.dtype:
+    return getattr(torch, task.config.data.dtype)
+
+
+@MODELS.register("equivariant_dynamics")
+class EquivariantDynamicsModel:
+    """:class:`equilib.nn.EquivariantDynamicsNet` (any tensor-product backend)."""
+
+    Options = EquivariantDynamicsOptions
+
+    @staticmethod
+    def build(options, task):
+        kwargs = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name != "name"}
+        return EquivariantDynamicsNet(**kwargs, dtype=_dtype(task))
+
+
+@MODELS.register("plain_gnn")
+class PlainGNNModel:
+    """:class:`equilib.nn.PlainDynamicsGNN`, the non-equivariant baseline."""
+
+    Options = PlainGNNOptions
+
+    @staticmethod
+    def build(options, task):
+        return PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, dtype=_dtype(task))
+
+
+@TASKS.register("nbody")
+class NBodyTask(Task):
+    """Positions after 1000 steps of a charged 5-body system; MSE."""
+
+    Data = NBodyData
+    Loss = NBodyLoss
+    default_model = "equivariant_dynamics"
+    primary_metric = "mse"
+    curve_metrics = ("mse",)
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        d = config.data
+        if d.dtype not in ("float32", "float64"):
+            raise ValueError(f"data.dtype: expected 'float32' or 'float64', got {d.dtype!r}")
+
+        def split(name: str, limit=None) -> Frames:
+            dataset = NBodyDataset(d.path, name, input_frame=d.input_frame, target_frame=d.target_frame,
+                                   limit=limit, dtype=getattr(torch, d.dtype))
+            return Frames(dataset, cache=False)  # already tensors in memory
+
+        self.train = split(d.train, d.max_train)
+        self.val = {name: split(file_split, d.max_val) for name, file_split in d.val.items()}
+
+    def collate(self, frames) -> NBodyBatch:
+        return NBodyBatch(*(torch.stack(parts) for parts in zip(*frames)))
+
+    def batch_size(self, batch: NBodyBatch) -> int:
+        return batch.positions.shape[0]
+
+    def augment(self, batch: NBodyBatch, step: int) -> NBodyBatch:
+        if not self.config.data.augment:
+            return batch
+        generator = torch.Generator().manual_seed(self.config.trainer.seed * 1_000_003 + step)
+        g = E3().sample(1, generator=generator, dtype=batch.positions.dtype)
+        moved = [rep.act(g, t.unsqueeze(0)).squeeze(0) for rep, t in
+                 ((Positions(), batch.positions), (Vectors(), batch.velocities), (Positions(), batch.target))]
+        return NBodyBatch(moved[0], moved[1], batch.charges, moved[2])
+
+    def build_model(self):
+        return MODELS.get(self.config.model.name, "model.name").build(self.config.model, self)
+
+    def save_model(self, model, path) -> None:
+        """One file with the model's registered name, options and weights, written atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"kind": self.config.model.name, "options": dataclasses.asdict(self.config.model),
+                    "dtype": self.config.data.dtype, "state_dict": model.state_dict()}, tmp)
+        os.replace(tmp, path)
+
+    def predict(self, model, batch: NBodyBatch) -> dict:
+        return {"positions": model(batch.positions, batch.velocities, batch.charges)}
+
+    def loss(self, prediction, batch: NBodyBatch, count_reducer=None):
+        diff = prediction["positions"] - batch.target
+        count = diff.numel()
+        total = count_reducer({"positions": count})["positions"] if count_reducer is not None else count
+        summed = diff.pow(2).sum()
+        return summed / total, {"mse": float(summed.detach()) / count}
+
+    def metrics(self) -> SquaredError:
+        return SquaredError()
+
+    def symmetry(self, model, batch: NBodyBatch) -> Symmetry:
+        """The model under E(3) x S_n: positions and velocities rotate (positions translate), charges follow their
+        particles, predicted positions move like positions."""
+        points = batch.positions.shape[-2]
+        reps_in = (OnSet(Positions()), OnSet(Vectors()), OnSet(Scalars()))
+        return Symmetry(model, E3() * Permutations(points), (batch.positions, batch.velocities, batch.charges),
+                        reps_in, (OnSet(Positions()),))
