@@ -4,8 +4,8 @@
 from . import _callbacks, _loss_terms  # noqa: F401  (register the built-in loss terms and callbacks)
 from ._config import TrainConfig, build_config, load_config
 from ._losses import LossConfig, MetricAccumulator, compute_loss
-from ._plots import learning_curves, parity_plots, relaxation_curves
 from ._nbody_task import NBodyData, NBodyTask
+from ._plots import learning_curves, parity_plots, relaxation_curves
 from ._potential_task import PotentialData, PotentialOptions, PotentialTask
 from ._registry import CALLBACKS, LOSS_TERMS, MODELS, TASKS, Registry
 from ._task import Callback, LossOptions, LossTerm, ModelOptions, Symmetry, Task

@@ -1,6 +1,6 @@
 """Every layer and model of equilib.nn through the one conformance check (equilib.groups.assert_equivariant), in
-float64 at 1e-10, under O(3) or E(3) together with permutations of the atoms; and a model that is not equivariant
-fails it."""
+float64 at 1e-10, under O(3) or E(3) together with permutations of the atoms or particles; and models that are not
+equivariant fail it."""
 
 import numpy as np
 import pytest
@@ -20,7 +20,12 @@ from equilib.groups import (
     Vectors,
     assert_equivariant,
 )
-from equilib.nn import InteractionBlock
+from equilib.nn import (
+    EquivariantDynamicsNet,
+    InteractionBlock,
+    PlainDynamicsGNN,
+    complete_graph,
+)
 from equilib.nn._harmonics import SphericalHarmonics
 from equilib.nn._layers import EquivariantLinear, Gate, SpeciesSelfConnection
 from tests.nn.test_potential import ALL_BACKENDS, TP_OPTIONS, adslab, make_model
@@ -128,3 +133,47 @@ def test_a_model_that_is_not_equivariant_fails_clearly(generator):
         assert_equivariant(honest, group, inputs, (OnSet(Positions()), Scalars(), Vectors()), REPS_OUT,
                            generator=generator, samples=3)
     assert np.isfinite(assert_equivariant(honest, group, inputs, REPS_IN, REPS_OUT, generator=generator, samples=2))
+
+
+NBODY_REPS = (OnSet(Positions()), OnSet(Vectors()), OnSet(Scalars()))
+
+
+def _nbody_inputs(generator, systems=3):
+    x = 2.0 * torch.randn(systems, 5, 3, generator=generator, dtype=F64)
+    v = 0.5 * torch.randn(systems, 5, 3, generator=generator, dtype=F64)
+    q = torch.randint(0, 2, (systems, 5), generator=generator).to(F64) * 2 - 1
+    return x, v, q
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_equivariant_dynamics_net(backend, generator):
+    torch.manual_seed(0)
+    model = EquivariantDynamicsNet(backend=backend, channels=6, lmax=2, num_layers=2, num_radial=4, radial_hidden=8,
+                                   tp_options=TP_OPTIONS.get(backend, {}), dtype=F64)
+    inputs = _nbody_inputs(generator)
+    assert_equivariant(model, E3(scale=3.0) * Permutations(5), inputs, NBODY_REPS, OnSet(Positions()),
+                       generator=generator)
+    one = model(*(t[1] for t in inputs))  # one system without a batch axis: the same as in a batch
+    assert torch.allclose(one, model(*inputs)[1], atol=1e-12)
+
+
+def test_plain_gnn_is_permutation_equivariant_only(generator):
+    torch.manual_seed(0)
+    model = PlainDynamicsGNN(hidden=16, num_layers=2, dtype=F64)
+    inputs = _nbody_inputs(generator)
+    assert_equivariant(model, Permutations(5), inputs, NBODY_REPS, OnSet(Positions()), generator=generator)
+    with pytest.raises(AssertionError, match="not equivariant under E3"):
+        assert_equivariant(model, E3() * Permutations(5), inputs, NBODY_REPS, OnSet(Positions()), generator=generator)
+
+
+def test_point_cloud_inputs_are_checked():
+    model = PlainDynamicsGNN(hidden=4, num_layers=1)
+    x = torch.zeros(2, 5, 3)
+    with pytest.raises(ValueError, match=r"charges: expected shape \(2, 5\), got \(2, 4\)"):
+        model(x, x, torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"velocities: expected shape \(2, 5, 3\)"):
+        model(x, x[:, :, :2], torch.zeros(2, 5))
+    edges = complete_graph(2, 3)
+    assert edges.shape == (2, 12) and not (edges[0] == edges[1]).any()
+    assert set(map(tuple, edges.T.tolist())) == {(j + 3 * s, i + 3 * s) for s in range(2) for i in range(3)
+                                                 for j in range(3) if i != j}
