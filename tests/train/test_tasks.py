@@ -53,7 +53,7 @@ def test_resume_after_a_kill_gives_the_same_run(task, tmp_path):
         interrupted.run()
     resumed = Trainer(make(tmp_path / "run"))
     resumed.load_checkpoint()
-    assert resumed.step == 6
+    assert resumed.step == 6 and resumed.position == 5 % resumed.steps_per_epoch + 1  # batches done in its epoch
     resumed.run()
     assert _strip(resumed.history) == _strip(reference.history)
     for a, b in zip(resumed.model.parameters(), reference.model.parameters()):
@@ -67,6 +67,8 @@ def test_resume_after_a_kill_gives_the_same_run(task, tmp_path):
     assert all((row[f"equivariance_error/{split}"] < 1e-9) == equivariant for row in logged)
     losses = [row for row in reference.history if "train_loss" in row]
     assert len(losses) == 3
+    with pytest.raises(FileNotFoundError, match="resume: no checkpoint"):
+        Trainer(make(tmp_path / "empty")).load_checkpoint()
 
 
 def test_streamed_frames_give_the_cached_run(tmp_path):

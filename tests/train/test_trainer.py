@@ -1,6 +1,6 @@
-"""Trainer: losses and metrics against brute force, config errors, reproducibility, exact resume after a kill."""
+"""Trainer on the potential task: losses and metrics against brute force, config errors, reproducibility, plots,
+TensorBoard, and the metrics recorded before the trainer was generalised (resume: tests/train/test_tasks.py)."""
 
-import math
 
 import pytest
 import torch
@@ -80,33 +80,6 @@ def test_same_seed_same_metrics(tmp_path):
     assert {k: v for k, v in first.items() if k != "seconds"} == {k: v for k, v in second.items() if k != "seconds"}
     assert (tmp_path / "a" / "metrics.csv").read_text().count("\n") == 4  # header + evaluations at 4, 8, 12
     assert (tmp_path / "a" / "model.pt").is_file()
-
-
-def test_resume_after_a_kill_gives_the_same_run(tmp_path):
-    reference = Trainer(_config(tmp_path / "ref"))
-    reference.run()
-    interrupted = Trainer(_config(tmp_path / "run"))
-    original = interrupted.train_step
-
-    def dies_at_step_8(batch):
-        if interrupted.step == 7:  # killed mid-epoch, after the checkpoint of step 6
-            raise KeyboardInterrupt
-        return original(batch)
-
-    interrupted.train_step = dies_at_step_8
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.run()
-    resumed = Trainer(_config(tmp_path / "run"))
-    resumed.load_checkpoint()
-    assert resumed.step == 6 and resumed.position == 1  # 5 batches per epoch: mid-epoch 2
-    resumed.run()
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(resumed.history) == strip(reference.history)
-    for a, b in zip(resumed.model.parameters(), reference.model.parameters()):
-        assert torch.equal(a, b)
-    with pytest.raises(FileNotFoundError, match="resume: no checkpoint"):
-        Trainer(_config(tmp_path / "empty")).load_checkpoint()
-    assert math.isfinite(resumed.history[-1]["val_id/forces_mae"])
 
 
 def test_plots_are_written(tmp_path):
