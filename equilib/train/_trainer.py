@@ -138,6 +138,9 @@ class Trainer:
             value = term.value(self.model, batch)
             loss = loss + term.options.weight * value / self.world
             parts[term.name] = float(value.detach())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {self.step}: the training loss is {float(loss)} (parts: {parts}); lower "
+                                     "optimizer.lr or check the data and the model's initial outputs")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.world > 1:

@@ -129,3 +129,16 @@ def test_unknown_names_list_the_known_ones(override, message):
 def test_a_model_of_another_task_is_refused(tmp_path):
     with pytest.raises(ValueError, match="model.name: 'equivariant_potential' needs the potential task"):
         Trainer(nbody_config(tmp_path, "model={name: equivariant_potential}"))
+
+
+def test_a_non_finite_loss_stops_training_with_a_clear_error(tmp_path):
+    trainer = Trainer(nbody_config(tmp_path))
+    original = trainer.task.loss
+
+    def poisoned(prediction, batch, count_reducer=None):
+        loss, parts = original(prediction, batch, count_reducer)
+        return loss * float("nan"), parts
+
+    trainer.task.loss = poisoned
+    with pytest.raises(FloatingPointError, match=r"step 0: the training loss is nan \(parts: \{'mse': "):
+        trainer.run()
