@@ -49,7 +49,8 @@ def seconds_per_epoch(config, steps: int = 30) -> float:
     """Training steps only (no evaluation), timed in this process: ``steps`` steps after 5, scaled to an epoch."""
     trainer = Trainer(config)
     size = config.data.batch_size
-    batches = [trainer.batch(range(k * size, (k + 1) * size)) for k in range(steps + 5)]
+    n = len(trainer.train)
+    batches = [trainer.batch([(k * size + i) % n for i in range(size)]) for k in range(steps + 5)]
     for batch in batches[:5]:
         trainer.train_step(batch)
     t0 = time.perf_counter()
