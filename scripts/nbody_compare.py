@@ -29,7 +29,7 @@ from equilib.groups import equivariance_error
 from equilib.train import Trainer, load_config
 
 RUNS = {  # name -> (config, overrides, label)
-    "equivariant": ("models/nbody_equivariant.yaml", [], "equilib EquivariantDynamicsNet (grid, lmax 1)"),
+    "equivariant": ("models/nbody_equivariant.yaml", [], "equilib EquivariantDynamicsNet (grid, lmax 1, scalar messages)"),
     "gnn": ("models/nbody_gnn.yaml", [], "plain GNN"),
     "gnn_augmented": ("models/nbody_gnn.yaml", ["data.augment=true"], "plain GNN + E(3) augmentation"),
 }

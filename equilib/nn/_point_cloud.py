@@ -3,8 +3,10 @@
 ``EquivariantDynamicsNet`` is E(3)-equivariant message passing (NequIP-style interaction blocks, Batzner et al.
 2022, whose convolutions are any ``equilib.ops`` tensor product) on the complete graph of each system: velocities
 and positions relative to the centroid enter as l = 1 features, charges select the self-connection, and each edge's
-radial network sees Gaussians of the distance and the same Gaussians times q_i q_j. It predicts a displacement (an
-l = 1 output), so the prediction moves with the inputs under rotations, reflections and translations.
+radial network sees Gaussians of the distance and the same Gaussians times q_i q_j; with ``scalar_messages`` it also
+sees both ends' invariant features (layer-normalised), so that messages are nonlinear in them as in EGNN's edge
+network, and the readout starts at zero (no motion). It predicts a displacement (an l = 1 output), so the prediction
+moves with the inputs under rotations, reflections and translations.
 ``PlainDynamicsGNN`` is the non-equivariant message-passing baseline of EGNN's n-body experiment (Satorras et al.
 2021, "GNN"): raw coordinates and velocities as node features, q_i q_j on the edges.
 """
@@ -54,7 +56,8 @@ class EquivariantDynamicsNet(torch.nn.Module):
 
     def __init__(self, backend: str = "grid", channels: int = 32, lmax: int = 2, num_layers: int = 4,
                  num_radial: int = 16, radial_hidden: int = 64, max_radius: float = 10.0,
-                 tp_options: dict | None = None, dtype: torch.dtype | None = None) -> None:
+                 tp_options: dict | None = None, scalar_messages: bool = False,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         dtype = dtype or torch.get_default_dtype()
         c = channels
@@ -64,12 +67,17 @@ class EquivariantDynamicsNet(torch.nn.Module):
         self.embedding = torch.nn.Linear(3, c, dtype=dtype)  # charge, speed, distance from the centroid
         self.radial_basis = GaussianBasis(max_radius, num_radial, dtype)
         self.spherical_harmonics = SphericalHarmonics(lmax, dtype=dtype)
+        self.channels, self.scalar_messages = c, scalar_messages
+        edge_inputs = 2 * num_radial + (2 * c if scalar_messages else 0)
         self.layers = torch.nn.ModuleList(
             InteractionBlock(self.irreps_in if k == 0 else hidden, hidden, self.irreps_sh, num_species=2,
-                             num_radial=2 * num_radial, radial_hidden=radial_hidden, avg_num_neighbors=4.0,
+                             num_radial=edge_inputs, radial_hidden=radial_hidden, avg_num_neighbors=4.0,
                              backend=backend, tp_options=tp_options, dtype=dtype)
             for k in range(num_layers))
         self.readout = EquivariantLinear(hidden, "1x1o", dtype)
+        if scalar_messages:
+            with torch.no_grad():  # start from "nothing moves" rather than from large random displacements
+                self.readout.weight.zero_()
 
     def forward(self, positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
         """``positions``, ``velocities`` (..., points, 3) and ``charges`` (..., points) -> positions (..., points, 3)."""
@@ -92,7 +100,12 @@ class EquivariantDynamicsNet(torch.nn.Module):
         edge_sh = self.spherical_harmonics(vectors)
         species = (flat_q > 0).long()
         for layer in self.layers:
-            h = layer(h, species, edge_index, edge_sh, edge_radial)
+            edge_features = edge_radial
+            if self.scalar_messages:  # both ends' invariant features condition the edge weights (normalised)
+                scalars = torch.nn.functional.layer_norm(h[:, : self.channels], (self.channels,))
+                edge_features = torch.cat([edge_radial, scalars.index_select(0, source),
+                                           scalars.index_select(0, target)], dim=-1)
+            h = layer(h, species, edge_index, edge_sh, edge_features)
         return positions + self.readout(h).reshape(shape)
 
 

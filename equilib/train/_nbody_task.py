@@ -86,6 +86,7 @@ class EquivariantDynamicsOptions(ModelOptions):
     radial_hidden: int = 64
     max_radius: float = 10.0
     tp_options: dict = field(default_factory=dict)
+    scalar_messages: bool = False
 
 
 @dataclass
