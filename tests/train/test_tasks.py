@@ -142,3 +142,12 @@ def test_a_non_finite_loss_stops_training_with_a_clear_error(tmp_path):
     trainer.task.loss = poisoned
     with pytest.raises(FloatingPointError, match=r"step 0: the training loss is nan \(parts: \{'mse': "):
         trainer.run()
+
+
+@pytest.mark.parametrize("backend", ["cg", "gaunt", "cp"])
+def test_the_nbody_model_trains_with_every_backend(backend, tmp_path):
+    trainer = Trainer(nbody_config(tmp_path, f"model.backend={backend}", "model.scalar_messages=true",
+                                   "trainer.max_steps=3", "trainer.eval_every=3"))
+    assert trainer.model.layers[0].tp.__class__.__name__.lower().startswith(backend)
+    final = trainer.run()
+    assert 0 < final["valid/mse"] < 10 and final["train_loss"] > 0
