@@ -71,6 +71,14 @@ def equivariance_error(
     """
     if reduction not in ("max", "mean", "none"):
         raise ValueError(f"reduction: expected 'max', 'mean' or 'none', got {reduction!r}")
+    error, _ = _errors(fn, group, inputs, in_reps, out_reps, samples, generator, batched, elements)
+    if reduction == "none":
+        return error
+    return error.max() if reduction == "max" else error.mean()
+
+
+def _errors(fn, group, inputs, in_reps, out_reps, samples, generator, batched, elements):
+    """The relative error per sampled element, and ``fn``'s outputs on the untransformed inputs."""
     if not isinstance(group, Group):
         raise TypeError(f"group: expected an equilib.groups.Group, got {type(group).__name__}")
     inputs, in_reps = _checked(inputs, in_reps, "inputs", "in_reps")
@@ -98,10 +106,7 @@ def equivariance_error(
                          "originals")
     difference = sum((a - b).flatten(1).pow(2).sum(1) for a, b in zip(transformed, expected))
     scale = sum(r.pow(2).sum() for r in reference).sqrt()
-    error = difference.sqrt() / scale.clamp(min=torch.finfo(scale.dtype).tiny)
-    if reduction == "none":
-        return error
-    return error.max() if reduction == "max" else error.mean()
+    return difference.sqrt() / scale.clamp(min=torch.finfo(scale.dtype).tiny), reference
 
 
 def assert_equivariant(
@@ -117,18 +122,15 @@ def assert_equivariant(
     elements: GroupElement | None = None,
 ) -> float:
     """The conformance check of every layer and model: ``fn`` is equivariant under ``group`` to ``tol`` (default
-    1e-10 in float64, 1e-5 in float32) on ``samples`` random elements (or the given ``elements``), and its output is not zero (a function that
-    returns zeros would pass trivially). Returns the worst relative error; raises AssertionError saying by how much
-    and on which samples otherwise."""
-    inputs_t = _as_tuple(inputs)
-    dtype = inputs_t[0].dtype if inputs_t and isinstance(inputs_t[0], torch.Tensor) else torch.float64
-    tol = TOLERANCE.get(dtype, 1e-5) if tol is None else tol
-    reference = _as_tuple(fn(*inputs_t))
-    tensors = [r for r in reference if isinstance(r, torch.Tensor) and r.numel()]
-    if not tensors or all(r.abs().max() == 0 for r in tensors):
+    1e-10 in float64, 1e-5 in float32) on ``samples`` random elements (or the given ``elements``), and its output
+    is not zero (a function that returns zeros would pass trivially). Returns the worst relative error; raises
+    AssertionError saying by how much and on which samples otherwise."""
+    errors, reference = _errors(fn, group, inputs, in_reps, out_reps, samples, generator, batched, elements)
+    if all(r.numel() == 0 or r.abs().max() == 0 for r in reference):
         raise AssertionError(f"{getattr(fn, '__name__', fn)!s}: the output is zero, so equivariance says nothing")
-    errors = equivariance_error(fn, group, inputs_t, in_reps, out_reps, samples=samples, generator=generator,
-                                batched=batched, reduction="none", elements=elements).detach()
+    first = _as_tuple(inputs)[0]
+    tol = TOLERANCE.get(first.dtype, 1e-5) if tol is None else tol
+    errors = errors.detach()
     worst = float(errors.max())
     if not worst <= tol:  # also catches NaN
         raise AssertionError(f"not equivariant under {group!r}: relative error {worst:.3e} > {tol:.1e} "

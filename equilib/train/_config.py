@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from ._registry import CALLBACKS, LOSS_TERMS, MODELS, TASKS, build_options
+from ._registry import CALLBACKS, LOSS_TERMS, MODELS, TASKS, build_entry, build_options
 
 
 @dataclass
@@ -86,10 +86,7 @@ def _entries(values, where: str, registry) -> list[dict]:
     if not isinstance(values, list):
         raise ValueError(f"{where}: expected a list of {{name: ..., ...}} entries, got {values!r}")
     for k, entry in enumerate(values):
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise ValueError(f"{where}[{k}]: expected a mapping with a 'name', got {entry!r}")
-        cls = registry.get(entry["name"], f"{where}[{k}].name")
-        build_options(cls.Options, {k2: v for k2, v in entry.items() if k2 != "name"}, f"{where}[{k}]")
+        build_entry(entry, registry, f"{where}[{k}]")
     return values
 
 
@@ -101,23 +98,19 @@ def build_config(values: dict) -> TrainConfig:
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"config: unknown key {unknown[0]} (known: {', '.join(known)})")
-    task = TASKS.get(values.get("task", "potential"), "task")
-    model_values = dict(values.get("model") or {})
-    model_name = model_values.pop("name", task.default_model)
-    model_options = MODELS.get(model_name, "model.name").Options
+    task_name = values.get("task", "potential")
+    task = TASKS.get(task_name, "task")
+    model_values = {"name": task.default_model, **(values.get("model") or {})}
     loss_values = dict(values.get("loss") or {})
-    terms = _entries(loss_values.pop("terms", []), "loss.terms", LOSS_TERMS)
-    config = TrainConfig(
-        task=values.get("task", "potential"),
+    _entries(loss_values.get("terms", []), "loss.terms", LOSS_TERMS)
+    return TrainConfig(
+        task=task_name,
         data=build_options(task.Data, values.get("data") or {}, "data"),
-        model=build_options(model_options, model_values, "model"),
+        model=build_options(MODELS.get(model_values["name"], "model.name").Options, model_values, "model"),
         loss=build_options(task.Loss, loss_values, "loss"),
         callbacks=_entries(values.get("callbacks") or [], "callbacks", CALLBACKS),
         **{name: build_options(cls, values.get(name) or {}, name) for name, cls in GENERIC.items()},
     )
-    config.model.name = model_name
-    config.loss.terms = terms
-    return config
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

@@ -161,9 +161,6 @@ class NBodyTask(Task):
                  ((Positions(), batch.positions), (Vectors(), batch.velocities), (Positions(), batch.target))]
         return NBodyBatch(moved[0], moved[1], batch.charges, moved[2])
 
-    def build_model(self):
-        return MODELS.get(self.config.model.name, "model.name").build(self.config.model, self)
-
     def save_model(self, model, path) -> None:
         """One file with the model's registered name, options and weights, written atomically."""
         path = Path(path)

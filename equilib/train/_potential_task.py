@@ -92,9 +92,6 @@ class PotentialTask(Task):
     def batch_size(self, batch) -> int:
         return int(batch.num_graphs)
 
-    def build_model(self):
-        return MODELS.get(self.config.model.name, "model.name").build(self.config.model, self)
-
     def save_model(self, model, path) -> None:
         model.save(path)
 

@@ -33,9 +33,6 @@ class Registry:
             raise ValueError(f"{where}: unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}")
         return self._items[name]
 
-    def names(self) -> list[str]:
-        return sorted(self._items)
-
 
 TASKS = Registry("task")
 MODELS = Registry("model")
@@ -54,3 +51,11 @@ def build_options(cls, values: dict, where: str):
         prefix = f"{where}." if where else ""
         raise ValueError(f"config: unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(known))})")
     return cls(**values)
+
+
+def build_entry(entry, registry: Registry, where: str):
+    """The registered class and its options for a ``{name: ..., options...}`` entry of a config list."""
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise ValueError(f"{where}: expected a mapping with a 'name', got {entry!r}")
+    cls = registry.get(entry["name"], f"{where}.name")
+    return cls, build_options(cls.Options, {k: v for k, v in entry.items() if k != "name"}, where)

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from ._registry import MODELS
+
 
 @dataclass
 class ModelOptions:
@@ -73,7 +75,8 @@ class Task:
 
     # model
     def build_model(self) -> torch.nn.Module:
-        raise NotImplementedError
+        """The model ``config.model`` names, built by its registered builder with this task's data."""
+        return MODELS.get(self.config.model.name, "model.name").build(self.config.model, self)
 
     def save_model(self, model: torch.nn.Module, path) -> None:
         """Write the trained model to ``path`` (atomically)."""
@@ -104,7 +107,7 @@ class Task:
 
 
 class LossTerm(torch.nn.Module):
-    """An extra loss term, ``weight * value(trainer, model, batch)``. State to be resumed goes in buffers or
+    """An extra loss term, ``weight * value(model, batch)``. State to be resumed goes in buffers or
     ``get_extra_state``."""
 
     @dataclass

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from ._batches import batches, epoch_order, rank_batches
 from ._config import TrainConfig
 from ._plots import learning_curves
-from ._registry import CALLBACKS, LOSS_TERMS, TASKS, build_options
+from ._registry import CALLBACKS, LOSS_TERMS, TASKS, build_entry
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -53,8 +53,7 @@ def _lr_lambda(config: TrainConfig, total_steps: int):
 def _plugins(entries: list[dict], registry, where: str, task) -> list:
     built = []
     for k, entry in enumerate(entries):
-        cls = registry.get(entry["name"], f"{where}[{k}].name")
-        options = build_options(cls.Options, {key: v for key, v in entry.items() if key != "name"}, f"{where}[{k}]")
+        cls, options = build_entry(entry, registry, f"{where}[{k}]")
         plugin = cls(options, task)
         plugin.name = entry["name"]
         built.append(plugin)
@@ -77,6 +76,7 @@ class Trainer:
         self.task = TASKS.get(config.task, "task")(config)
         self.train, self.val = self.task.train, self.task.val
         self.steps_per_epoch = math.ceil(len(self.train) / config.data.batch_size)
+        self.workers = getattr(config.data, "workers", 0)  # DataLoader processes, for tasks that stream from disk
         self.device = torch.device(config.trainer.device)
         self.terms = torch.nn.ModuleList(_plugins(config.loss.terms, LOSS_TERMS, "loss.terms", self.task))
         self.callbacks = _plugins(config.callbacks, CALLBACKS, "callbacks", self.task)
@@ -113,7 +113,7 @@ class Trainer:
         """This rank's training batches of ``epoch`` from global batch ``start`` on."""
         order = epoch_order(self.config.trainer.seed, epoch, len(self.train))
         index_lists = rank_batches(order, self.config.data.batch_size, start, self.rank, self.world)
-        return batches(self.train, index_lists, self.task.collate, getattr(self.config.data, "workers", 0))
+        return batches(self.train, index_lists, self.task.collate, self.workers)
 
     def batch(self, indices) -> object:
         """The training batch of the frames at ``indices`` (collated by the task, on the CPU)."""
@@ -125,7 +125,7 @@ class Trainer:
         size = self.config.data.eval_batch_size
         mine = list(range(self.rank, len(frames), self.world))
         index_lists = [mine[k : k + size] for k in range(0, len(mine), size)]
-        for batch in batches(frames, index_lists, self.task.collate, getattr(self.config.data, "workers", 0)):
+        for batch in batches(frames, index_lists, self.task.collate, self.workers):
             yield batch.to(self.device)
 
     def train_step(self, batch) -> dict[str, float]:
