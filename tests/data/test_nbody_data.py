@@ -22,7 +22,7 @@ def test_examples_are_the_files_frames():
 
 
 def test_errors_name_the_argument(tmp_path):
-    with pytest.raises(FileNotFoundError, match="path: no n-body file .* python -m datasets.nbody"):
+    with pytest.raises(FileNotFoundError, match="path: no n-body file at .*missing.npz .*python -m datasets.nbody"):
         NBodyDataset(tmp_path / "missing.npz", "train")
     with pytest.raises(ValueError, match="split: .* has no split 'val'; it has test, train, valid"):
         NBodyDataset(PATH, "val")
