@@ -2,13 +2,13 @@
 plain GNN with and without random E(3) augmentation, trained by ``equilib train`` on the same data, with the
 published test MSEs beside them.
 
-Each run trains its config (resuming when its directory holds a checkpoint); the report gives, as the papers do, the
-test MSE at the evaluation with the lowest validation MSE, the seconds per epoch (training steps only, timed alone
-with ``--timing``), and the equivariance error of the final model under E(3) x S_5 on test systems; and draws the
-learning curves.
+Each run trains its config once per seed (resuming when its directory holds a checkpoint); the report gives, as the
+papers do, the test MSE at the evaluation with the lowest validation MSE (mean +- standard deviation over the seeds),
+the seconds per epoch (training steps only, timed alone with ``--timing``), and the largest equivariance error of the
+final models under E(3) x S_5 on test systems; and draws the learning curves of each run's first seed.
 
-    python scripts/nbody_compare.py                          # all runs, 1000 epochs each, then the table
-    python scripts/nbody_compare.py --runs gnn --epochs 200  # one run, shorter
+    python scripts/nbody_compare.py                          # all runs, seeds 0, 1, 2, then the table
+    python scripts/nbody_compare.py --runs gnn --seeds 0 --epochs 200  # one run, shorter
     python scripts/nbody_compare.py --report-only            # the table from finished runs
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from equilib.groups import equivariance_error
 from equilib.train import Trainer, load_config
 
 RUNS = {  # name -> (config, overrides, label)
-    "equivariant": ("models/nbody_equivariant.yaml", [], "equilib EquivariantDynamicsNet (grid, lmax 1, scalar messages)"),
+    "equivariant": ("models/nbody_equivariant.yaml", [], "equilib EquivariantDynamicsNet (grid, lmax 1, coordinate updates)"),
     "gnn": ("models/nbody_gnn.yaml", [], "plain GNN"),
     "gnn_augmented": ("models/nbody_gnn.yaml", ["data.augment=true"], "plain GNN + E(3) augmentation"),
 }
@@ -38,11 +39,11 @@ PUBLISHED = [  # test MSE, EGNN (Satorras et al. 2021, Table 2) and FA (Puny et 
     ("Radial Field", 0.0104), ("EGNN", 0.0071), ("FA-GNN", 0.0057)]
 
 
-def config_of(name: str, out: Path, epochs: int | None, extra: list[str]):
+def config_of(name: str, seed: int, out: Path, epochs: int | None, extra: list[str]):
     path, overrides, _ = RUNS[name]
     more = [f"trainer.max_epochs={epochs}"] if epochs else []
-    return load_config(ROOT / path, [*overrides, f"trainer.out_dir={out / name}", "logging.progress=false", *more,
-                                     *extra])
+    return load_config(ROOT / path, [*overrides, f"trainer.out_dir={out / name / f'seed{seed}'}", f"trainer.seed={seed}",
+                                     "logging.progress=false", *more, *extra])
 
 
 def seconds_per_epoch(config, steps: int = 30) -> float:
@@ -59,7 +60,9 @@ def seconds_per_epoch(config, steps: int = 30) -> float:
     return (time.perf_counter() - t0) / steps * trainer.steps_per_epoch
 
 
-def report_row(name: str, config) -> dict:
+def run_summary(config) -> dict:
+    """One finished run: its evaluations, the one with the lowest validation MSE, and the final model's equivariance
+    error on a test batch."""
     out = Path(config.trainer.out_dir)
     with open(out / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("valid/mse")]
@@ -71,22 +74,27 @@ def report_row(name: str, config) -> dict:
     with torch.no_grad():
         error = float(equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, samples=8,
                                          generator=torch.Generator().manual_seed(0)))
-    return {"name": name, "label": RUNS[name][2], "epochs": int(rows[-1]["epoch"]) + 1 if rows else 0,
-            "best_epoch": int(best["step"]) // trainer.steps_per_epoch, "valid": float(best["valid/mse"]),
-            "test": float(best["test/mse"]), "final_test": float(rows[-1]["test/mse"]), "equivariance": error,
-            "wall_minutes": float(rows[-1]["seconds"]) / 60, "history": rows}
+    return {"epochs": int(rows[-1]["epoch"]) + 1, "best_epoch": int(best["step"]) // trainer.steps_per_epoch,
+            "valid": float(best["valid/mse"]), "test": float(best["test/mse"]), "final_test": float(rows[-1]["test/mse"]),
+            "equivariance": error, "wall_minutes": float(rows[-1]["seconds"]) / 60, "history": rows}
 
 
-def curves(rows: list[dict], path: Path) -> None:
+def mean_sd(values: list[float], digits: int = 4) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} +- {statistics.stdev(values):.{digits}f}"
+
+
+def curves(rows: list[tuple[str, list[dict]]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for row in rows:
-        epochs = [int(r["step"]) / 30 for r in row["history"]]
-        ax.plot(epochs, [float(r["test/mse"]) for r in row["history"]], marker=".", label=row["label"])
+    for label, history in rows:
+        epochs = [int(r["step"]) / 30 for r in history]
+        ax.plot(epochs, [float(r["test/mse"]) for r in history], marker=".", label=label)
     for label, value in PUBLISHED:
         if label in ("EGNN", "FA-GNN", "GNN"):
             ax.axhline(value, linestyle=":", linewidth=0.8, color="gray")
@@ -103,6 +111,7 @@ def curves(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, from {', '.join(RUNS)}")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated trainer seeds, one run of each per seed")
     parser.add_argument("--epochs", type=int, default=None, help="override each config's trainer.max_epochs")
     parser.add_argument("--out", default="runs/nbody_compare")
     parser.add_argument("--report-only", action="store_true", help="only the table, from finished runs")
@@ -114,26 +123,31 @@ def main(argv=None) -> int:
     unknown = [n for n in names if n not in RUNS]
     if unknown:
         parser.error(f"--runs: unknown run {unknown[0]!r}; known: {', '.join(RUNS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
-    configs = {name: config_of(name, out, args.epochs, args.overrides) for name in names}
+    configs = {name: [config_of(name, seed, out, args.epochs, args.overrides) for seed in seeds] for name in names}
     if not args.report_only:
-        for name, config in configs.items():
+        for config in (c for runs in configs.values() for c in runs):
             trainer = Trainer(config)
             if trainer.checkpoint_path.is_file():
                 trainer.load_checkpoint()
             trainer.run()
-    rows = [report_row(name, config) for name, config in configs.items()]
-    timing = {name: seconds_per_epoch(config) for name, config in configs.items()} if args.timing else {}
-    print(f"\n# n-body: {torch.get_num_threads()} threads; test MSE at the best validation evaluation\n")
-    print("| model | epochs | best epoch | valid MSE | test MSE | final test MSE | equivariance error | wall min |"
+    summaries = {name: [run_summary(c) for c in runs] for name, runs in configs.items()}
+    timing = {name: seconds_per_epoch(runs[0]) for name, runs in configs.items()} if args.timing else {}
+    print(f"\n# n-body: {torch.get_num_threads()} threads; test MSE at the best validation evaluation, "
+          f"seeds {args.seeds}\n")
+    print("| model | epochs | best epochs | valid MSE | test MSE | final test MSE | equivariance error | wall min |"
           + (" s/epoch alone |" if timing else ""))
     print("|---|---|---|---|---|---|---|---|" + ("---|" if timing else ""))
-    for row in rows:
-        alone = f" {timing[row['name']]:.2f} |" if timing else ""
-        print(f"| {row['label']} | {row['epochs']} | {row['best_epoch']} | {row['valid']:.5f} | {row['test']:.5f} | "
-              f"{row['final_test']:.5f} | {row['equivariance']:.1e} | {row['wall_minutes']:.1f} |{alone}")
+    for name, runs in summaries.items():
+        alone = f" {timing[name]:.2f} |" if timing else ""
+        column = {key: [r[key] for r in runs] for key in runs[0] if key != "history"}
+        print(f"| {RUNS[name][2]} | {max(column['epochs'])} | {', '.join(map(str, column['best_epoch']))} | "
+              f"{mean_sd(column['valid'])} | {mean_sd(column['test'])} | {mean_sd(column['final_test'])} | "
+              f"{max(column['equivariance']):.1e} | {statistics.mean(column['wall_minutes']):.1f} |{alone}")
     print("\npublished test MSE (their papers' tables): "
           + ", ".join(f"{label} {value}" for label, value in PUBLISHED))
+    rows = [(RUNS[name][2], runs[0]["history"]) for name, runs in summaries.items()]
     curves(rows, Path(args.figure) if args.figure else out / "nbody_curves.png")
     return 0
 

@@ -57,7 +57,7 @@ class EquivariantDynamicsNet(torch.nn.Module):
     def __init__(self, backend: str = "grid", channels: int = 32, lmax: int = 2, num_layers: int = 4,
                  num_radial: int = 16, radial_hidden: int = 64, max_radius: float = 10.0,
                  tp_options: dict | None = None, scalar_messages: bool = False,
-                 dtype: torch.dtype | None = None) -> None:
+                 coordinate_updates: bool = False, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         dtype = dtype or torch.get_default_dtype()
         c = channels
@@ -75,9 +75,13 @@ class EquivariantDynamicsNet(torch.nn.Module):
                              backend=backend, tp_options=tp_options, dtype=dtype)
             for k in range(num_layers))
         self.readout = EquivariantLinear(hidden, "1x1o", dtype)
-        if scalar_messages:
+        self.updates = torch.nn.ModuleList(
+            EquivariantLinear(self.irreps_in if k == 0 else hidden, "1x1o", dtype)
+            for k in range(num_layers if coordinate_updates else 0))
+        if scalar_messages or coordinate_updates:
             with torch.no_grad():  # start from "nothing moves" rather than from large random displacements
-                self.readout.weight.zero_()
+                for linear in [self.readout, *self.updates]:
+                    linear.weight.zero_()
 
     def forward(self, positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
         """``positions``, ``velocities`` (..., points, 3) and ``charges`` (..., points) -> positions (..., points, 3)."""
@@ -93,20 +97,24 @@ class EquivariantDynamicsNet(torch.nn.Module):
         edge_index = complete_graph(x.shape[0], points, device=x.device)
         source, target = edge_index
         flat_x, flat_q = x.reshape(-1, 3), q.reshape(-1)
-        vectors = flat_x.index_select(0, source) - flat_x.index_select(0, target)
-        rbf = self.radial_basis(vectors.norm(dim=-1))
         qq = (flat_q.index_select(0, source) * flat_q.index_select(0, target)).unsqueeze(-1)
-        edge_radial = torch.cat([rbf, qq * rbf], dim=-1)
-        edge_sh = self.spherical_harmonics(vectors)
         species = (flat_q > 0).long()
-        for layer in self.layers:
+        edge_radial = edge_sh = None
+        for k, layer in enumerate(self.layers):
+            if self.updates:  # EGNN-style: each layer moves the points, and the next one sees the moved geometry
+                flat_x = flat_x + self.updates[k](h)
+            if edge_sh is None or self.updates:
+                vectors = flat_x.index_select(0, source) - flat_x.index_select(0, target)
+                rbf = self.radial_basis(vectors.norm(dim=-1))
+                edge_radial = torch.cat([rbf, qq * rbf], dim=-1)
+                edge_sh = self.spherical_harmonics(vectors)
             edge_features = edge_radial
             if self.scalar_messages:  # both ends' invariant features condition the edge weights (normalised)
                 scalars = torch.nn.functional.layer_norm(h[:, : self.channels], (self.channels,))
                 edge_features = torch.cat([edge_radial, scalars.index_select(0, source),
                                            scalars.index_select(0, target)], dim=-1)
             h = layer(h, species, edge_index, edge_sh, edge_features)
-        return positions + self.readout(h).reshape(shape)
+        return flat_x.reshape(shape) + self.readout(h).reshape(shape)
 
 
 class PlainDynamicsGNN(torch.nn.Module):

@@ -87,6 +87,7 @@ class EquivariantDynamicsOptions(ModelOptions):
     max_radius: float = 10.0
     tp_options: dict = field(default_factory=dict)
     scalar_messages: bool = False
+    coordinate_updates: bool = False
 
 
 @dataclass

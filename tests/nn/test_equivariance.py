@@ -145,15 +145,15 @@ def _nbody_inputs(generator, systems=3):
     return x, v, q
 
 
-@pytest.mark.parametrize("scalar_messages", [False, True])
+@pytest.mark.parametrize("variant", [{}, {"scalar_messages": True}, {"coordinate_updates": True}])
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
-def test_equivariant_dynamics_net(backend, scalar_messages, generator):
+def test_equivariant_dynamics_net(backend, variant, generator):
     torch.manual_seed(0)
     model = EquivariantDynamicsNet(backend=backend, channels=6, lmax=2, num_layers=2, num_radial=4, radial_hidden=8,
-                                   tp_options=TP_OPTIONS.get(backend, {}), scalar_messages=scalar_messages, dtype=F64)
-    if scalar_messages:  # the zero readout predicts no motion; train it a step so that the check is not trivial
-        with torch.no_grad():
-            model.readout.weight.normal_(generator=generator)
+                                   tp_options=TP_OPTIONS.get(backend, {}), dtype=F64, **variant)
+    with torch.no_grad():  # those variants start predicting no motion: randomise the readouts so the check is not trivial
+        for linear in [model.readout, *model.updates]:
+            linear.weight.normal_(generator=generator)
     inputs = _nbody_inputs(generator)
     assert_equivariant(model, E3(scale=3.0) * Permutations(5), inputs, NBODY_REPS, OnSet(Positions()),
                        generator=generator)
