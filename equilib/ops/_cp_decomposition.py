@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils import atomic_write
+
 ALS_VERSION = 2  # bump when the fit changes: cached factors of an older version are not reused
 
 
@@ -131,11 +133,10 @@ def fitted_factors(tensor: np.ndarray, rank: int, tol: float, directory: str | o
         with np.load(path) as stored:
             return stored["a"], stored["b"], stored["c"], float(stored["error"])
     a, b, c, error = cp_als(t, rank, tol=tol)
-    temporary = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(temporary, a=a, b=b, c=c, error=error)
-        os.replace(temporary, path)
+        with atomic_write(path) as f:
+            np.savez(f, a=a, b=b, c=c, error=error)
     except OSError as err:  # a read-only or invalid cache costs a refit next time, not the construction
         warnings.warn(f"cache_dir: could not store the fitted CP factors in {path.parent} ({err}); set "
                       "EQUILIB_CACHE or cache_dir to a writable folder to fit only once", stacklevel=3)

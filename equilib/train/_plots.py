@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils import atomic_path
+
 
 def _figure_module():
     import matplotlib
@@ -19,9 +21,8 @@ def _figure_module():
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     return path
 
 

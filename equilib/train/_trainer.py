@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from ..utils import atomic_save, atomic_write
 from ._batches import batches, epoch_order, rank_batches
 from ._config import TrainConfig
 from ._plots import learning_curves
@@ -273,12 +274,10 @@ class Trainer:
 
     def _write_csv(self) -> None:
         keys = list(dict.fromkeys(k for row in self.history for k in row))
-        tmp = self.out / "metrics.csv.tmp"
-        with open(tmp, "w", newline="") as f:
+        with atomic_write(self.out / "metrics.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.history)
-        os.replace(tmp, self.out / "metrics.csv")
 
     @property
     def checkpoint_path(self) -> Path:
@@ -298,9 +297,7 @@ class Trainer:
             "recent_losses": self.recent_losses,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_save(state, path)
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:

@@ -1,0 +1,51 @@
+"""Atomic file writes: write to a temporary file in the target's directory, then ``os.replace`` it onto the target
+(a rename within one file system is atomic on POSIX and Windows), so that readers see the old file or the new one,
+never a partial one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A fresh temporary path next to ``path`` for a writer that wants a file name (``torch.save``, LMDB, matplotlib).
+
+    The temporary name ends with ``path``'s suffix (writers that infer the format from it still do). When the block
+    ends normally the temporary file replaces ``path``; when it raises, the temporary file is removed and ``path`` is
+    left as it was.
+    """
+    path = Path(path)
+    # a name no other writer picks (process id and a random token); the writer creates the file with the usual
+    # permissions (tempfile.mkstemp would make it private to the user)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = False, **open_kwargs) -> Iterator:
+    """``open(path, mode)`` for writing, atomically (see :func:`atomic_path`); ``fsync`` flushes the data to disk
+    before the rename. ``open_kwargs`` go to ``open`` (``newline``, ``encoding``)."""
+    if not mode.startswith("w"):
+        raise ValueError(f"mode: expected a write mode ('w', 'wb', 'wt'), got {mode!r}")
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as f:
+        yield f
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)``, atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
