@@ -2,22 +2,25 @@
 dynamics (n-body) data."""
 
 from ._ase_formats import AseIoReader, AseLmdbReader, write_ase_io, write_ase_lmdb
-from ._atomic_data import AtomicData, edge_vectors
+from ._atomic_data import MAX_ATOMIC_NUMBER, AtomicData, batch_index, edge_vectors
 from ._dataset import AtomicDataset, detect_format
 from ._nbody import NBodyDataset
-from ._neighbors import neighbor_list
+from ._neighbors import edge_vectors_and_lengths, neighbor_list
 from ._oc20_lmdb import OC20LmdbReader, write_oc20_lmdb
 from ._statistics import force_rms, mean_neighbors, per_element_energies, require_labels
 
 __all__ = [
+    "MAX_ATOMIC_NUMBER",
     "AseIoReader",
     "AseLmdbReader",
     "AtomicData",
     "AtomicDataset",
     "NBodyDataset",
     "OC20LmdbReader",
+    "batch_index",
     "detect_format",
     "edge_vectors",
+    "edge_vectors_and_lengths",
     "force_rms",
     "mean_neighbors",
     "neighbor_list",

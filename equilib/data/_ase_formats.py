@@ -11,8 +11,9 @@ from pathlib import Path
 import ase.db
 import ase.io
 
+from ..utils import atomic_path
 from ._atomic_data import AtomicData
-from ._oc20_lmdb import database_files
+from ._files import FileIndex, check_index, database_files, lock_file
 
 
 class AseLmdbReader:
@@ -21,10 +22,7 @@ class AseLmdbReader:
     def __init__(self, path: str | os.PathLike) -> None:
         self.files = database_files(path, ".aselmdb")
         self._dbs = None
-        self._offsets = [0]
-        for f in self.files:
-            with self._connect(f) as db:
-                self._offsets.append(self._offsets[-1] + db.count())
+        self._index = FileIndex(self._count(f) for f in self.files)
 
     @staticmethod
     def _connect(path: Path):
@@ -34,8 +32,13 @@ class AseLmdbReader:
         except Exception as err:  # noqa: BLE001 - lmdb and ase raise many kinds for a bad file
             raise ValueError(f"{path}: not a readable ASE-LMDB database ({type(err).__name__}: {err})") from None
 
+    @classmethod
+    def _count(cls, path: Path) -> int:
+        with cls._connect(path) as db:
+            return db.count()
+
     def __len__(self) -> int:
-        return self._offsets[-1]
+        return len(self._index)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -43,13 +46,9 @@ class AseLmdbReader:
         return state
 
     def __getitem__(self, index: int) -> AtomicData:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index: {index} out of range for {len(self)} frames")
-        index %= len(self)
+        k, local = self._index.locate(index)
         if self._dbs is None:
             self._dbs = [self._connect(f) for f in self.files]
-        k = next(k for k in range(len(self.files)) if index < self._offsets[k + 1])
-        local = index - self._offsets[k]
         where = f"{self.files[k]}, row {local}"
         try:
             row = self._dbs[k]._get_row_by_index(local)
@@ -76,9 +75,8 @@ class AseIoReader:
         return len(self.frames)
 
     def __getitem__(self, index: int) -> AtomicData:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index: {index} out of range for {len(self)} frames")
-        return AtomicData.from_ase(self.frames[index], source=f"{self.path}, frame {index % len(self)}")
+        index = check_index(index, len(self))
+        return AtomicData.from_ase(self.frames[index], source=f"{self.path}, frame {index}")
 
 
 def _require_backends() -> None:
@@ -91,26 +89,22 @@ def _require_backends() -> None:
 def write_ase_lmdb(path: str | os.PathLike, frames) -> int:
     """Write ``frames`` (AtomicData) as one ASE-LMDB database, atomically. Returns the number of rows."""
     _require_backends()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.aselmdb")
-    for stale in (tmp, Path(str(tmp) + "-lock")):
-        stale.unlink(missing_ok=True)
     count = 0
-    with ase.db.connect(str(tmp), type="aselmdb") as db:
-        for count, frame in enumerate(frames, start=1):
-            atoms = frame.to_ase()
-            ids = {key: atoms.info.pop(key) for key in ("sid", "fid") if key in atoms.info}
-            db.write(atoms, data=ids)
-    os.replace(tmp, path)
-    Path(str(tmp) + "-lock").unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        try:
+            with ase.db.connect(str(tmp), type="aselmdb") as db:
+                for count, frame in enumerate(frames, start=1):
+                    atoms = frame.to_ase()
+                    ids = {key: atoms.info.pop(key) for key in ("sid", "fid") if key in atoms.info}
+                    db.write(atoms, data=ids)
+        finally:
+            lock_file(tmp).unlink(missing_ok=True)
     return count
 
 
 def write_ase_io(path: str | os.PathLike, frames, format: str | None = None) -> int:
     """Write ``frames`` (AtomicData) with ``ase.io.write`` (extxyz for ``*.xyz``), atomically."""
-    path = Path(path)
     atoms = [frame.to_ase() for frame in frames]
-    tmp = path.with_name(path.name + ".tmp")
-    ase.io.write(str(tmp), atoms, format=format or ase.io.formats.filetype(str(path), read=False))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        ase.io.write(str(tmp), atoms, format=format or ase.io.formats.filetype(str(path), read=False))
     return len(atoms)

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
-from ._neighbors import neighbor_list
+from ._neighbors import edge_vectors_and_lengths, neighbor_list
 
 MIN_DISTANCE = 0.1  # A: closer atoms are an input error, not physics
+MAX_ATOMIC_NUMBER = 118  # the heaviest known element (oganesson); tables indexed by Z have MAX_ATOMIC_NUMBER + 1 rows
 
 
 class AtomicData(Data):
@@ -99,25 +100,28 @@ class AtomicData(Data):
         return atoms
 
 
+def batch_index(data) -> torch.Tensor:
+    """Each atom's graph in ``data``: ``data.batch`` of a ``Batch``, zeros for one structure."""
+    batch = getattr(data, "batch", None)
+    return batch if batch is not None else torch.zeros_like(data.atomic_numbers)
+
+
 def edge_vectors(data) -> torch.Tensor:
     """Vectors from each center i to its neighbor j, ``pos[j] - pos[i] + cell_offsets @ cell`` (E, 3).
 
     Works on one :class:`AtomicData` or a ``Batch``; differentiable in ``pos`` and ``cell`` (forces, stress).
+    See :func:`edge_vectors_and_lengths` for the same on tensors.
     """
-    j, i = data.edge_index
-    batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros_like(data.atomic_numbers)
-    cells = data.cell.reshape(-1, 3, 3).index_select(0, batch.index_select(0, i))
-    shift = torch.einsum("ek,ekl->el", data.cell_offsets.to(data.pos.dtype), cells)
-    # index_select, not advanced indexing: its backward (index_add_) is several times faster on CPUs
-    return data.pos.index_select(0, j) - data.pos.index_select(0, i) + shift
+    vectors, _ = edge_vectors_and_lengths(data.pos, data.cell, data.edge_index, data.cell_offsets, batch_index(data))
+    return vectors
 
 
 def _validate(positions: np.ndarray, numbers: np.ndarray, source: str) -> None:
     if not np.isfinite(positions).all():
         bad = int(np.argwhere(~np.isfinite(positions))[0, 0])
         raise ValueError(f"{source}: positions: atom {bad} has a non-finite coordinate {positions[bad].tolist()}")
-    if len(numbers) and (numbers.min() < 1 or numbers.max() > 118):
-        bad = int(np.argwhere((numbers < 1) | (numbers > 118))[0, 0])
+    if len(numbers) and (numbers.min() < 1 or numbers.max() > MAX_ATOMIC_NUMBER):
+        bad = int(np.argwhere((numbers < 1) | (numbers > MAX_ATOMIC_NUMBER))[0, 0])
         raise ValueError(f"{source}: atomic_numbers: atom {bad} has unknown element Z={int(numbers[bad])}")
     if len(positions) > 1:
         from scipy.spatial import cKDTree

@@ -18,25 +18,16 @@ import lmdb
 import torch
 from torch_geometric.data import Data
 
+from ..utils import atomic_path
 from ._atomic_data import AtomicData
+from ._files import FileIndex, database_files, lock_file
 
 RENAMES = {"y": "energy", "force": "forces"}
+READ_MAP_SIZE = 1 << 40  # bytes of address space a reader maps (a bound, not an allocation): 1 TiB, any file fits
+WRITE_MAP_SIZE = 1 << 34  # bytes a written file may grow to by default: 16 GiB
 
 
-def database_files(path: str | os.PathLike, suffix: str = ".lmdb") -> list[Path]:
-    """The ``*<suffix>`` files that ``path`` (a file or a directory of them) stands for, sorted."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(path.glob(f"*{suffix}"))
-        if not files:
-            raise FileNotFoundError(f"path: no *{suffix} files in directory {path}")
-        return files
-    if not path.is_file():
-        raise FileNotFoundError(f"path: no such file or directory: {path}")
-    return [path]
-
-
-def _open(path: Path, readonly: bool = True, map_size: int = 1 << 40) -> lmdb.Environment:
+def _open(path: Path, readonly: bool = True, map_size: int = READ_MAP_SIZE) -> lmdb.Environment:
     try:
         return lmdb.open(str(path), subdir=False, readonly=readonly, lock=not readonly, readahead=False,
                          meminit=False, max_readers=512, map_size=map_size)
@@ -98,9 +89,7 @@ class OC20LmdbReader:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.files = database_files(path)
-        self._offsets = [0]
-        for f in self.files:
-            self._offsets.append(self._offsets[-1] + self._length(_shared(f), f))
+        self._index = FileIndex(self._length(_shared(f), f) for f in self.files)
 
     @staticmethod
     def _length(env: lmdb.Environment, path: Path) -> int:
@@ -114,15 +103,12 @@ class OC20LmdbReader:
             return env.stat()["entries"]
 
     def __len__(self) -> int:
-        return self._offsets[-1]
+        return len(self._index)
 
     def locate(self, index: int) -> tuple[Path, int]:
         """The file holding frame ``index`` and the frame's key in it."""
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index: {index} out of range for {len(self)} frames")
-        index %= len(self)
-        k = next(k for k in range(len(self.files)) if index < self._offsets[k + 1])
-        return self.files[k], index - self._offsets[k]
+        k, key = self._index.locate(index)
+        return self.files[k], key
 
     def __getitem__(self, index: int) -> AtomicData:
         path, key = self.locate(index)
@@ -138,36 +124,38 @@ class OC20LmdbReader:
         return _to_atomic_data(obj, where)
 
 
-def write_oc20_lmdb(path: str | os.PathLike, frames, map_size: int = 1 << 34) -> int:
+def write_oc20_lmdb(path: str | os.PathLike, frames, map_size: int = WRITE_MAP_SIZE) -> int:
     """Write ``frames`` (AtomicData) as one OC20 LMDB file, atomically (temporary name, then rename).
 
     Stores every field under OC20's names: energy as the Python float ``y``, forces as ``force``, ``sid``, ``fid``,
     ``natoms`` as Python ints (neighbor lists are not stored). Returns the number of frames.
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    for stale in (tmp, Path(str(tmp) + "-lock")):
-        stale.unlink(missing_ok=True)
-    env = _open(tmp, readonly=False, map_size=map_size)
     count = 0
-    try:
-        with env.begin(write=True) as txn:
-            for count, frame in enumerate(frames, start=1):
-                fields = {k: frame[k] for k in frame.keys() if k not in ("edge_index", "cell_offsets", "batch", "ptr")}
-                for old, new in RENAMES.items():
-                    if new in fields:
-                        fields[old] = fields.pop(new)
-                for key in ("y", "y_init", "y_relaxed"):
-                    if key in fields:
-                        fields[key] = float(fields[key])
-                for key in ("sid", "fid", "natoms"):
-                    if key in fields:
-                        fields[key] = int(fields[key])
-                txn.put(str(count - 1).encode("ascii"), pickle.dumps(Data(**fields), protocol=pickle.HIGHEST_PROTOCOL))
-            txn.put(b"length", pickle.dumps(count, protocol=pickle.HIGHEST_PROTOCOL))
-        env.sync()
-    finally:
-        env.close()
-    os.replace(tmp, path)
-    Path(str(tmp) + "-lock").unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        env = _open(tmp, readonly=False, map_size=map_size)
+        try:
+            with env.begin(write=True) as txn:
+                for count, frame in enumerate(frames, start=1):
+                    entry = pickle.dumps(_oc20_data(frame), protocol=pickle.HIGHEST_PROTOCOL)
+                    txn.put(str(count - 1).encode("ascii"), entry)
+                txn.put(b"length", pickle.dumps(count, protocol=pickle.HIGHEST_PROTOCOL))
+            env.sync()
+        finally:
+            env.close()
+            lock_file(tmp).unlink(missing_ok=True)
     return count
+
+
+def _oc20_data(frame) -> Data:
+    """``frame`` under OC20's names, with OC20's Python scalars, without neighbor lists or batch fields."""
+    fields = {k: frame[k] for k in frame.keys() if k not in ("edge_index", "cell_offsets", "batch", "ptr")}
+    for old, new in RENAMES.items():
+        if new in fields:
+            fields[old] = fields.pop(new)
+    for key in ("y", "y_init", "y_relaxed"):
+        if key in fields:
+            fields[key] = float(fields[key])
+    for key in ("sid", "fid", "natoms"):
+        if key in fields:
+            fields[key] = int(fields[key])
+    return Data(**fields)

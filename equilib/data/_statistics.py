@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._atomic_data import MAX_ATOMIC_NUMBER
+
 
 def require_labels(data, names, source: str = "data") -> None:
     """Raise a ValueError naming ``source`` and the missing label when ``data`` lacks one of ``names``."""
@@ -28,7 +30,7 @@ def per_element_energies(dataset, elements: list[int] | None = None) -> dict[int
     for k in range(len(dataset)):
         data = dataset[k]
         require_labels(data, ["energy"], f"frame {k}")
-        counts.append(torch.bincount(data.atomic_numbers, minlength=119).numpy())
+        counts.append(torch.bincount(data.atomic_numbers, minlength=MAX_ATOMIC_NUMBER + 1).numpy())
         energies.append(float(data.energy))
     if not counts:
         raise ValueError("dataset: expected at least one frame, got an empty dataset")

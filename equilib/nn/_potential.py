@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from e3nn import o3
 
 from .. import __version__
-from ..data import edge_vectors
-from ..utils import scatter_sum
+from ..data import MAX_ATOMIC_NUMBER, batch_index, edge_vectors_and_lengths
+from ..utils import atomic_save, scatter_sum
 from ._harmonics import SphericalHarmonics
 from ._interaction import InteractionBlock
 from ._layers import EquivariantLinear
@@ -90,7 +89,7 @@ class EquivariantPotential(torch.nn.Module):
 
     @staticmethod
     def _species_table(species: list[int]) -> torch.Tensor:
-        table = torch.full((119,), -1, dtype=torch.long)
+        table = torch.full((MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)
         table[torch.tensor(species)] = torch.arange(len(species))
         return table
 
@@ -121,7 +120,7 @@ class EquivariantPotential(torch.nn.Module):
             raise ValueError("data: expected a neighbor list (edge_index, cell_offsets); build it with a cutoff")
         pos = data.pos.to(self.dtype)
         cell = data.cell.to(self.dtype).reshape(-1, 3, 3)
-        batch = data.batch if getattr(data, "batch", None) is not None else torch.zeros_like(data.atomic_numbers)
+        batch = batch_index(data)
         num_graphs = cell.shape[0]
         leaf = pos.detach().requires_grad_(True) if compute_forces else pos
         pos = leaf
@@ -131,10 +130,7 @@ class EquivariantPotential(torch.nn.Module):
             symmetric = 0.5 * (strain + strain.transpose(1, 2))
             pos = pos + torch.einsum("ni,nij->nj", pos, symmetric[batch])
             cell = cell + torch.bmm(cell, symmetric)
-        graph = _View(pos=pos, cell=cell, batch=batch, edge_index=data.edge_index, cell_offsets=data.cell_offsets,
-                      atomic_numbers=data.atomic_numbers)
-        vectors = edge_vectors(graph)
-        lengths = vectors.norm(dim=1)
+        vectors, lengths = edge_vectors_and_lengths(pos, cell, data.edge_index, data.cell_offsets, batch)
         edge_sh = self.spherical_harmonics(vectors)
         edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
         species = self._species(data.atomic_numbers)
@@ -157,11 +153,8 @@ class EquivariantPotential(torch.nn.Module):
 
     def save(self, path: str | os.PathLike) -> None:
         """One file with the config, the weights and the package version, written atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"equilib_version": __version__, "kind": "EquivariantPotential",
-                    "config": dataclasses.asdict(self.config), "state_dict": self.state_dict()}, tmp)
-        os.replace(tmp, path)
+        atomic_save({"equilib_version": __version__, "kind": "EquivariantPotential",
+                     "config": dataclasses.asdict(self.config), "state_dict": self.state_dict()}, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "EquivariantPotential":
@@ -178,9 +171,3 @@ class EquivariantPotential(torch.nn.Module):
         model.load_state_dict(blob["state_dict"])
         return model.to(map_location)
 
-
-class _View:
-    """The fields :func:`edge_vectors` reads, with positions and cells possibly strained."""
-
-    def __init__(self, **fields):
-        self.__dict__.update(fields)

@@ -12,6 +12,7 @@ from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from equilib.data import (
+    AseLmdbReader,
     AtomicData,
     AtomicDataset,
     OC20LmdbReader,
@@ -72,6 +73,35 @@ def test_oc20_files_carry_oc20_names_and_directories_concatenate(tmp_path):
     assert detect_format(tmp_path) == "oc20-lmdb" and len(reader) == 4
     assert int(reader[3].fid) == 3 and reader.locate(3)[0].name == "b.lmdb"
 
+
+
+@pytest.mark.parametrize("suffix", [".lmdb", ".aselmdb"])
+def test_directories_with_an_empty_shard_map_every_index_to_its_file(tmp_path, suffix):
+    frames = _frames()
+    write, read = {".lmdb": (write_oc20_lmdb, OC20LmdbReader), ".aselmdb": (write_ase_lmdb, AseLmdbReader)}[suffix]
+    for name, part in (("a", frames[:2]), ("b", []), ("c", frames[2:])):
+        write(tmp_path / f"{name}{suffix}", part)
+    reader = read(tmp_path)
+    assert len(reader) == 4
+    assert [int(reader[k].fid) for k in range(-4, 4)] == [0, 1, 2, 3] * 2
+    with pytest.raises(IndexError, match="index: -5 out of range for 4 frames"):
+        reader[-5]
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_a_failed_write_keeps_the_old_file(tmp_path, name):
+    frames = _frames(2)
+    path = tmp_path / name
+    WRITERS[name](path, frames[:1])
+
+    def failing():
+        yield frames[1]
+        raise RuntimeError("source failed")
+
+    with pytest.raises(RuntimeError, match="source failed"):
+        WRITERS[name](path, failing())
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary or lock files left behind
+    assert len(AtomicDataset(path)) == 1
 
 def test_legacy_pickles_are_converted(tmp_path):
     """An OC20 S2EF entry as torch-geometric 1.x pickled it: attributes in __dict__, y and force."""
