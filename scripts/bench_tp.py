@@ -30,6 +30,7 @@ from e3nn import o3
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from equilib import so3  # noqa: E402
 from equilib.ops import make_tensor_product  # noqa: E402
+from equilib.utils import atomic_write  # noqa: E402
 
 
 def s2_irreps(lmax: int, mul: int) -> o3.Irreps:
@@ -211,12 +212,10 @@ def main(argv=None):
     if args.markdown:
         print(markdown_table(rows))
     os.makedirs(os.path.dirname(args.csv) or ".", exist_ok=True)
-    tmp = args.csv + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(args.csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, args.csv)
     print(f"# wrote {args.csv}")
     return rows
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from equilib.calculator import EquilibCalculator
 from equilib.data import AtomicDataset
 from equilib.relaxation import compare_relaxation
 from equilib.train import Trainer, load_config, relaxation_curves
+from equilib.utils import atomic_write
 
 SPLIT_COLUMNS = [("frames", "frames", "{:d}"), ("energy_per_atom_mae", "E MAE/atom (meV)", "{:.1f}"),
                  ("energy_mae", "E MAE (eV)", "{:.3f}"), ("forces_mae", "F MAE (eV/A)", "{:.4f}"),
@@ -83,12 +83,6 @@ def relaxation_table(model_path: Path, is2re: Path, count: int, out: Path) -> tu
     return rows, plot
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python scripts/main_job.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="section.key=value config overrides, e.g. trainer.max_steps=500")
@@ -134,11 +128,13 @@ def main(argv=None) -> int:
     report = {"config": str(args.config), "backend": config.model.backend, "final": final, "splits": splits,
               "relaxations": relaxations, "relaxation_summary": summary, "train_seconds": trained,
               "total_seconds": total}
-    write_atomic(out / "summary.json", json.dumps(report, indent=2, default=float) + "\n")
-    write_atomic(out / "summary.md", "\n\n".join([
-        f"# Main job: {config.model.backend} backend, {final['step']} steps, {total / 60:.1f} min in all",
-        markdown_table(splits, [("split", "split", "{}"), *SPLIT_COLUMNS]),
-        markdown_table(relaxations, RELAX_COLUMNS), json.dumps(summary, indent=2)]) + "\n")
+    with atomic_write(out / "summary.json", "w") as f:
+        f.write(json.dumps(report, indent=2, default=float) + "\n")
+    with atomic_write(out / "summary.md", "w") as f:
+        f.write("\n\n".join([
+            f"# Main job: {config.model.backend} backend, {final['step']} steps, {total / 60:.1f} min in all",
+            markdown_table(splits, [("split", "split", "{}"), *SPLIT_COLUMNS]),
+            markdown_table(relaxations, RELAX_COLUMNS), json.dumps(summary, indent=2)]) + "\n")
     figures = sorted(p.name for p in out.glob("*.png"))
     print(f"\nwrote {out}/summary.md, summary.json and {', '.join(figures)} in {total / 60:.1f} min")
     return 0

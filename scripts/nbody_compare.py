@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from equilib.groups import equivariance_error
 from equilib.train import Trainer, load_config
+from equilib.utils import atomic_path
 
 RUNS = {  # name -> (config, overrides, label)
     "equivariant": ("models/nbody_equivariant.yaml", [], "equilib EquivariantDynamicsNet (grid, lmax 1, coordinate updates)"),
@@ -102,9 +102,8 @@ def curves(rows: list[tuple[str, list[dict]]], path: Path) -> None:
     ax.set(xlabel="epoch", ylabel="test MSE", yscale="log", title="n-body (charged, 5 particles): test MSE")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 

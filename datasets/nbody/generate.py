@@ -19,11 +19,12 @@ machine makes the same file. The reference's ``np.dot`` (BLAS, often with fused 
 
 from __future__ import annotations
 
-import os
 from functools import reduce
 from pathlib import Path
 
 import numpy as np
+
+from equilib.utils import atomic_write
 
 N_PARTICLES = 5
 DIM = 3
@@ -189,13 +190,8 @@ def write_npz(path: Path, data: dict[str, np.ndarray]) -> Path:
     """Write ``data`` to a compressed ``.npz`` at ``path`` through a temporary file, so no partial file remains."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **data)
     return path
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from equilib.data import AtomicData, write_ase_lmdb, write_oc20_lmdb
+from equilib.utils import atomic_write
 
 from .generate import SPLITS, assign_split, gas_references, place_adsorbate, relax, slab, subsample, systems
 
@@ -67,9 +67,8 @@ def generate(out: Path, n_systems: int, seed: int, val_fraction: float, fmax: fl
         "adsorbates": {split: dict(sorted(adsorbates[split].items())) for split in SPLITS},
         "torch": torch.__version__,
     }
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out / "manifest.json")
+    with atomic_write(out / "manifest.json", "w") as f:
+        f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 

@@ -43,6 +43,8 @@ OOD_CATALYSTS = (("Pd", "111"), ("Au", "211"), ("Ni", "100"))
 CATALYSTS = tuple((metal, facet) for metal in METALS for facet in FACETS)
 SPLITS = ("train", "val_id", "val_ood_ads", "val_ood_cat", "val_ood_both")
 SURFACE_DEPTH = 3.0  # A below the top atom that count as surface (free); deeper atoms are fixed
+RATTLE = 0.03  # A, standard deviation of the random displacement of each free atom's start
+SEED_BOUND = 2**31  # each system's placement seed is drawn from [0, SEED_BOUND)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def place_adsorbate(atoms: Atoms, adsorbate: str, rng: np.random.Generator) -> A
     combined.extend(ads)
     combined.set_constraint(FixAtoms(mask=combined.get_tags() == 0))
     free = combined.get_tags() > 0
-    combined.positions[free] += rng.normal(0, 0.03, (int(free.sum()), 3))
+    combined.positions[free] += rng.normal(0, RATTLE, (int(free.sum()), 3))
     return combined
 
 
@@ -158,7 +160,7 @@ def systems(n_systems: int, seed: int, ood_fraction: float = 0.15) -> list[Syste
         catalysts = OOD_CATALYSTS if ood_cat else id_catalysts
         metal, facet = catalysts[rng.integers(len(catalysts))]
         adsorbate = rng.choice(OOD_ADSORBATES if ood_ads else id_ads)
-        out.append(System(sid, metal, facet, str(adsorbate), int(rng.integers(2**31))))
+        out.append(System(sid, metal, facet, str(adsorbate), int(rng.integers(SEED_BOUND))))
     return out
 
 
