@@ -146,7 +146,8 @@ def _fit(net, frames, steps=150):
     for _ in range(steps):
         optimizer.zero_grad()
         out = net(batch)
-        loss = (out["forces"] - batch.forces).pow(2).mean() + ((out["energy"] - batch.energy) / batch.natoms).pow(2).mean()
+        energy_error = (out["energy"] - batch.energy) / batch.natoms
+        loss = (out["forces"] - batch.forces).pow(2).mean() + energy_error.pow(2).mean()
         loss.backward()
         optimizer.step()
     net.eval()

@@ -16,13 +16,15 @@ def _systems():
     add_adsorbate(slab, "O", 1.6, "fcc")
     stepped = fcc211("Cu", (3, 3, 3), vacuum=6.0)
     tiny = bulk("Cu", "fcc", a=3.6)  # one atom: a 6 A cutoff reaches many images
-    triclinic = Atoms("Si2", scaled_positions=[[0, 0, 0], [0.3, 0.2, 0.6]], cell=[[3.1, 0, 0], [1.2, 2.9, 0], [0.7, 0.4, 3.3]], pbc=True)
+    triclinic = Atoms("Si2", scaled_positions=[[0, 0, 0], [0.3, 0.2, 0.6]],
+                      cell=[[3.1, 0, 0], [1.2, 2.9, 0], [0.7, 0.4, 3.3]], pbc=True)
     rattled = bulk("NaCl", "rocksalt", a=5.6, cubic=True).repeat((2, 2, 2))
     rattled.positions += rng.normal(0, 0.2, rattled.positions.shape)
     rattled.positions[0] += [7.0, -12.0, 30.0]  # far outside the cell: must be wrapped consistently
     far = molecule("C6H6")
     far.positions += [1e3, -2e3, 5e2]  # a molecule far from the origin, no cell
-    wire = Atoms("Cu3", positions=[[0, 0, 0], [1.3, 1.2, 0.1], [2.5, 0.1, 0.3]], cell=[3.7, 20, 20], pbc=[True, False, False])
+    wire = Atoms("Cu3", positions=[[0, 0, 0], [1.3, 1.2, 0.1], [2.5, 0.1, 0.3]], cell=[3.7, 20, 20],
+                 pbc=[True, False, False])
     return {"slab111": slab, "slab211": stepped, "tiny-bulk": tiny, "triclinic": triclinic, "rattled-bulk": rattled,
             "molecule-far": far, "wire-mixed-pbc": wire}
 

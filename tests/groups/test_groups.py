@@ -174,7 +174,8 @@ def test_equivariance_error_is_differentiable_and_batched(generator):
     optimizer = torch.optim.Adam(layer.parameters(), lr=0.05)
     for _ in range(300):
         optimizer.zero_grad()
-        equivariance_error(layer, O3(), x, Vectors(), Vectors(), samples=4, generator=generator, reduction="mean").backward()
+        loss = equivariance_error(layer, O3(), x, Vectors(), Vectors(), samples=4, generator=generator, reduction="mean")
+        loss.backward()
         optimizer.step()
     assert equivariance_error(layer, O3(), x, Vectors(), Vectors(), samples=8, generator=generator) < 0.05
 
@@ -182,10 +183,15 @@ def test_equivariance_error_is_differentiable_and_batched(generator):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_equivariance_error_in_float32_and_float64(dtype, generator):
     x = torch.randn(7, 3, generator=generator, dtype=F64).to(dtype)
-    centred = lambda p: p - p.mean(0)
+
+    def centred(p):
+        return p - p.mean(0)
+
+    def mirrored(p):
+        return 2 * p.mean(0) - p
+
     error = equivariance_error(centred, E3(), x, Positions(), Vectors(), samples=4, generator=generator)
     assert error.dtype == dtype and error < _equivariance.TOLERANCE[dtype]
-    mirrored = lambda p: 2 * p.mean(0) - p
     tol = _equivariance.TOLERANCE[dtype]
     assert equivariance_error(mirrored, E3(), x, Positions(), Positions(), samples=4, generator=generator) < tol
     assert equivariance_error(mirrored, E3(), x, Positions(), Vectors(), samples=4, generator=generator) > 0.1
@@ -193,11 +199,13 @@ def test_equivariance_error_in_float32_and_float64(dtype, generator):
 
 def test_clear_errors(generator):
     x = torch.randn(5, 3, dtype=F64)
-    with pytest.raises(ValueError, match=r"inputs\[0\]: Irreps\('1x0e\+1x1o'\) acts on tensors of shape \(\.\.\., 4\), got shape \(5, 3\)"):
+    with pytest.raises(ValueError, match=r"inputs\[0\]: Irreps\('1x0e\+1x1o'\) acts on tensors of shape "
+                                         r"\(\.\.\., 4\), got shape \(5, 3\)"):
         equivariance_error(lambda t: t, O3(), x, Irreps("0e+1o"), Irreps("0e+1o"))
     with pytest.raises(ValueError, match=r"in_reps: expected one representation per input \(2\), got 1"):
         equivariance_error(lambda a, b: a, O3(), (x, x), Vectors(), Vectors())
-    with pytest.raises(ValueError, match=r"outputs\[1\]: Vectors\(\) acts on tensors of shape \(\.\.\., 3\), got shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"outputs\[1\]: Vectors\(\) acts on tensors of shape \(\.\.\., 3\), "
+                                         r"got shape \(5,\)"):
         equivariance_error(lambda t: (t, t[:, 0]), O3(), x, Vectors(), (Vectors(), Vectors()))
     with pytest.raises(TypeError, match=r"in_reps\[0\]: expected a Representation"):
         equivariance_error(lambda t: t, O3(), x, "1o", Vectors())

@@ -133,7 +133,8 @@ def test_shared_weights_do_not_grow_with_the_paths():
 @pytest.mark.parametrize("weight_sharing", ["shared", "per-path"])
 def test_exact_rank_equals_cg_with_several_multiplicities_and_uuu(weight_sharing, generator):
     """Several channel groups (one decomposition each) and per-channel x2: cg_weights maps the weights across."""
-    for irreps in (("4x0e+2x1o+3x2e+2x1e", "0e+1o+2e", "4x0e+2x1o+3x2e+2x1e"), ("3x0e+3x1o+3x2e", "3x0e+3x1o", "3x0e+3x1o+3x2e")):
+    for irreps in (("4x0e+2x1o+3x2e+2x1e", "0e+1o+2e", "4x0e+2x1o+3x2e+2x1e"),
+                   ("3x0e+3x1o+3x2e", "3x0e+3x1o", "3x0e+3x1o+3x2e")):
         tp = make_tensor_product("cp", *irreps, rank=10**6, weight_sharing=weight_sharing, dtype=torch.float64)
         assert tp.exact and relative_error_against_cg(tp, generator) < 1e-14
 
