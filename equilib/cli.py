@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+LANGEVIN_FRICTION = 0.01  # 1/fs: the Langevin thermostat's friction in `equilib md` (a relaxation time of 100 fs)
+
 
 def _train(args) -> int:
     from .train import Trainer, load_config
@@ -39,13 +41,13 @@ def _eval(args) -> int:
     from .data import AtomicDataset
     from .nn import EquivariantPotential
     from .train import MetricAccumulator
+    from .train._trainer import evaluate
 
-    model = EquivariantPotential.load(args.model).eval()
+    model = EquivariantPotential.load(args.model)
     dataset = AtomicDataset(args.data, cutoff=model.config.cutoff)
-    metrics = MetricAccumulator(free_only=not args.all_atoms)
-    for batch in DataLoader(dataset, batch_size=args.batch_size):
-        prediction = model(batch, compute_forces=True)
-        metrics.update({k: v.detach() for k, v in prediction.items()}, batch)
+    metrics = evaluate(model, DataLoader(dataset, batch_size=args.batch_size),
+                       lambda net, batch: net(batch, compute_forces=True),
+                       MetricAccumulator(free_only=not args.all_atoms))
     result = {"data": str(args.data), "frames": len(dataset), **metrics.compute()}
     print(json.dumps(result, indent=2))
     return 0
@@ -61,21 +63,16 @@ def _read_structure(path):
 
 
 def _relax(args) -> int:
-    import numpy as np
-    from ase.filters import FrechetCellFilter
     from .calculator import EquilibCalculator
-    from .relaxation import OPTIMIZERS
+    from .relaxation import relax
 
     atoms = _read_structure(args.structure)
-    atoms.calc = EquilibCalculator(args.model)
-    target = FrechetCellFilter(atoms) if args.cell else atoms
     trajectory = args.trajectory or str(Path(args.structure).with_suffix("")) + "_relax.traj"
-    optimizer = OPTIMIZERS[args.optimizer](target, trajectory=trajectory, logfile="-")
-    converged = optimizer.run(fmax=args.fmax, steps=args.steps)
-    fmax = float(np.linalg.norm(atoms.get_forces(), axis=1).max())
-    print(f"final energy {atoms.get_potential_energy():.6f} eV, max force {fmax:.4f} eV/A, "
-          f"{'converged' if converged else 'NOT converged'} after {optimizer.nsteps} steps; trajectory {trajectory}")
-    return 0 if converged else 1
+    result = relax(atoms, EquilibCalculator(args.model), fmax=args.fmax, steps=args.steps, optimizer=args.optimizer,
+                   trajectory=trajectory, logfile="-", cell=args.cell)
+    print(f"final energy {result.energies[-1]:.6f} eV, max force {result.fmax:.4f} eV/A, "
+          f"{'converged' if result.converged else 'NOT converged'} after {result.steps} steps; trajectory {trajectory}")
+    return 0 if result.converged else 1
 
 
 def _md(args) -> int:
@@ -92,9 +89,9 @@ def _md(args) -> int:
     thermalize_momenta(atoms, temperature_K=args.temperature, rng=np.random.default_rng(args.seed))
     trajectory = args.trajectory or str(Path(args.structure).with_suffix("")) + "_md.traj"
     if args.thermostat == "langevin":
-        dynamics = Langevin(atoms, args.timestep * units.fs, temperature_K=args.temperature, friction=0.01 / units.fs,
-                            rng=np.random.default_rng(args.seed), trajectory=trajectory, logfile="-",
-                            loginterval=args.log_every)
+        dynamics = Langevin(atoms, args.timestep * units.fs, temperature_K=args.temperature,
+                            friction=LANGEVIN_FRICTION / units.fs, rng=np.random.default_rng(args.seed),
+                            trajectory=trajectory, logfile="-", loginterval=args.log_every)
     else:
         dynamics = VelocityVerlet(atoms, args.timestep * units.fs, trajectory=trajectory, logfile="-",
                                   loginterval=args.log_every)

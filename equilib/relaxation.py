@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
+from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS, FIRE
 
 ADWT_THRESHOLDS = np.arange(0.01, 0.5, 0.001)  # A, OC20's IS2RS thresholds
@@ -41,8 +42,12 @@ class Relaxation:
 
 
 def relax(atoms: Atoms, calculator, fmax: float = 0.05, steps: int = 300, optimizer: str = "bfgs",
-          trajectory: str | None = None, logfile: str | None = None) -> Relaxation:
-    """Relax a copy of ``atoms`` (constraints kept) with ``calculator`` until max |F| <= ``fmax`` eV/A or ``steps``."""
+          trajectory: str | None = None, logfile: str | None = None, cell: bool = False) -> Relaxation:
+    """Relax a copy of ``atoms`` (constraints kept) with ``calculator`` until max |F| <= ``fmax`` eV/A or ``steps``.
+
+    ``cell`` relaxes the cell too (ASE's ``FrechetCellFilter``; the calculator must give the stress): convergence then
+    also asks the filter's cell forces to be below ``fmax``, while ``Relaxation.fmax`` stays the atoms' largest force.
+    """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
     if fmax <= 0 or steps < 0:
@@ -50,14 +55,19 @@ def relax(atoms: Atoms, calculator, fmax: float = 0.05, steps: int = 300, optimi
     atoms = atoms.copy()
     atoms.calc = calculator
     result = Relaxation(atoms)
-    run = OPTIMIZERS[optimizer](atoms, trajectory=trajectory, logfile=logfile)
+    target = FrechetCellFilter(atoms) if cell else atoms
+    run = OPTIMIZERS[optimizer](target, trajectory=trajectory, logfile=logfile)
     for _ in run.irun(fmax=fmax, steps=steps):
         result.energies.append(float(atoms.get_potential_energy()))
         result.frames.append(atoms.copy())
-    forces = atoms.get_forces()  # constrained: fixed atoms report zero, as the optimizer sees them
-    result.fmax = float(np.linalg.norm(forces, axis=1).max()) if len(atoms) else 0.0
-    result.converged = result.fmax <= fmax
+    result.fmax = _largest_force(atoms)  # constrained: fixed atoms report zero, as the optimizer sees them
+    result.converged = (_largest_force(target) if cell else result.fmax) <= fmax
     return result
+
+
+def _largest_force(atoms) -> float:
+    """The largest force norm of ``atoms`` (or of a filter's degrees of freedom); 0 without any."""
+    return float(np.linalg.norm(atoms.get_forces(), axis=1).max()) if len(atoms) else 0.0
 
 
 def minimum_image_distances(positions: np.ndarray, reference: np.ndarray, cell: np.ndarray,

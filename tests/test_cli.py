@@ -1,11 +1,14 @@
 """The equilib command end to end on the bundled data: train (and resume), eval, relax, md."""
 
 import json
+import re
 
 import ase.io
+import numpy as np
 import pytest
 from ase.build import add_adsorbate, bulk, fcc111
 
+from equilib.calculator import EquilibCalculator
 from equilib.cli import main
 
 SMALL = ["data.max_train_frames=24", "model.channels=8", "model.num_layers=1", "trainer.max_steps=6",
@@ -31,17 +34,25 @@ def test_eval_prints_metrics(trained, capsys):
     assert main(["eval", str(trained / "model.pt"), "datasets/oc20_emt/data/s2ef_val_ood_cat.lmdb"]) == 0
     result = json.loads(capsys.readouterr().out)
     manifest = json.loads(open("datasets/oc20_emt/data/manifest.json").read())
-    assert result["frames"] == manifest["frames"]["val_ood_cat"] and {"energy_mae", "forces_mae", "forces_cosine", "efwt"} <= set(result)
+    assert result["frames"] == manifest["frames"]["val_ood_cat"]
+    assert {"energy_mae", "forces_mae", "forces_cosine", "efwt"} <= set(result)
 
 
 def test_relax_and_md_write_trajectories(trained, tmp_path, capsys):
     slab = fcc111("Cu", (2, 2, 3), vacuum=6.0)
     add_adsorbate(slab, "O", 1.6, "fcc")
     ase.io.write(tmp_path / "slab.xyz", slab)
-    code = main(["relax", str(trained / "model.pt"), str(tmp_path / "slab.xyz"), "--steps", "300"])
+    code = main(["relax", str(trained / "model.pt"), str(tmp_path / "slab.xyz"), "--steps", "300", "--fmax", "0.05"])
     out = capsys.readouterr().out
-    assert "final energy" in out and "max force" in out and (tmp_path / "slab_relax.traj").is_file()
-    assert code == (0 if "converged after" in out and "NOT" not in out else 1)
+    assert code == 0 and "NOT" not in out, out
+    final = ase.io.read(tmp_path / "slab_relax.traj")  # the last frame: the relaxed structure
+    final.calc = EquilibCalculator(trained / "model.pt")
+    forces = final.get_forces()
+    printed = re.search(r"final energy (\S+) eV, max force (\S+) eV/A, converged after (\d+) steps", out)
+    assert float(printed[1]) == pytest.approx(final.get_potential_energy(), abs=1e-6)
+    assert float(printed[2]) == pytest.approx(np.linalg.norm(forces, axis=1).max(), abs=1e-4)
+    assert np.linalg.norm(forces, axis=1).max() < 0.05
+    assert len(ase.io.read(tmp_path / "slab_relax.traj", index=":")) == int(printed[3]) + 1
     ase.io.write(tmp_path / "cu.xyz", bulk("Cu", "fcc", a=3.6, cubic=True))
     assert main(["md", str(trained / "model.pt"), str(tmp_path / "cu.xyz"), "--steps", "5", "--log-every", "1"]) == 0
     assert len(ase.io.read(tmp_path / "cu_md.traj", index=":")) == 6

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from ase.build import add_adsorbate, fcc111
+from ase.build import add_adsorbate, bulk, fcc111
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 
@@ -75,6 +75,17 @@ def test_an_energy_offset_is_an_energy_error_and_nothing_else():
     assert result["energy_error"] == pytest.approx(2.5, abs=1e-9)
     assert abs(result["reference_energy_gap"]) < 1e-9 and result["adwt"] == 1.0
 
+
+def test_cell_relaxation_finds_the_lattice_constant_and_atoms_only_keeps_the_cell():
+    """Compressed fcc Cu relaxes its cell to EMT's zero-stress lattice constant (3.590 A); an atoms-only relaxation of
+    the same crystal has nothing to do (zero forces by symmetry) and leaves the cell as it was."""
+    atoms = bulk("Cu", "fcc", a=3.5, cubic=True)
+    result = relax(atoms, EMT(), fmax=1e-3, steps=100, cell=True)
+    assert result.converged and result.steps > 0 and result.energies[-1] < result.energies[0]
+    assert result.atoms.cell.lengths() == pytest.approx([3.590] * 3, abs=2e-3)
+    assert result.fmax == pytest.approx(np.linalg.norm(result.atoms.get_forces(), axis=1).max())
+    fixed_cell = relax(atoms, EMT(), fmax=1e-3, steps=100)
+    assert fixed_cell.converged and fixed_cell.steps == 0 and np.allclose(fixed_cell.atoms.cell, atoms.cell)
 
 def test_bad_arguments():
     record = _record(offset=0.0)

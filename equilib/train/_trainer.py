@@ -61,6 +61,17 @@ def _plugins(entries: list[dict], registry, where: str, task) -> list:
     return built
 
 
+def evaluate(model, batches, predict, accumulator):
+    """Put ``model`` in eval mode and add ``predict(model, batch)`` of every batch to the metrics ``accumulator``
+    (``update(prediction, batch)``); returns the accumulator. The evaluation loop of :class:`Trainer` and of
+    ``equilib eval``."""
+    model.eval()
+    for batch in batches:
+        prediction = predict(model, batch)
+        accumulator.update({k: v.detach() for k, v in prediction.items()}, batch)
+    return accumulator
+
+
 class Trainer:
     """Train the model of ``config.model`` on the task of ``config.task``; ``run()`` returns the final metrics."""
 
@@ -156,15 +167,13 @@ class Trainer:
         if isinstance(self.scheduler, torch.optim.lr_scheduler.LambdaLR):
             self.scheduler.step()
         self.ema.update_parameters(self.model)
-        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **{f"loss_{k}": v for k, v in parts.items()}}
+        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm),
+                **{f"loss_{k}": v for k, v in parts.items()}}
 
     def evaluate(self, split: str, model=None, keep: list | None = None) -> dict[str, float]:
         """Metrics of the EMA model (or ``model``) on a validation split; ``keep`` receives the accumulator."""
-        model = (model or self.ema.module).eval()
-        accumulator = self.task.metrics()
-        for batch in self.eval_batches(split):
-            prediction = self.task.predict(model, batch)
-            accumulator.update({k: v.detach() for k, v in prediction.items()}, batch)
+        accumulator = evaluate(model or self.ema.module, self.eval_batches(split), self.task.predict,
+                               self.task.metrics())
         accumulator.all_reduce()
         if keep is not None:
             keep.append(accumulator)
@@ -265,7 +274,8 @@ class Trainer:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise ImportError("logging.tensorboard: needs the tensorboard package (pip install tensorboard)") from None
+                raise ImportError("logging.tensorboard: needs the tensorboard package (pip install tensorboard)") \
+                    from None
             self._tensorboard = SummaryWriter(log_dir=str(self.out / "tensorboard"))
         for key, value in values.items():
             if isinstance(value, (int, float)) and math.isfinite(value):
