@@ -38,7 +38,8 @@ def s2_irreps(lmax: int, mul: int) -> o3.Irreps:
 
 
 class E3nnReference(torch.nn.Module):
-    """Plain e3nn product (uvu or uuu) on the paths of ``tp``: unit CG paths for 'cg', Gaunt-weighted ones for 'grid'."""
+    """Plain e3nn product (uvu or uuu) on the paths of ``tp``: unit CG paths for 'cg', Gaunt-weighted ones for
+    'grid'."""
 
     def __init__(self, tp, gaunt: bool):
         super().__init__()
@@ -48,7 +49,8 @@ class E3nnReference(torch.nn.Module):
             instructions.append((p.i_in1, p.i_in2, p.i_out, p.mode, True, weight))
         norm = dict(irrep_normalization="none", path_normalization="none") if gaunt else {}
         self.tp = o3.TensorProduct(
-            tp.irreps_in1, tp.irreps_in2, tp.irreps_out, instructions, shared_weights=False, internal_weights=False, **norm
+            tp.irreps_in1, tp.irreps_in2, tp.irreps_out, instructions, shared_weights=False, internal_weights=False,
+            **norm
         )
         self.weight_numel = self.tp.weight_numel
         self.paths = tp.paths
@@ -164,15 +166,18 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype)
     generator = torch.Generator().manual_seed(args.seed)
     ops = args.ops.split(",")
-    print(f"# bench_tp: {args.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
-          f"torch {torch.__version__}, e3nn {__import__('e3nn').__version__}, {args.dtype}, N={args.n}, C={args.channels}, "
+    print(f"# bench_tp: {args.device} ({platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} threads), torch {torch.__version__}, e3nn {__import__('e3nn').__version__}, "
+          f"{args.dtype}, N={args.n}, C={args.channels}, "
           f"{args.coupling}, chunks {'default' if args.chunk_mib is None else f'{args.chunk_mib:g} MiB'}, "
           f"median of {args.repeats} after {args.warmup} warm-ups")
     rows = []
-    header = f"{'L':>2} {'op':<15} {'paths':>5} {'grid':>7} {'fwd ms':>9} {'fwd+bwd ms':>11} {'dbl-bwd ms':>11} {'equiv err':>9} {'vs e3nn':>8}"
+    header = (f"{'L':>2} {'op':<15} {'paths':>5} {'grid':>7} {'fwd ms':>9} {'fwd+bwd ms':>11} {'dbl-bwd ms':>11} "
+              f"{'equiv err':>9} {'vs e3nn':>8}")
     print(header)
     for lmax in range(args.lmin, args.lmax + 1):
-        irreps_x, irreps_sh = s2_irreps(lmax, args.channels), s2_irreps(lmax, 1 if args.coupling == "uvu" else args.channels)
+        irreps_x = s2_irreps(lmax, args.channels)
+        irreps_sh = s2_irreps(lmax, 1 if args.coupling == "uvu" else args.channels)
         built = {}
         for name in ops:
             if (name.startswith("e3nn") or name == "cg") and lmax > args.reference_lmax:
@@ -206,8 +211,8 @@ def main(argv=None):
             row = dict(L=lmax, op=name, paths=len(op.paths), grid=grid, fwd_ms=times[0], fwd_bwd_ms=times[1],
                        double_bwd_ms=times[2], equivariance_error=err, max_diff_vs_e3nn=diff)
             rows.append(row)
-            print(f"{lmax:>2} {name:<15} {row['paths']:>5} {grid:>7} {times[0]:>9.2f} {times[1]:>11.2f} {times[2]:>11.2f} "
-                  f"{err:>9.1e} {'' if diff is None else f'{diff:.1e}':>8}", flush=True)
+            print(f"{lmax:>2} {name:<15} {row['paths']:>5} {grid:>7} {times[0]:>9.2f} {times[1]:>11.2f} "
+                  f"{times[2]:>11.2f} {err:>9.1e} {'' if diff is None else f'{diff:.1e}':>8}", flush=True)
     summarize(rows)
     if args.markdown:
         print(markdown_table(rows))
@@ -248,8 +253,10 @@ def summarize(rows):
     for r in rows:
         if r["op"].startswith("e3nn") or r["L"] not in base:
             continue
-        extra = f", {gaunt[r['L']] / r['fwd_bwd_ms']:.1f}x vs e3nn Gaunt subset" if r["L"] in gaunt and r["op"] != "cg" else ""
-        lines.append(f"L={r['L']} {r['op']}: {base[r['L']] / r['fwd_bwd_ms']:.1f}x vs e3nn CG{extra} (forward+backward)")
+        extra = (f", {gaunt[r['L']] / r['fwd_bwd_ms']:.1f}x vs e3nn Gaunt subset"
+                 if r["L"] in gaunt and r["op"] != "cg" else "")
+        lines.append(f"L={r['L']} {r['op']}: {base[r['L']] / r['fwd_bwd_ms']:.1f}x vs e3nn CG{extra} "
+                     "(forward+backward)")
     if lines:
         print("# speed-ups")
         print("\n".join(lines))

@@ -30,7 +30,8 @@ from equilib.train import Trainer, load_config
 from equilib.utils import atomic_path
 
 RUNS = {  # name -> (config, overrides, label)
-    "equivariant": ("models/nbody_equivariant.yaml", [], "equilib EquivariantDynamicsNet (grid, lmax 1, coordinate updates)"),
+    "equivariant": ("models/nbody_equivariant.yaml", [],
+                    "equilib EquivariantDynamicsNet (grid, lmax 1, coordinate updates)"),
     "gnn": ("models/nbody_gnn.yaml", [], "plain GNN"),
     "gnn_augmented": ("models/nbody_gnn.yaml", ["data.augment=true"], "plain GNN + E(3) augmentation"),
 }
@@ -42,8 +43,8 @@ PUBLISHED = [  # test MSE, EGNN (Satorras et al. 2021, Table 2) and FA (Puny et 
 def config_of(name: str, seed: int, out: Path, epochs: int | None, extra: list[str]):
     path, overrides, _ = RUNS[name]
     more = [f"trainer.max_epochs={epochs}"] if epochs else []
-    return load_config(ROOT / path, [*overrides, f"trainer.out_dir={out / name / f'seed{seed}'}", f"trainer.seed={seed}",
-                                     "logging.progress=false", *more, *extra])
+    return load_config(ROOT / path, [*overrides, f"trainer.out_dir={out / name / f'seed{seed}'}",
+                                     f"trainer.seed={seed}", "logging.progress=false", *more, *extra])
 
 
 def seconds_per_epoch(config, steps: int = 30) -> float:
@@ -75,7 +76,8 @@ def run_summary(config) -> dict:
         error = float(equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, samples=8,
                                          generator=torch.Generator().manual_seed(0)))
     return {"epochs": int(rows[-1]["epoch"]) + 1, "best_epoch": int(best["step"]) // trainer.steps_per_epoch,
-            "valid": float(best["valid/mse"]), "test": float(best["test/mse"]), "final_test": float(rows[-1]["test/mse"]),
+            "valid": float(best["valid/mse"]), "test": float(best["test/mse"]),
+            "final_test": float(rows[-1]["test/mse"]),
             "equivariance": error, "wall_minutes": float(rows[-1]["seconds"]) / 60, "history": rows}
 
 

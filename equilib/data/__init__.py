@@ -1,5 +1,5 @@
-"""Atomic data: OC20-style graphs, neighbor lists, readers/writers (OC20 LMDB, ASE-LMDB, ase.io), statistics; point-cloud
-dynamics (n-body) data."""
+"""Atomic data: OC20-style graphs, neighbor lists, readers/writers (OC20 LMDB, ASE-LMDB, ase.io), statistics;
+point-cloud dynamics (n-body) data."""
 
 from ._ase_formats import AseIoReader, AseLmdbReader, write_ase_io, write_ase_lmdb
 from ._atomic_data import MAX_ATOMIC_NUMBER, AtomicData, batch_index, edge_vectors

@@ -93,10 +93,11 @@ def write_ase_lmdb(path: str | os.PathLike, frames) -> int:
     with atomic_path(path) as tmp:
         try:
             with ase.db.connect(str(tmp), type="aselmdb") as db:
-                for count, frame in enumerate(frames, start=1):
+                for frame in frames:
                     atoms = frame.to_ase()
                     ids = {key: atoms.info.pop(key) for key in ("sid", "fid") if key in atoms.info}
                     db.write(atoms, data=ids)
+                    count += 1
         finally:
             lock_file(tmp).unlink(missing_ok=True)
     return count

@@ -61,7 +61,7 @@ class AtomicData(Data):
                 data[key] = torch.tensor([int(atoms.info[key])])
         return data.with_neighbors(cutoff) if cutoff is not None else data
 
-    def with_neighbors(self, cutoff: float, backend: str = "auto") -> "AtomicData":
+    def with_neighbors(self, cutoff: float, backend: str = "auto") -> AtomicData:
         """Add ``edge_index`` and ``cell_offsets`` for pairs closer than ``cutoff`` (in place; returns self)."""
         self.edge_index, self.cell_offsets = neighbor_list(
             self.pos, cutoff, self.cell.reshape(3, 3), self.pbc.reshape(3), backend=backend

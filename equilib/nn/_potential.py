@@ -111,7 +111,8 @@ class EquivariantPotential(torch.nn.Module):
         index = self.species_index.index_select(0, atomic_numbers)
         if (index < 0).any():
             unknown = sorted(set(atomic_numbers[index < 0].tolist()))
-            raise ValueError(f"atomic_numbers: elements {unknown} are not among the model's species {self.config.species}")
+            raise ValueError(f"atomic_numbers: elements {unknown} are not among the model's species "
+                             f"{self.config.species}")
         return index
 
     def forward(self, data, compute_forces: bool = True, compute_stress: bool = False) -> dict[str, torch.Tensor]:
@@ -157,7 +158,7 @@ class EquivariantPotential(torch.nn.Module):
                      "config": dataclasses.asdict(self.config), "state_dict": self.state_dict()}, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "EquivariantPotential":
+    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> EquivariantPotential:
         """A model saved by :meth:`save`, on ``map_location`` (CPU by default)."""
         try:
             blob = torch.load(path, map_location=map_location, weights_only=True)

@@ -2,10 +2,10 @@
 
 ``T[i, j, k] ~ sum_r A[i, r] B[j, r] C[k, r]``. :func:`cp_als` fits the factors by alternating least squares (Kolda
 and Bader, "Tensor Decompositions and Applications", SIAM Review 2009, section 3.4) with line search, from a seeded
-random start, so the same tensor and rank always give the same factors. :func:`slice_decomposition` is the exact decomposition with
-one component per non-zero fiber (a rank upper bound, :func:`exact_rank_bound`). :func:`fitted_factors` keeps fitted
-factors in ``$EQUILIB_CACHE/cp`` (default ``~/.cache/equilib/cp``), keyed by the tensor's bytes, the rank and
-:data:`ALS_VERSION`, written atomically, so an op is fitted once per machine.
+random start, so the same tensor and rank always give the same factors. :func:`slice_decomposition` is the exact
+decomposition with one component per non-zero fiber (a rank upper bound, :func:`exact_rank_bound`).
+:func:`fitted_factors` keeps fitted factors in ``$EQUILIB_CACHE/cp`` (default ``~/.cache/equilib/cp``), keyed by the
+tensor's bytes, the rank and :data:`ALS_VERSION`, written atomically, so an op is fitted once per machine.
 
 >>> t = np.einsum("ir,jr,kr->ijk", *(np.random.default_rng(0).standard_normal((4, 3)) for _ in range(3)))
 >>> a, b, c, error = cp_als(t, rank=3, tol=1e-10)
@@ -48,7 +48,8 @@ def cp_als(tensor: np.ndarray, rank: int, tol: float = 1e-7, max_iter: int = 300
     d1, d2, d3 = t.shape
     rng = np.random.default_rng(seed)
     factors = [rng.standard_normal((d, rank)) for d in (d1, d2, d3)]
-    unfolded = (t.reshape(d1, d2 * d3), t.transpose(1, 0, 2).reshape(d2, d1 * d3), t.transpose(2, 0, 1).reshape(d3, d1 * d2))
+    unfolded = (t.reshape(d1, d2 * d3), t.transpose(1, 0, 2).reshape(d2, d1 * d3),
+                t.transpose(2, 0, 1).reshape(d3, d1 * d2))
     error, previous, history = _relative_error(t, *factors, norm), None, []
     for sweep in range(max_iter):
         if previous is not None:

@@ -55,8 +55,8 @@ def learning_curves(history: list[dict], path: str | os.PathLike,
     return path
 
 
-TITLES = {"forces_mae": "force MAE (eV/A); dotted: zero-force baseline", "energy_per_atom_mae": "energy MAE per atom (eV)",
-          "mse": "mean squared error"}
+TITLES = {"forces_mae": "force MAE (eV/A); dotted: zero-force baseline",
+          "energy_per_atom_mae": "energy MAE per atom (eV)", "mse": "mean squared error"}
 
 
 def parity_plots(pairs: dict[str, list], path: str | os.PathLike, title: str = "") -> Path:

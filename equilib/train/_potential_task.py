@@ -60,7 +60,8 @@ class PotentialModel:
         if not isinstance(task, PotentialTask):
             raise ValueError(f"model.name: 'equivariant_potential' needs the potential task, not {type(task).__name__}")
         frames = [task.train, *task.val.values()]
-        species = options.species or sorted({int(z) for f in frames for k in range(len(f)) for z in f[k].atomic_numbers})
+        species = options.species or sorted({int(z) for f in frames for k in range(len(f))
+                                             for z in f[k].atomic_numbers})
         config = PotentialConfig(
             species=species, cutoff=task.config.data.cutoff, channels=options.channels, lmax=options.lmax,
             num_layers=options.num_layers, num_radial=options.num_radial, radial_hidden=options.radial_hidden,
@@ -84,7 +85,8 @@ class PotentialTask(Task):
         super().__init__(config)
         data = config.data
         self.train = Frames(AtomicDataset(data.train, cutoff=data.cutoff), data.cache, data.max_train_frames)
-        self.val = {name: Frames(AtomicDataset(path, cutoff=data.cutoff), data.cache) for name, path in data.val.items()}
+        self.val = {name: Frames(AtomicDataset(path, cutoff=data.cutoff), data.cache)
+                    for name, path in data.val.items()}
 
     def collate(self, frames):
         return Batch.from_data_list(frames)
