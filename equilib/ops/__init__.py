@@ -7,7 +7,8 @@
 Backends: ``cg`` (exact Clebsch-Gordan, all paths, e3nn underneath), ``grid`` (Gaunt product on an exact
 S^2 quadrature grid, l1 + l2 + l3 even paths only) and ``gaunt`` (the same Gaunt product through 2D Fourier
 coefficients and FFTs on the torus), ``cp`` (the CG product over all paths through a rank-R CP decomposition with
-path-weight sharing, TDN; approximately equivariant).
+path-weight sharing, TDN; approximately equivariant). ``grid`` and ``gaunt`` weight per (channel, l), one weight
+layout; ``tp.path_weights(weight)`` gives the per-path weights it amounts to.
 """
 
 from . import cg, cp, gaunt, grid  # noqa: F401  (registers the backends)

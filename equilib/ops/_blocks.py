@@ -39,11 +39,13 @@ class Block:
     tensor: np.ndarray  # (x2 dim, d1, d3): T[j] for every column j of the flat x2 (zero rows for entries not joined)
 
 
-def memory_traffic(blocks: list[Block], channels: dict[int, int], weighted: bool) -> tuple[int, int]:
+def memory_traffic(blocks: list[tuple[int, int, int, int]], channels: dict[int, int],
+                   weighted: bool) -> tuple[int, int]:
     """Elements read and written per sample, (blocks, channel-major), for choosing between them: each elementwise
-    step reads and writes its operands once. ``channels``: multiplicity of each x1 entry."""
-    d1 = {b.i1: (channels[b.i1], b.d1) for b in blocks}
-    d3 = {b.io: (channels[b.i1], b.d3) for b in blocks}
+    step reads and writes its operands once. ``blocks``: (i1, io, d1, d3) of each :class:`Block`; ``channels``:
+    multiplicity of each x1 entry."""
+    d1 = {i1: (channels[i1], n1) for i1, _, n1, _ in blocks}
+    d3 = {io: (channels[i1], n3) for i1, io, _, n3 in blocks}
     x1 = sum(c * d for c, d in d1.values())
     out = sum(c * d for c, d in d3.values())
     # channel-major: gather x1 (2), expand and apply its weights (1 + 3), contract (1 + 1 on the output side),
@@ -51,10 +53,10 @@ def memory_traffic(blocks: list[Block], channels: dict[int, int], weighted: bool
     channel_major = (2 + 4 * weighted + 1) * x1 + (1 + 2 + 4 * weighted) * out
     by_block = 2 * out  # concatenating the output blocks
     terms = {}
-    for b in blocks:
-        c = channels[b.i1]
-        by_block += 3 * c * min(b.d1, b.d3) * weighted + c * (b.d1 + b.d3)  # weights on the smaller side, contraction
-        terms[b.io] = terms.get(b.io, -1) + 1
+    for i1, io, n1, n3 in blocks:
+        c = channels[i1]
+        by_block += 3 * c * min(n1, n3) * weighted + c * (n1 + n3)  # weights on the smaller side, contraction
+        terms[io] = terms.get(io, -1) + 1
     by_block += sum(3 * d3[io][0] * d3[io][1] * extra for io, extra in terms.items())  # summing the pairs' terms
     return by_block, channel_major
 

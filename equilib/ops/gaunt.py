@@ -24,7 +24,8 @@ there, and transformed back to ``u = 0..L12`` by the inverse DCT/DST matrix. Alo
 The product's coefficients are projected onto the output degrees with the closed-form polar integral (one matrix
 product per order m). It computes the same function as the ``grid`` backend (the Gaunt product: paths with
 l1 + l2 + l3 even, each scaled by ``sqrt((2l1+1)(2l2+1) / (4 pi (2l3+1))) <l1 0 l2 0 | l3 0>``), with the same
-signals, parities, weights (``weighted``) and ``normalization``; only the way of computing differs.
+signals, parities, weights (``weighted``) and ``normalization`` (:mod:`._sphere_signals`); only the way of
+computing differs.
 
 ``transform="auto"`` picks ``direct`` when every x2 signal is one channel per sample (no 'in2' weights), else
 ``fft``: a per-channel x2 would make the direct convolution's matrices per channel. Each signal is gathered
@@ -43,8 +44,8 @@ import numpy as np
 import torch
 
 from ..so3 import azimuth_fourier, projection_fourier, sh_index, theta_fourier
+from ._sphere_signals import Plan, Signal, SignalTables, SphereSignalProduct, TableSet, gather_indices, signal_layout
 from .base import register_backend
-from .grid import GridTensorProduct, _gather_indices, _GridTables, _Plan, _TableModule
 
 
 def _azimuth_coefficients(m: int, vmax: int) -> np.ndarray:
@@ -55,11 +56,11 @@ def _azimuth_coefficients(m: int, vmax: int) -> np.ndarray:
     return s
 
 
-class _FourierTables:
+class _FourierTables(SignalTables):
     """The torus grid of one product (polar nodes in [0, pi], uniform azimuths) and its real Fourier tables
     (float64). Tables are per order m, m = -top..top, as the m-major layout wants."""
 
-    def __init__(self, plan: _Plan) -> None:
+    def __init__(self, plan: Plan) -> None:
         pairs = [pair for pairs in plan.groups.values() for pair in pairs]
         self.l12 = max(max(plan.signals1[a].ls) + max(plan.signals2[b].ls) for a, b in pairs)
         self.lout = max(max(ls) for ls in plan.out_ls.values())
@@ -71,11 +72,11 @@ class _FourierTables:
         self.t = theta_fourier(plan.lmax)  # ((lmax+1)^2, 2 lmax + 1), u = -lmax..lmax
         self.p = projection_fourier(plan.lmax, self.l12)  # ((lmax+1)^2, 2 l12 + 1), u = -l12..l12
 
-    layout = staticmethod(_GridTables.layout)
+    def layout(self, ls: list[int], transform: str) -> list[tuple[int, int] | None]:
+        return signal_layout(ls, m_major=True)  # as the per-order tables want
 
-    @staticmethod
-    def layout_kind(transform: str) -> str:
-        return "separable"  # m-major, as the per-m tables want
+    def gather(self, irreps, signal, layout, weight_channels, weight_base, weighted) -> torch.nn.Module:
+        return _OrderMajorInput(irreps, signal, layout, weight_channels, weight_base, weighted)
 
     def points(self, transform: str) -> int:
         """Values per channel of a signal: on the torus grid (fft) or per order on the polar nodes (direct)."""
@@ -114,8 +115,10 @@ class _FourierTables:
                 if l >= abs(m):
                     t = self.t[sh_index(l, m)]  # Theta = sum_u t[u] e^{iub}, u = -lmax..lmax
                     plus, minus = t[self.lmax + u], t[self.lmax - u]
-                    # cos(ub): t[u] + t[-u] (t[0] once); sin(ub): i (t[u] - t[-u])
-                    fourier[k, :, j] = (plus + minus - (u == 0) * plus).real if m % 2 == 0 else (1j * (plus - minus)).real
+                    if m % 2 == 0:  # cos(ub): t[u] + t[-u] (t[0] once)
+                        fourier[k, :, j] = (plus + minus - (u == 0) * plus).real
+                    else:  # sin(ub): i (t[u] - t[-u])
+                        fourier[k, :, j] = (1j * (plus - minus)).real
         azimuth = self.azimuth_basis(top) if transform == "fft" else None
         return _PolarAnalysis(nodes @ fourier, azimuth, dtype)
 
@@ -147,10 +150,10 @@ class _OrderMajorInput(torch.nn.Module):
     gathered once, then spread to the padded layout as whole (batch, channels) rows (padding repeats a row: the
     tables are zero there), which is cheaper both ways than gathering the padding column by column."""
 
-    def __init__(self, irreps, signal, layout, weight_channels, weight_base, weighted: bool):
+    def __init__(self, irreps, signal: Signal, layout, weight_channels, weight_base, weighted: bool):
         super().__init__()
         columns = [col for col in layout if col is not None]
-        src, _ = _gather_indices(irreps, signal, columns, signal.mul, {}, channels_inner=True)
+        src, _ = gather_indices(irreps, signal, columns, signal.mul, {}, channels_inner=True)
         rows = [columns.index(col) if col is not None else 0 for col in layout]
         wsrc = [weight_base.get(signal.entries[l], 0) + u for l in signal.ls for u in range(weight_channels)]
         self.register_buffer("src", src, persistent=False)
@@ -170,7 +173,7 @@ class _OrderMajorInput(torch.nn.Module):
         return coeff
 
 
-class _PolarAnalysis(_TableModule):
+class _PolarAnalysis(TableSet):
     """(n_m, n_l, batch, channels) -> values on the polar nodes, (n_m, n_b, batch, channels), or with an
     azimuth table on the torus grid, (n_a, n_b, batch, channels). ``polar``: per m, the polar Fourier series of
     each degree evaluated on the nodes (the Fourier table and the inverse DCT / DST, multiplied in float64)."""
@@ -187,7 +190,7 @@ class _PolarAnalysis(_TableModule):
         return values.reshape(values.shape[0], n_b, b, c)
 
 
-class _PolarSynthesis(_TableModule):
+class _PolarSynthesis(TableSet):
     """Products on the polar nodes (n_m, n_b, batch, channels) with m = -lout..lout, or with an azimuth table on the
     torus grid (n_a, n_b, batch, channels) -> (batch, channels, m-major columns). ``polar``: per m, the inverse
     DCT / DST followed by the projection onto each degree (multiplied in float64)."""
@@ -223,29 +226,30 @@ def _convolve_azimuth(values1: torch.Tensor, values2: torch.Tensor, product: tor
 
 
 @register_backend("gaunt")
-class GauntFourierTensorProduct(GridTensorProduct):
+class GauntFourierTensorProduct(SphereSignalProduct):
     """Gaunt product through 2D Fourier coefficients on the torus (Luo et al. 2024). See module docs; options as
     for ``grid`` except ``transform``: ``"fft"`` or ``"direct"`` azimuthal convolution (``"auto"``: see
-    ``_auto_transform``)."""
+    ``_resolve_transform``)."""
 
+    exact = True
     TRANSFORMS = ("auto", "fft", "direct")
-    _signal_input = _OrderMajorInput
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        product = self._tables.azimuth_product() if self.transform == "direct" else None
-        self.register_table("_azimuth_product", product, self._module_dtype())
+    def _make_tables(self, plan: Plan) -> _FourierTables:
+        return _FourierTables(plan)
 
-    def _make_tables(self, plan: _Plan) -> _FourierTables:
-        self._tables = _FourierTables(plan)
-        return self._tables
+    def _resolve_transform(self, plan: Plan, tables: _FourierTables, transform: str) -> str:
+        """``auto``: ``direct`` when every x2 signal is one channel (no 'in2' weights), else ``fft`` (module docs)."""
+        if transform != "auto":
+            return transform
+        return "direct" if self._x2_one_channel(plan) else "fft"
 
-    def _auto_transform(self, plan: _Plan, tables: _FourierTables, coupling_ok: bool) -> str:
-        """``direct`` when every x2 signal is one channel (no 'in2' weights), else ``fft`` (module docs)."""
-        single = "in2" not in self.weighted and all(plan.signals2[b].mul == 1 for b in plan.used(1))
-        return "direct" if single else "fft"
+    def _build(self, plan: Plan, tables: _FourierTables, channels: int, weight_bases, scales, dtype) -> None:
+        """The signal modules, and for ``direct`` the azimuthal product table."""
+        super()._build(plan, tables, channels, weight_bases, scales, dtype)
+        self._tables = tables
+        self.register_table("_azimuth_product", tables.azimuth_product() if self.transform == "direct" else None, dtype)
 
-    def _multiply(self, values1: torch.Tensor, values2: torch.Tensor) -> torch.Tensor:
-        if self.transform == "fft":
-            return values1 * values2  # samples on the torus grid
+    def _multiply(self, values1: torch.Tensor, values2: torch.Tensor, g: int, a: int, b: int) -> torch.Tensor:
+        if self.transform == "fft":  # samples on the torus grid: pointwise
+            return super()._multiply(values1, values2, g, a, b)
         return _convolve_azimuth(values1, values2, self._azimuth_product)

@@ -30,8 +30,8 @@ def test_fourier_series_reproduce_the_harmonics_on_the_whole_torus():
 
 def test_sine_integral_closed_form():
     for k in range(-7, 8):
-        real = quad(lambda b: math.sin(b) * math.cos(k * b), 0, math.pi)[0]
-        imag = quad(lambda b: math.sin(b) * math.sin(k * b), 0, math.pi)[0]
+        real = quad(lambda b, k=k: math.sin(b) * math.cos(k * b), 0, math.pi)[0]
+        imag = quad(lambda b, k=k: math.sin(b) * math.sin(k * b), 0, math.pi)[0]
         assert abs(sine_integral(np.array([k]))[0] - complex(real, imag)) < 1e-12
 
 
@@ -63,6 +63,7 @@ def test_equals_the_grid_backend(config, weighted, normalization, transform, gen
     x1 = randn(6, fourier.irreps_in1.dim, generator=generator)
     x2 = randn(6, fourier.irreps_in2.dim, generator=generator)
     w = randn(6, fourier.weight_numel, generator=generator)
+    assert torch.equal(fourier.path_weights(w), grid.path_weights(w))  # one weight layout
     expected = grid(x1, x2, w)
     assert (fourier(x1, x2, w) - expected).abs().max() < 1e-12 * max(1.0, expected.abs().max().item())
 
@@ -75,7 +76,8 @@ def test_equals_the_grid_backend_on_random_configurations(transform, config):
     fourier = make_tensor_product("gaunt", *config, transform=transform, dtype=torch.float64)
     grid = make_tensor_product("grid", *config, transform="dense", dtype=torch.float64)
     generator = torch.Generator().manual_seed(3)
-    x1, x2 = randn(4, fourier.irreps_in1.dim, generator=generator), randn(4, fourier.irreps_in2.dim, generator=generator)
+    x1 = randn(4, fourier.irreps_in1.dim, generator=generator)
+    x2 = randn(4, fourier.irreps_in2.dim, generator=generator)
     w = randn(4, fourier.weight_numel, generator=generator)
     assert (fourier(x1, x2, w) - grid(x1, x2, w)).abs().max() < 1e-12
 

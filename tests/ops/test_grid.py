@@ -19,11 +19,9 @@ WEIGHTINGS = [("in1", "out"), ("in1", "in2", "out"), ("out",), ()]
 
 
 def e3nn_gaunt_reference(tp, x1, x2, weight):
-    """e3nn's CG product on the same paths, each with the Gaunt scaling, and per-path weights from tp's layout."""
-    instructions = [
-        (p.i_in1, p.i_in2, p.i_out, p.mode, True, (so3.gaunt_w3j_factor(p.l1, p.l2, p.l3) * tp.output_scale[p.i_out]) ** 2)
-        for p in tp.paths
-    ]
+    """e3nn's CG product on the same paths, each with the Gaunt scaling, and per-path weights from tp.path_weights."""
+    instructions = [(p.i_in1, p.i_in2, p.i_out, p.mode, True,
+                     (so3.gaunt_w3j_factor(p.l1, p.l2, p.l3) * tp.output_scale[p.i_out]) ** 2) for p in tp.paths]
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # e3nn builds its 3j tables in the default dtype
     try:
@@ -32,27 +30,7 @@ def e3nn_gaunt_reference(tp, x1, x2, weight):
                                internal_weights=False, shared_weights=False)
     finally:
         torch.set_default_dtype(default)
-    # Decode tp's weight layout: blocks in1, in2, out, each entry-major then channel.
-    offset, blocks = 0, {}
-    channels = tp.irreps_in1[tp.paths[0].i_in1].mul
-    for name, entries, size in (
-        ("in1", sorted({p.i_in1 for p in tp.paths}), lambda i: tp.irreps_in1[i].mul),
-        ("in2", sorted({p.i_in2 for p in tp.paths}), lambda i: channels),
-        ("out", range(len(tp.irreps_out)), lambda i: tp.irreps_out[i].mul),
-    ):
-        if name in tp.weighted:
-            for i in entries:
-                blocks[name, i] = weight[:, offset : offset + size(i)]
-                offset += size(i)
-    assert offset == tp.weight_numel
-    per_path = []
-    for p in tp.paths:
-        w = torch.ones(x1.shape[0], tp.irreps_in1[p.i_in1].mul, dtype=x1.dtype)
-        for key in (("in1", p.i_in1), ("in2", p.i_in2), ("out", p.i_out)):
-            if key in blocks:
-                w = w * blocks[key]
-        per_path.append(w)
-    return ref(x1, x2, torch.cat(per_path, dim=-1))
+    return ref(x1, x2, tp.path_weights(weight))
 
 
 @pytest.mark.parametrize("normalization", ["none", "component"])
@@ -85,7 +63,8 @@ def test_paths_are_exactly_the_even_cg_paths():
 
 
 def test_cross_product_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"1x1e \(entry 0\) is reached only by 1o x 1o -> 1e, which have l1 \+ l2 \+ l3 odd"):
+    with pytest.raises(ValueError,
+                       match=r"1x1e \(entry 0\) is reached only by 1o x 1o -> 1e, which have l1 \+ l2 \+ l3 odd"):
         make_tensor_product("grid", "1x1o", "1o", "1x1e")
     make_tensor_product("cg", "1x1o", "1o", "1x1e")  # the CG product has it
 
@@ -126,13 +105,30 @@ def test_weight_blocks_have_the_documented_sizes():
     assert make_tensor_product("grid", "4x0e", "0e", "4x0e", weighted=()).weight_numel == 0
 
 
+def test_path_weights_decode_the_documented_layout():
+    """Path p, channel u: w_in1[i_in1, u] * w_in2[i_in2, u] * w_out[i_out, u], blocks in1, in2, out entry-major."""
+    tp = make_tensor_product("grid", "2x0e+2x1o", "0e+1o", "2x0e+2x1o", weighted=("in1", "in2", "out"))
+    w = torch.arange(1.0, tp.weight_numel + 1).expand(3, -1)  # in1: 1..4, in2: 5..8, out: 9..12
+    expected = []
+    for p in tp.paths:
+        for u in range(2):
+            expected.append((1 + 2 * p.i_in1 + u) * (5 + 2 * p.i_in2 + u) * (9 + 2 * p.i_out + u))
+    assert torch.equal(tp.path_weights(w), torch.tensor(expected).expand(3, -1).float())
+    unweighted = make_tensor_product("grid", "2x0e+2x1o", "0e+1o", "2x0e+2x1o", weighted=())
+    assert torch.equal(unweighted.path_weights(torch.zeros(5, 0)), torch.ones(5, 2 * len(unweighted.paths)))
+    with pytest.raises(ValueError, match=rf"weight: expected shape \(\.\.\., {tp.weight_numel}\), got \(3, 2\)"):
+        tp.path_weights(torch.zeros(3, 2))
+    with pytest.raises(TypeError, match="weight: expected a torch.Tensor, got list"):
+        tp.path_weights([1.0])
+
+
 def test_component_normalization_gives_unit_variance(generator):
     tp = make_tensor_product("grid", "16x0e+16x1o+16x2e+16x3o", "0e+1o+2e+3o", "16x0e+16x1o+16x2e+16x3o",
                              weighted=(), dtype=torch.float64)
     x1 = randn(4000, tp.irreps_in1.dim, generator=generator)
     x2 = randn(4000, tp.irreps_in2.dim, generator=generator)
     variance = tp(x1, x2).pow(2).mean(0)
-    for i, (mul, ir) in enumerate(tp.irreps_out):
+    for i, (_, ir) in enumerate(tp.irreps_out):
         block = variance[tp.irreps_out.slices()[i]]
         assert 0.85 < float(block.mean()) < 1.15, f"{ir}: {float(block.mean()):.3f}"
     with pytest.raises(ValueError, match="normalization: expected 'component' or 'none'"):
