@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - vesin is a dependency; the fallback is
     _vesin = None
 
 BACKENDS = ("auto", "vesin", "torch")
+PAIR_CHUNK = 1 << 22  # (image, center, neighbor) triples per block of the torch search: ~100 MiB of float64 vectors
 
 
 def _check(positions, cutoff, cell, pbc) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -106,7 +107,7 @@ def _vesin_pairs(positions, cutoff, cell, pbc):
     )
 
 
-def _torch_pairs(positions, cutoff, cell, pbc, chunk: int = 1 << 22):
+def _torch_pairs(positions, cutoff, cell, pbc, chunk: int = PAIR_CHUNK):
     """Brute force over every periodic image that can hold a neighbor, in float64."""
     device = positions.device
     pos = positions.detach().double()
