@@ -1,4 +1,5 @@
-"""Shared fixtures: a seeded generator per test (every test is deterministic), a private cache directory."""
+"""Shared fixtures: a seeded generator per test (every test is deterministic), a private cache directory, and a check
+that no test leaves torch's default dtype changed."""
 
 import pytest
 import torch
@@ -11,6 +12,18 @@ def equilib_cache(tmp_path_factory):
     patch.setenv("EQUILIB_CACHE", str(tmp_path_factory.mktemp("equilib-cache")))
     yield
     patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def default_dtype_unchanged():
+    """No test may leave torch's global default dtype changed (tests pass dtype= explicitly); one that does fails,
+    and the default is restored for the tests after it."""
+    before = torch.get_default_dtype()
+    yield
+    after = torch.get_default_dtype()
+    if after != before:
+        torch.set_default_dtype(before)
+        pytest.fail(f"the test changed torch's default dtype from {before} to {after}: pass dtype= instead")
 
 
 @pytest.fixture

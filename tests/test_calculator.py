@@ -154,6 +154,7 @@ def _fit(net, frames, steps=150):
     return float(loss)
 
 
+@pytest.mark.slow
 def test_nve_conserves_energy_with_a_trained_model():
     from ase.calculators.emt import EMT
 

@@ -20,6 +20,7 @@ def main_job():
     return module.main
 
 
+@pytest.mark.slow
 def test_main_job_trains_evaluates_relaxes_and_reports(main_job, tmp_path, capsys):
     out = tmp_path / "run"
     assert main_job(["--out", str(out), "--relaxations", "2", *TINY]) == 0

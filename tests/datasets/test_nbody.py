@@ -101,6 +101,7 @@ def test_deterministic_and_seeded():
     assert not np.array_equal(a["train_loc"], c["train_loc"]) and not np.array_equal(a["test_loc"], c["test_loc"])
 
 
+@pytest.mark.slow
 def test_stream_layout(small):
     more = generate(num_train=5, num_valid=3, num_test=3)
     for split in ("train", "valid", "test"):  # --num-* keep prefixes; no split depends on another's size

@@ -174,8 +174,8 @@ def test_equivariance_error_is_differentiable_and_batched(generator):
     optimizer = torch.optim.Adam(layer.parameters(), lr=0.05)
     for _ in range(300):
         optimizer.zero_grad()
-        loss = equivariance_error(layer, O3(), x, Vectors(), Vectors(), samples=4, generator=generator, reduction="mean")
-        loss.backward()
+        equivariance_error(layer, O3(), x, Vectors(), Vectors(), samples=4, generator=generator,
+                           reduction="mean").backward()
         optimizer.step()
     assert equivariance_error(layer, O3(), x, Vectors(), Vectors(), samples=8, generator=generator) < 0.05
 

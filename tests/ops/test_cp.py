@@ -89,6 +89,7 @@ def equivariance_error(tp, generator, g):
     return float((tp(x1 @ d1.T, x2 @ d2.T, w) - out @ d3.T).norm() / out.norm())
 
 
+@pytest.mark.slow
 def test_default_rank_is_tdn_schedule_and_the_fit_error_is_the_error_against_cg(generator):
     tp = make_tensor_product("cp", *L2, dtype=torch.float64)
     assert tp.rank == default_rank(2) == 28 and not tp.exact
@@ -100,6 +101,7 @@ def test_default_rank_is_tdn_schedule_and_the_fit_error_is_the_error_against_cg(
     assert f"rank=28, weight_sharing='shared', fit_error={tp.fit_error:.1e}" in repr(tp)
 
 
+@pytest.mark.slow
 def test_error_falls_with_rank_and_vanishes_at_the_exact_rank(generator):
     errors = [make_tensor_product("cp", *L2, rank=r, dtype=torch.float64).fit_error for r in (10, 20, 40)]
     assert errors[0] > errors[1] > errors[2]

@@ -50,9 +50,11 @@ def test_product_rule_is_exact_and_minimal(degree):
     n_beta, n_alpha = so3.exact_grid_size(degree)
     assert _max_error(so3.gauss_legendre_grid(n_beta, n_alpha), degree) < 1e-13
     assert abs(so3.gauss_legendre_grid(n_beta, n_alpha).weights.sum() - 4 * math.pi) < 1e-12
-    if degree >= 2:  # one point fewer is no longer exact for some monomial of this degree: in the azimuth always,
+    # One point fewer is no longer exact for some monomial of this degree: in the azimuth always, in the polar angle
+    # for even degrees (for odd ones the odd powers of z that the rule misses integrate to zero anyway).
+    if degree >= 2:
         assert _max_error(so3.gauss_legendre_grid(n_beta, n_alpha - 1), degree) > 1e-6
-    if degree >= 2 and degree % 2 == 0:  # in the polar angle for even degrees (odd monomials in z integrate to 0 anyway)
+    if degree >= 2 and degree % 2 == 0:
         assert _max_error(so3.gauss_legendre_grid(n_beta - 1, n_alpha), degree) > 1e-6
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from equilib.utils import scatter, scatter_max, scatter_mean, scatter_sum
 from equilib.utils import _scatter as scatter_module
+from equilib.utils import scatter, scatter_max, scatter_mean, scatter_sum
 
 
 def brute_force(src, index, dim_size, reduce):
