@@ -60,19 +60,6 @@ class E3nnReference(torch.nn.Module):
         return self.tp(x1, x2, weight)
 
 
-def grid_weights_as_paths(tp, weight):
-    """The per-path weights of e3nn that reproduce ``tp`` (a 'grid' product weighted on in1 and out)."""
-    mul = tp.irreps_in1[0].mul
-    in1 = {i: k for k, i in enumerate(sorted({p.i_in1 for p in tp.paths}))}
-    n_in1 = len(in1) * mul
-    cols = []
-    for p in tp.paths:
-        w_in = weight[:, in1[p.i_in1] * mul : (in1[p.i_in1] + 1) * mul]
-        w_out = weight[:, n_in1 + p.i_out * mul : n_in1 + (p.i_out + 1) * mul]
-        cols.append(w_in * w_out)
-    return torch.cat(cols, dim=-1)
-
-
 def time_once(fn, device: str) -> float:
     """Milliseconds of one call of ``fn`` (CUDA events on a GPU)."""
     if device == "cuda":
@@ -236,7 +223,7 @@ def reference_difference(name, op, built, device, generator):
     x1 = torch.randn(n, op.irreps_in1.dim, generator=generator, dtype=torch.float64).to(device, op_dtype(op))
     x2 = torch.randn(n, op.irreps_in2.dim, generator=generator, dtype=torch.float64).to(device, op_dtype(op))
     w = torch.randn(n, op.weight_numel, generator=generator, dtype=torch.float64).to(device, op_dtype(op))
-    w_ref = w if name == "cg" else op.cg_weights(w) if name.startswith("cp") else grid_weights_as_paths(op, w)
+    w_ref = w if name == "cg" else op.cg_weights(w) if name.startswith("cp") else op.path_weights(w)
     with torch.no_grad():
         return (op(x1, x2, w) - ref(x1, x2, w_ref)).abs().max().item()
 

@@ -1,5 +1,6 @@
 """One trainer for every task: configs, registries of tasks, models, loss terms and callbacks, the potential task
-(OC20-style losses and metrics) and the n-body task, and the trainer with EMA, schedules, exact resume and data parallelism."""
+(OC20-style losses and metrics) and the n-body task, and the trainer with EMA, schedules, exact resume and data
+parallelism."""
 
 from . import _callbacks, _loss_terms  # noqa: F401  (register the built-in loss terms and callbacks)
 from ._config import TrainConfig, build_config, load_config
@@ -12,6 +13,7 @@ from ._task import Callback, LossOptions, LossTerm, ModelOptions, Symmetry, Task
 from ._trainer import Trainer
 
 __all__ = ["CALLBACKS", "LOSS_TERMS", "MODELS", "TASKS", "Callback", "LossConfig", "LossOptions", "LossTerm",
-           "MetricAccumulator", "ModelOptions", "NBodyData", "NBodyTask", "PotentialData", "PotentialOptions", "PotentialTask", "Registry",
+           "MetricAccumulator", "ModelOptions", "NBodyData", "NBodyTask", "PotentialData", "PotentialOptions",
+           "PotentialTask", "Registry",
            "Symmetry", "Task", "TrainConfig", "Trainer", "build_config", "compute_loss", "learning_curves",
            "load_config", "parity_plots", "relaxation_curves"]

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import require_labels
+from ..data import batch_index, require_labels
 from ._task import LossOptions
 
 KINDS = ("mse", "mae", "huber")
+EFWT_ENERGY = 0.02  # eV: energy within this and ...
+EFWT_FORCE = 0.03  # eV/A: ... every force component within this counts as a hit (OC20's EFwT)
 
 
 @dataclass
@@ -106,7 +108,10 @@ class MetricAccumulator:
         self._add("energy_per_atom_mae", float(((e_pred - e_true) / natoms).abs().sum()), graphs)
         self.pairs["energy"].append((e_true.cpu(), e_pred.cpu()))
         f_pred, f_true = prediction["forces"].double(), batch.forces.double()
-        mask = ~batch.fixed if self.free_only and "fixed" in batch else torch.ones_like(batch.atomic_numbers, dtype=torch.bool)
+        if self.free_only and "fixed" in batch:
+            mask = ~batch.fixed
+        else:
+            mask = torch.ones_like(batch.atomic_numbers, dtype=torch.bool)
         diff = (f_pred - f_true)[mask]
         self._add("forces_mae", float(diff.abs().sum()), diff.numel())
         self._add("forces_mse", float(diff.pow(2).sum()), diff.numel())
@@ -114,11 +119,11 @@ class MetricAccumulator:
         cosine = torch.nn.functional.cosine_similarity(f_pred[mask], f_true[mask], dim=1)
         self._add("forces_cosine", float(cosine.sum()), int(mask.sum()))
         self.pairs["forces"].append((f_true[mask].cpu(), f_pred[mask].cpu()))
-        batch_index = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros_like(batch.atomic_numbers)
+        graph_of_atom = batch_index(batch)
         worst = torch.zeros(graphs, dtype=torch.float64, device=f_pred.device)
         per_atom_max = (f_pred - f_true).abs().amax(dim=1) * mask
-        worst = worst.scatter_reduce(0, batch_index, per_atom_max, reduce="amax", include_self=True)
-        within = ((e_pred - e_true).abs() < 0.02) & (worst < 0.03)
+        worst = worst.scatter_reduce(0, graph_of_atom, per_atom_max, reduce="amax", include_self=True)
+        within = ((e_pred - e_true).abs() < EFWT_ENERGY) & (worst < EFWT_FORCE)
         self._add("efwt", float(within.sum()), graphs)
         if "stress" in prediction and "stress" in batch:
             s_diff = prediction["stress"].double() - batch.stress.double().reshape(-1, 3, 3)

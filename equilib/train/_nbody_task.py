@@ -7,15 +7,14 @@ models that are not)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 from ..data import NBodyDataset
 from ..groups import E3, OnSet, Permutations, Positions, Scalars, Vectors
 from ..nn import EquivariantDynamicsNet, PlainDynamicsGNN
+from ..utils import atomic_save
 from ._batches import Frames
 from ._registry import MODELS, TASKS
 from ._task import LossOptions, ModelOptions, Symmetry, Task
@@ -164,11 +163,8 @@ class NBodyTask(Task):
 
     def save_model(self, model, path) -> None:
         """One file with the model's registered name, options and weights, written atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"kind": self.config.model.name, "options": dataclasses.asdict(self.config.model),
-                    "dtype": self.config.data.dtype, "state_dict": model.state_dict()}, tmp)
-        os.replace(tmp, path)
+        atomic_save({"kind": self.config.model.name, "options": dataclasses.asdict(self.config.model),
+                     "dtype": self.config.data.dtype, "state_dict": model.state_dict()}, path)
 
     def predict(self, model, batch: NBodyBatch) -> dict:
         return {"positions": model(batch.positions, batch.velocities, batch.charges)}

@@ -32,6 +32,8 @@ def _check(src: torch.Tensor, index: torch.Tensor, dim: int, dim_size: int | Non
         raise ValueError(f"reduce: expected one of {REDUCTIONS}, got {reduce!r}")
     if src.dim() == 0:
         raise ValueError("src: expected at least one dimension, got a 0-d tensor")
+    if not -src.dim() <= dim < src.dim():
+        raise ValueError(f"dim: expected an axis of src (from {-src.dim()} to {src.dim() - 1}), got {dim}")
     dim = dim % src.dim()
     if src.shape[dim] != index.numel():
         raise ValueError(f"index: expected {src.shape[dim]} entries (src.shape[{dim}]), got {index.numel()}")
