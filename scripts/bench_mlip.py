@@ -15,6 +15,7 @@ import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +59,16 @@ def inference(args) -> None:
     print("\n## neighbor lists (ms per call)")
     print(f"{'system':<20} {'ase':>9} {'vesin':>9} {'torch':>9} {'edges':>8}")
     for name, atoms in structures.items():
-        t_ase = median_ms(lambda: ase_neighbor_list("ijS", atoms, args.cutoff), args.repeats)
+        t_ase = median_ms(partial(ase_neighbor_list, "ijS", atoms, args.cutoff), args.repeats)
         pos, cell = torch.tensor(atoms.positions), torch.tensor(atoms.cell.array)
-        t_vesin = median_ms(lambda: neighbor_list(pos, args.cutoff, cell, atoms.pbc, backend="vesin"), args.repeats)
-        t_torch = median_ms(lambda: neighbor_list(pos, args.cutoff, cell, atoms.pbc, backend="torch"), args.repeats)
+        search = partial(neighbor_list, pos, args.cutoff, cell, atoms.pbc)
+        t_vesin = median_ms(partial(search, backend="vesin"), args.repeats)
+        t_torch = median_ms(partial(search, backend="torch"), args.repeats)
         edges = neighbor_list(pos, args.cutoff, cell, atoms.pbc)[0].shape[1]
         print(f"{name:<20} {t_ase:>9.2f} {t_vesin:>9.2f} {t_torch:>9.2f} {edges:>8}")
     print("\n## energy + forces through the calculator")
-    print(f"{'system':<20} {'backend':<8} {'dtype':<8} {'E+F ms':>9} {'struct/s':>9} {'NL share':>9} {'MD steps/s':>11}")
+    print(f"{'system':<20} {'backend':<8} {'dtype':<8} {'E+F ms':>9} {'struct/s':>9} {'NL share':>9} "
+          f"{'MD steps/s':>11}")
     for name, atoms in structures.items():
         species = sorted(set(atoms.numbers.tolist()))
         for backend in args.backends.split(","):
@@ -78,12 +81,12 @@ def inference(args) -> None:
                 probe = atoms.copy()
                 probe.calc = calc
 
-                def evaluate():
+                def evaluate(calc=calc, probe=probe):
                     calc.reset()
                     probe.get_forces()
 
                 t_eval = median_ms(evaluate, args.repeats)
-                t_nl = median_ms(lambda: AtomicData.from_ase(probe, cutoff=args.cutoff, labels=False), args.repeats)
+                t_nl = median_ms(partial(AtomicData.from_ase, probe, cutoff=args.cutoff, labels=False), args.repeats)
                 md = atoms.copy()
                 md.calc = calc
                 thermalize_momenta(md, temperature_K=300, rng=np.random.default_rng(0))
@@ -183,11 +186,13 @@ def equal_time_section(args, backends: list[str], rates: dict[str, float]) -> No
     if len(seeds) < 2:
         return
     splits = sorted({key.split("/")[0] for key in finals[backends[0]][0] if "/" in key})
-    print(f"\n| backend | steps | " + " | ".join(f"{s} F MAE" for s in splits) + " | val_id E meV/atom |")
+    print("\n| backend | steps | " + " | ".join(f"{s} F MAE" for s in splits) + " | val_id E meV/atom |")
     print("|---|---|" + "---|" * (len(splits) + 1))
     for backend, runs in finals.items():
         cells = [_mean_sd([r[f"{s}/forces_mae"] for r in runs], "{:.4f}") for s in splits]
-        energy = _mean_sd([1e3 * r["val_id/energy_per_atom_mae"] for r in runs], "{:.2f}") if "val_id" in splits else "-"
+        energy = "-"
+        if "val_id" in splits:
+            energy = _mean_sd([1e3 * r["val_id/energy_per_atom_mae"] for r in runs], "{:.2f}")
         print(f"| {backend} | {runs[0]['step']} | " + " | ".join(cells) + f" | {energy} |")
 
 

@@ -14,7 +14,8 @@ earlier checkout of equilib as a third contestant (before/after ratios in one ru
 
 NequIP is not a dependency of equilib; install it into the benchmark's environment only:
 
-    python3 -m venv /tmp/bench && . /tmp/bench/bin/activate && pip install torch==2.13.0 && pip install -e . nequip==0.19.1
+    python3 -m venv /tmp/bench && . /tmp/bench/bin/activate
+    pip install torch==2.13.0 && pip install -e . nequip==0.19.1
     python scripts/bench_train_step.py --lmax 2,3 --rounds 3
 """
 
@@ -63,7 +64,8 @@ def equilib_worker(args) -> dict:
     torch.set_num_threads(args.threads)
     trainer = Trainer(config)
     params = sum(p.numel() for p in trainer.model.parameters())
-    make_batch = getattr(trainer, "batch", None) or trainer.train.batch  # --equilib-src: a checkout before Trainer.batch
+    # --equilib-src may be a checkout from before Trainer.batch
+    make_batch = getattr(trainer, "batch", None) or trainer.train.batch
     times = _timed(lambda idx: trainer.train_step(make_batch(idx)),
                    _batches(len(trainer.train), 8, args.warmup + args.steps), args.warmup)
     import equilib

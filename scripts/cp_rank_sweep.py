@@ -54,7 +54,8 @@ def main(argv=None):
     parser.add_argument("--markdown", default=None, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
     generator = torch.Generator().manual_seed(0)
-    header = "| L | rank | k = rank / L^2 | fit error | error vs cg | rotation equiv. error | inversion equiv. error | fit s |"
+    header = ("| L | rank | k = rank / L^2 | fit error | error vs cg | rotation equiv. error | inversion equiv. error "
+              "| fit s |")
     lines = [f"cp backend, weight_sharing={args.weight_sharing!r}, parity={args.parity!r}; float64, all O(3) paths",
              "", header, "|---" * 8 + "|"]
     print("\n".join(lines), flush=True)

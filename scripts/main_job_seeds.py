@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     print()
     for key, title, fmt in RELAXATION:
         print(f"- {title}: {spread([s['relaxation_summary'][key] for s in summaries.values()], fmt)}")
-    print(f"- minutes (train + evaluate + relax): {spread([s['total_seconds'] / 60 for s in summaries.values()], '{:.1f}')}")
+    minutes = spread([s["total_seconds"] / 60 for s in summaries.values()], "{:.1f}")
+    print(f"- minutes (train + evaluate + relax): {minutes}")
     return 0
 
 

@@ -96,7 +96,8 @@ def module_table(trainer: Trainer, batch, top: int) -> None:
                     leaves += not child.cpu_children
                     stack.extend(child.cpu_children)
             rows.append((event.name[7:], event.cpu_time_total / 1e3, leaves))
-    print(f"\n## forward of the energy by module (profiled; leaf operations {sum(not e.cpu_children for e in forward.events())})")
+    leaves = sum(not e.cpu_children for e in forward.events())
+    print(f"\n## forward of the energy by module (profiled; leaf operations {leaves})")
     print("| module | ms | operations |\n|---|---|---|")
     for name, ms, leaves in sorted(rows, key=lambda r: -r[1])[:top]:
         print(f"| {name} | {ms:.2f} | {leaves} |")

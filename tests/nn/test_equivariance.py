@@ -97,7 +97,8 @@ def _energy_forces(model, cutoff=4.0):
 
 def _slab_inputs():
     atoms = adslab()
-    return (torch.tensor(atoms.positions, dtype=F64), torch.tensor(atoms.numbers), torch.tensor(atoms.cell.array, dtype=F64))
+    return (torch.tensor(atoms.positions, dtype=F64), torch.tensor(atoms.numbers),
+            torch.tensor(atoms.cell.array, dtype=F64))
 
 
 REPS_IN = (OnSet(Positions()), OnSet(Scalars()), Vectors())
@@ -151,7 +152,7 @@ def test_equivariant_dynamics_net(backend, variant, generator):
     torch.manual_seed(0)
     model = EquivariantDynamicsNet(backend=backend, channels=6, lmax=2, num_layers=2, num_radial=4, radial_hidden=8,
                                    tp_options=TP_OPTIONS.get(backend, {}), dtype=F64, **variant)
-    with torch.no_grad():  # those variants start predicting no motion: randomise the readouts so the check is not trivial
+    with torch.no_grad():  # those variants start with no motion: random readouts, so that the check is not trivial
         for linear in [model.readout, *model.updates]:
             linear.weight.normal_(generator=generator)
     inputs = _nbody_inputs(generator)

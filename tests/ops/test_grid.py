@@ -1,5 +1,7 @@
 """The grid backend: agreement with e3nn's CG product restricted to Gaunt paths, honesty about paths, grid sizing."""
 
+import re
+
 import pytest
 import torch
 from e3nn import o3
@@ -22,14 +24,13 @@ def e3nn_gaunt_reference(tp, x1, x2, weight):
     """e3nn's CG product on the same paths, each with the Gaunt scaling, and per-path weights from tp.path_weights."""
     instructions = [(p.i_in1, p.i_in2, p.i_out, p.mode, True,
                      (so3.gaunt_w3j_factor(p.l1, p.l2, p.l3) * tp.output_scale[p.i_out]) ** 2) for p in tp.paths]
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # e3nn builds its 3j tables in the default dtype
-    try:
-        ref = o3.TensorProduct(tp.irreps_in1, tp.irreps_in2, tp.irreps_out, instructions,
-                               irrep_normalization="none", path_normalization="none",
-                               internal_weights=False, shared_weights=False)
-    finally:
-        torch.set_default_dtype(default)
+    ref = o3.TensorProduct(tp.irreps_in1, tp.irreps_in2, tp.irreps_out, instructions, irrep_normalization="none",
+                           path_normalization="none", internal_weights=False, shared_weights=False)
+    ref.to(x1.dtype)
+    for path, buffer in ref.named_buffers():  # e3nn's 3j tables are made in float32: put float64 symbols in
+        match = re.fullmatch(r"_w3j_(\d+)_(\d+)_(\d+)", path.rpartition(".")[2])
+        if match is not None:
+            buffer.copy_(o3.wigner_3j(*map(int, match.groups()), dtype=torch.float64))
     return ref(x1, x2, tp.path_weights(weight))
 
 

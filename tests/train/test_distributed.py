@@ -10,6 +10,7 @@ import torch.multiprocessing as mp
 from equilib.train import Trainer, load_config
 from tests.train.test_tasks import nbody_config
 
+pytestmark = pytest.mark.slow  # spawns processes; the full suite (CI) runs it
 DATA = "datasets/oc20_emt/data"
 
 

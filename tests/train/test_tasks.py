@@ -34,9 +34,10 @@ def _strip(rows):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", CONFIGS)
 def test_resume_after_a_kill_gives_the_same_run(task, tmp_path):
-    """Killed mid-epoch after a checkpoint, resumed: the same history (loss terms and callbacks included) and weights."""
+    """Killed mid-epoch after a checkpoint, resumed: the same history (with loss terms and callbacks) and weights."""
     make = CONFIGS[task]
     reference = Trainer(make(tmp_path / "ref"))
     reference.run()
@@ -71,6 +72,7 @@ def test_resume_after_a_kill_gives_the_same_run(task, tmp_path):
         Trainer(make(tmp_path / "empty")).load_checkpoint()
 
 
+@pytest.mark.slow
 def test_streamed_frames_give_the_cached_run(tmp_path):
     """data.cache=false with DataLoader workers (neighbor lists made in the workers) trains exactly as the cache."""
     cached = Trainer(potential_config(tmp_path / "cached", "trainer.max_steps=6"))

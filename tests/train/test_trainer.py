@@ -27,7 +27,8 @@ def _batch():
     for k, a in enumerate((3.5, 3.6, 3.7)):
         atoms = bulk("Cu", "fcc", a=a).repeat((2, 1, 1))
         atoms.info["energy"] = -1.0 * k
-        atoms.arrays["forces"] = torch.randn(2, 3, generator=torch.Generator().manual_seed(k), dtype=torch.float64).numpy()
+        generator = torch.Generator().manual_seed(k)
+        atoms.arrays["forces"] = torch.randn(2, 3, generator=generator, dtype=torch.float64).numpy()
         data = AtomicData.from_ase(atoms)
         data.fixed = torch.tensor([k == 0, False])
         frames.append(data)
@@ -74,6 +75,7 @@ def test_config_errors(tmp_path):
     assert config.model.channels == 6 and config.loss.forces_weight == 5
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(tmp_path):
     first = Trainer(_config(tmp_path / "a")).run()
     second = Trainer(_config(tmp_path / "b")).run()
@@ -117,6 +119,7 @@ RECORDED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", RECORDED)
 def test_the_potential_reproduces_its_recorded_metrics(case, tmp_path):
     extra, expected, rel = RECORDED[case]
