@@ -20,6 +20,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary name ends with ``path``'s suffix (writers that infer the format from it still do). When the block
     ends normally the temporary file replaces ``path``; when it raises, the temporary file is removed and ``path`` is
     left as it was.
+
+    Args:
+        path: The file to write; its directory must exist.
+
+    Yields:
+        The temporary path (a hidden file in ``path``'s directory) to write to.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from equilib.utils import atomic_path
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     target = Path(folder) / "table.txt"
+        ...     with atomic_path(target) as tmp:
+        ...         _ = tmp.write_text("1 2 3")
+        ...         print(target.exists())
+        ...     print(target.read_text(), sorted(p.name for p in Path(folder).iterdir()))
+        False
+        1 2 3 ['table.txt']
     """
     path = Path(path)
     # a name no other writer picks (process id and a random token); the writer creates the file with the usual
@@ -34,8 +53,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = False, **open_kwargs) -> Iterator:
-    """``open(path, mode)`` for writing, atomically (see :func:`atomic_path`); ``fsync`` flushes the data to disk
-    before the rename. ``open_kwargs`` go to ``open`` (``newline``, ``encoding``)."""
+    """``open(path, mode)`` for writing, atomically (see :func:`atomic_path`).
+
+    Args:
+        path: The file to write.
+        mode: A write mode of ``open``: ``"w"``, ``"wb"``, ``"wt"``.
+        fsync: Flush the data to disk (``os.fsync``) before the rename.
+        **open_kwargs: Passed to ``open`` (``newline``, ``encoding``).
+
+    Yields:
+        The open file object of the temporary file; it replaces ``path`` when the block ends without an error.
+
+    Raises:
+        ValueError: If ``mode`` is not a write mode.
+    """
     if not mode.startswith("w"):
         raise ValueError(f"mode: expected a write mode ('w', 'wb', 'wt'), got {mode!r}")
     with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as f:
@@ -46,6 +77,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, fsync: bool = Fal
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
-    """``torch.save(obj, path)``, atomically."""
+    """``torch.save(obj, path)``, atomically (see :func:`atomic_path`).
+
+    Args:
+        obj: What ``torch.save`` accepts (a state dict, a checkpoint dictionary).
+        path: The file to write.
+    """
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)

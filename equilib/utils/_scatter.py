@@ -18,7 +18,11 @@ REDUCTIONS = ("sum", "mean", "max")
 
 
 def has_torch_scatter() -> bool:
-    """Whether the torch-scatter implementation is in use."""
+    """Whether the torch-scatter implementation is in use.
+
+    Returns:
+        True when ``torch_scatter`` was importable, False when the plain-torch reductions are used.
+    """
     return _torch_scatter is not None
 
 
@@ -52,7 +56,42 @@ def _check(src: torch.Tensor, index: torch.Tensor, dim: int, dim_size: int | Non
 def scatter(
     src: torch.Tensor, index: torch.Tensor, dim: int = 0, dim_size: int | None = None, reduce: str = "sum"
 ) -> torch.Tensor:
-    """Reduce the slices of ``src`` along ``dim`` that share an ``index`` value; output size ``dim_size``."""
+    """Reduce the slices of ``src`` along ``dim`` that share an ``index`` value.
+
+    ``out[..., i, ...]`` is the sum, mean or maximum of the slices ``src[..., k, ...]`` (along ``dim``) with
+    ``index[k] == i``; a segment that no index points to is 0 for every reduction.
+
+    Args:
+        src: The values, any shape with at least one dimension.
+        index: ``(src.shape[dim],)`` torch.long segment of each slice, non-negative.
+        dim: The axis of ``src`` that ``index`` labels (negative counts from the end).
+        dim_size: Size of ``dim`` in the output; default ``max(index) + 1``. On a non-CPU device, with ``dim_size``
+            given, the index values are not read (no device synchronisation) and torch checks the bounds.
+        reduce: ``"sum"``, ``"mean"`` or ``"max"``.
+
+    Returns:
+        ``src``'s shape with ``dim`` of size ``dim_size``, in ``src``'s dtype and device.
+
+    Raises:
+        TypeError: If ``src`` is not a tensor.
+        ValueError: If ``index`` is not a 1-D torch.long tensor of ``src.shape[dim]`` entries, has a negative
+            entry, ``reduce`` is unknown, ``src`` is 0-d, ``dim`` is not an axis of ``src``, or ``dim_size`` is
+            smaller than ``max(index) + 1``.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.utils import scatter
+        >>> src = torch.tensor([[1.0, 10.0], [2.0, 20.0], [4.0, 40.0]])
+        >>> index = torch.tensor([0, 0, 2])
+        >>> scatter(src, index, reduce="sum")
+        tensor([[ 3., 30.],
+                [ 0.,  0.],
+                [ 4., 40.]])
+        >>> scatter(src, index, dim_size=4, reduce="max")[:, 0]
+        tensor([2., 0., 4., 0.])
+        >>> scatter(src, index, dim=0, reduce="mean")[0]
+        tensor([ 1.5000, 15.0000])
+    """
     dim, dim_size = _check(src, index, dim, dim_size, reduce)
     if _torch_scatter is not None:
         out = _torch_scatter.scatter(src, index, dim=dim, dim_size=dim_size, reduce=reduce)
@@ -76,15 +115,60 @@ def scatter(
 
 
 def scatter_sum(src, index, dim: int = 0, dim_size: int | None = None) -> torch.Tensor:
-    """Sum of the slices of ``src`` that share an index."""
+    """Sum of the slices of ``src`` along ``dim`` that share an index: :func:`scatter` with
+    ``reduce="sum"``.
+
+    Args:
+        src: The values, any shape with at least one dimension.
+        index: ``(src.shape[dim],)`` torch.long segment of each slice, non-negative.
+        dim: The axis of ``src`` that ``index`` labels.
+        dim_size: Size of ``dim`` in the output; default ``max(index) + 1``.
+
+    Returns:
+        ``src``'s shape with ``dim`` of size ``dim_size``.
+
+    Raises:
+        TypeError: If ``src`` is not a tensor.
+        ValueError: On an invalid ``index``, ``dim`` or ``dim_size`` (see :func:`scatter`).
+    """
     return scatter(src, index, dim, dim_size, "sum")
 
 
 def scatter_mean(src, index, dim: int = 0, dim_size: int | None = None) -> torch.Tensor:
-    """Mean of the slices of ``src`` that share an index (0 for empty segments)."""
+    """Mean of the slices of ``src`` along ``dim`` that share an index (0 for empty segments): :func:`scatter` with
+    ``reduce="mean"``.
+
+    Args:
+        src: The values, any shape with at least one dimension.
+        index: ``(src.shape[dim],)`` torch.long segment of each slice, non-negative.
+        dim: The axis of ``src`` that ``index`` labels.
+        dim_size: Size of ``dim`` in the output; default ``max(index) + 1``.
+
+    Returns:
+        ``src``'s shape with ``dim`` of size ``dim_size``.
+
+    Raises:
+        TypeError: If ``src`` is not a tensor.
+        ValueError: On an invalid ``index``, ``dim`` or ``dim_size`` (see :func:`scatter`).
+    """
     return scatter(src, index, dim, dim_size, "mean")
 
 
 def scatter_max(src, index, dim: int = 0, dim_size: int | None = None) -> torch.Tensor:
-    """Maximum of the slices of ``src`` that share an index (0 for empty segments)."""
+    """Maximum of the slices of ``src`` along ``dim`` that share an index (0 for empty segments): :func:`scatter` with
+    ``reduce="max"``.
+
+    Args:
+        src: The values, any shape with at least one dimension.
+        index: ``(src.shape[dim],)`` torch.long segment of each slice, non-negative.
+        dim: The axis of ``src`` that ``index`` labels.
+        dim_size: Size of ``dim`` in the output; default ``max(index) + 1``.
+
+    Returns:
+        ``src``'s shape with ``dim`` of size ``dim_size``.
+
+    Raises:
+        TypeError: If ``src`` is not a tensor.
+        ValueError: On an invalid ``index``, ``dim`` or ``dim_size`` (see :func:`scatter`).
+    """
     return scatter(src, index, dim, dim_size, "max")

@@ -28,7 +28,20 @@ _WIGNER_3J = re.compile(r"_w3j_(\d+)_(\d+)_(\d+)")
 
 
 class TableModule(torch.nn.Module):
-    """A ``torch.nn.Module`` whose registered tables are re-cast from float64 sources when its dtype changes."""
+    """A ``torch.nn.Module`` whose registered tables are re-cast from float64 sources when its dtype changes.
+
+    Examples:
+        >>> import math
+        >>> import torch
+        >>> from equilib.utils import TableModule
+        >>> module = TableModule()
+        >>> module.register_table("third", torch.tensor([1 / 3], dtype=torch.float64), torch.float32)
+        >>> module.third.dtype
+        torch.float32
+        >>> module = module.double()  # re-cast from the float64 source, not from the float32 table
+        >>> float(module.third) == 1 / 3
+        True
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -36,7 +49,14 @@ class TableModule(torch.nn.Module):
         self.register_load_state_dict_post_hook(_recast_after_loading)
 
     def register_table(self, name: str, value: np.ndarray | torch.Tensor | None, dtype: torch.dtype) -> None:
-        """A non-persistent buffer ``name`` holding ``value`` (computed in float64) in ``dtype``; None: absent."""
+        """Register a non-persistent buffer ``name`` holding ``value`` in ``dtype``, keeping a float64 source.
+
+        Args:
+            name: The buffer's attribute name.
+            value: The table, computed in float64 (converted to float64 on the CPU for the source); None registers
+                an absent buffer.
+            dtype: The dtype the buffer has now; later dtype changes of the module re-cast it from the source.
+        """
         if value is None:
             self.register_buffer(name, None, persistent=False)
             return
@@ -45,8 +65,15 @@ class TableModule(torch.nn.Module):
         self.register_buffer(name, source.to(dtype, copy=True), persistent=False)
 
     def adopt_wigner_3j(self, module: torch.nn.Module) -> None:
-        """Put the Wigner 3j buffers of the e3nn modules inside ``module`` (a submodule) under this module's rule:
-        their sources are e3nn's float64 symbols; they are re-cast now and after every dtype change."""
+        """Put the Wigner 3j buffers of the e3nn modules inside ``module`` under this module's rule.
+
+        Their sources are e3nn's float64 symbols (``o3.wigner_3j``); they are re-cast now and after every dtype
+        change, so they no longer carry the rounding of the dtype e3nn built them in.
+
+        Args:
+            module: A submodule of this module (e.g. an ``o3.TensorProduct``) whose buffers named
+                ``_w3j_<l1>_<l2>_<l3>`` are Wigner 3j symbols.
+        """
         prefix = next(name for name, sub in self.named_modules() if sub is module)
         adopted = []
         for path, _ in module.named_buffers(prefix=prefix):
