@@ -11,7 +11,7 @@ e3nn fixes the sign of each Wigner-3j block to the sign of the Gaunt block.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -28,6 +28,19 @@ def clebsch_gordan_m0(l1: int, l2: int, l3: int) -> float:
     Zero unless the triangle holds and l1 + l2 + l3 = J is even; then, with g = J / 2,
     (l1 l2 l3; 0 0 0) = (-1)^g sqrt((J-2l1)!(J-2l2)!(J-2l3)! / (J+1)!) g! / ((g-l1)!(g-l2)!(g-l3)!)
     and <l1 0 l2 0 | l3 0> = (-1)^(l1-l2) sqrt(2 l3 + 1) (l1 l2 l3; 0 0 0). Exact integer arithmetic.
+
+    Args:
+        l1: Degree of the first factor.
+        l2: Degree of the second factor.
+        l3: Degree of the coupled state.
+
+    Returns:
+        The coefficient as a float; 0.0 for a negative degree, outside the triangle or for odd l1 + l2 + l3.
+
+    Examples:
+        >>> from equilib.so3 import clebsch_gordan_m0
+        >>> round(clebsch_gordan_m0(1, 1, 0), 6), round(clebsch_gordan_m0(1, 1, 2), 6), clebsch_gordan_m0(1, 1, 1)
+        (-0.57735, 0.816497, 0.0)
     """
     if min(l1, l2, l3) < 0 or not _triangle(l1, l2, l3):
         return 0.0
@@ -42,7 +55,16 @@ def clebsch_gordan_m0(l1: int, l2: int, l3: int) -> float:
 
 
 def gaunt_path_scale(l1: int, l2: int, l3: int) -> float:
-    """sqrt((2l1+1)(2l2+1) / (4 pi (2l3+1))) <l1 0 l2 0 | l3 0>: the Gaunt product's weight of path (l1, l2, l3)."""
+    """The Gaunt product's weight of path (l1, l2, l3): ``sqrt((2l1+1)(2l2+1) / (4 pi (2l3+1))) <l1 0 l2 0 | l3 0>``.
+
+    Args:
+        l1: Degree of the first factor.
+        l2: Degree of the second factor.
+        l3: Output degree.
+
+    Returns:
+        The signed scale; 0.0 when l1 + l2 + l3 is odd or the triangle fails.
+    """
     cg = clebsch_gordan_m0(l1, l2, l3)
     return math.sqrt((2 * l1 + 1) * (2 * l2 + 1) / (4.0 * math.pi * (2 * l3 + 1))) * cg
 
@@ -52,11 +74,28 @@ def gaunt_w3j_factor(l1: int, l2: int, l3: int) -> float:
 
     c = |gaunt_path_scale| * sqrt(2 l3 + 1): e3nn's Wigner 3j blocks have unit Frobenius norm, a standard CG
     block over (m1, m2, m3) has norm sqrt(2 l3 + 1).
+
+    Args:
+        l1: Degree of the first factor.
+        l2: Degree of the second factor.
+        l3: Output degree.
+
+    Returns:
+        The non-negative factor c (0.0 for paths a Gaunt product does not realize).
+
+    Examples:
+        >>> import numpy as np
+        >>> import torch
+        >>> from e3nn import o3
+        >>> from equilib.so3 import gaunt_tensor, gaunt_w3j_factor
+        >>> w3j = o3.wigner_3j(1, 1, 2, dtype=torch.float64).numpy()
+        >>> bool(np.allclose(gaunt_tensor(1, 1, 2), gaunt_w3j_factor(1, 1, 2) * w3j))
+        True
     """
     return abs(gaunt_path_scale(l1, l2, l3)) * math.sqrt(2 * l3 + 1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _gaunt_tensor_cached(l1: int, l2: int, l3: int) -> np.ndarray:
     grid = gauss_legendre_grid(*exact_grid_size(l1 + l2 + l3))
     lmax = max(l1, l2, l3)
@@ -72,9 +111,20 @@ def _gaunt_tensor_cached(l1: int, l2: int, l3: int) -> np.ndarray:
 
 
 def gaunt_tensor(l1: int, l2: int, l3: int) -> np.ndarray:
-    """Real Gaunt coefficients ``int Y_l1m1 Y_l2m2 Y_l3m3`` (e3nn basis), shape (2l1+1, 2l2+1, 2l3+1), float64.
+    """Real Gaunt coefficients ``G[m1, m2, m3] = int Y_l1m1 Y_l2m2 Y_l3m3 dOmega`` in e3nn's real basis.
 
-    Computed by a product quadrature that is exact for degree l1 + l2 + l3; zero when l1 + l2 + l3 is odd.
+    Computed by a product quadrature that is exact for degree l1 + l2 + l3 (cached per (l1, l2, l3)).
+
+    Args:
+        l1: Degree of the first factor.
+        l2: Degree of the second factor.
+        l3: Degree of the third factor.
+
+    Returns:
+        A float64 array of shape (2l1+1, 2l2+1, 2l3+1) (a fresh copy); zero when l1 + l2 + l3 is odd.
+
+    Raises:
+        ValueError: If a degree is not a non-negative int.
     """
     for name, l in (("l1", l1), ("l2", l2), ("l3", l3)):
         if not isinstance(l, int) or l < 0:

@@ -28,8 +28,17 @@ from ._harmonics import associated_legendre, sh_dim, sh_index
 
 
 def theta_fourier(lmax: int) -> np.ndarray:
-    """``t[(l, m), u]``: Fourier coefficients of ``Theta_lm(b)``, shape ``((lmax+1)^2, 2 lmax + 1)``, complex,
-    ``u = -lmax..lmax``. Real and even in b for even |m|, imaginary and odd for odd |m|."""
+    """Fourier coefficients ``t[(l, m), u]`` of the polar factors ``Theta_lm(b)`` on the torus.
+
+    Real and even in b for even |m|, imaginary and odd for odd |m|.
+
+    Args:
+        lmax: Largest degree.
+
+    Returns:
+        A complex array of shape ``((lmax+1)^2, 2 lmax + 1)``, rows (l, m) in the flat layout, columns
+        ``u = -lmax..lmax``.
+    """
     n = 2 * lmax + 1
     b = 2.0 * math.pi * np.arange(n) / n
     values = associated_legendre(lmax, np.cos(b))  # (n, dim), with |sin b|
@@ -40,7 +49,19 @@ def theta_fourier(lmax: int) -> np.ndarray:
 
 
 def azimuth_fourier(m: int) -> dict[int, complex]:
-    """Fourier coefficients of ``S_m(a)``: frequency v -> coefficient, at v = +-|m|."""
+    """Fourier coefficients of the azimuthal factor ``S_m(a)`` (``sqrt 2 cos(m a)``, ``1`` or ``sqrt 2 sin(|m| a)``).
+
+    Args:
+        m: The order, any integer.
+
+    Returns:
+        ``{v: coefficient}`` with ``S_m(a) = sum_v coefficient e^{i v a}``, at v = +-|m| (only v = 0 for m = 0).
+
+    Examples:
+        >>> from equilib.so3 import azimuth_fourier
+        >>> {v: round(abs(c) ** 2, 6) for v, c in azimuth_fourier(-2).items()}
+        {2: 0.5, -2: 0.5}
+    """
     if m == 0:
         return {0: 1.0 + 0j}
     k = abs(m)
@@ -50,8 +71,16 @@ def azimuth_fourier(m: int) -> dict[int, complex]:
 
 
 def sine_integral(k: np.ndarray) -> np.ndarray:
-    """``I(k) = int_0^pi sin(b) e^{i k b} db`` for integer k: 2 / (1 - k^2) for even k, +-i pi / 2 for k = +-1,
-    0 for other odd k."""
+    """``I(k) = int_0^pi sin(b) e^{i k b} db`` for integer k.
+
+    The closed form: 2 / (1 - k^2) for even k, +-i pi / 2 for k = +-1, 0 for other odd k.
+
+    Args:
+        k: Integer frequencies, any shape.
+
+    Returns:
+        A complex array of ``k``'s shape.
+    """
     k = np.asarray(k)
     even = k % 2 == 0
     out = np.zeros(k.shape, dtype=complex)
@@ -62,8 +91,17 @@ def sine_integral(k: np.ndarray) -> np.ndarray:
 
 
 def projection_fourier(lmax: int, umax: int) -> np.ndarray:
-    """``P[(l, m), u] = sum_u' t_lm[u'] I(u + u')`` for ``u = -umax..umax``, shape ``((lmax+1)^2, 2 umax + 1)``:
-    ``int_0^pi sin(b) e^{iub} Theta_lm(b) db``, the polar half of projecting ``e^{i(ub + va)}`` onto ``Y_lm``."""
+    """The polar half of projecting ``e^{i(ub + va)}`` onto ``Y_lm``: ``int_0^pi sin(b) e^{iub} Theta_lm(b) db``.
+
+    Computed as ``P[(l, m), u] = sum_u' t_lm[u'] I(u + u')`` with :func:`theta_fourier` and :func:`sine_integral`.
+
+    Args:
+        lmax: Largest degree.
+        umax: Largest polar frequency.
+
+    Returns:
+        A complex array of shape ``((lmax+1)^2, 2 umax + 1)``, columns ``u = -umax..umax``.
+    """
     t = theta_fourier(lmax)
     u_in = np.arange(-lmax, lmax + 1)
     u = np.arange(-umax, umax + 1)
@@ -71,8 +109,16 @@ def projection_fourier(lmax: int, umax: int) -> np.ndarray:
 
 
 def sh_to_fourier(lmax: int) -> np.ndarray:
-    """Dense reference: ``F[(l, m), u, v]`` with ``Y_lm = sum F e^{i(ub + va)}``, u, v in -lmax..lmax (for tests;
-    the backend uses the per-m blocks)."""
+    """Dense 2D Fourier coefficients of every real SH: ``Y_lm = sum_(u, v) F[(l, m), u, v] e^{i(ub + va)}``.
+
+    A reference for tests; the ``gaunt`` backend uses per-order blocks instead.
+
+    Args:
+        lmax: Largest degree.
+
+    Returns:
+        A complex array of shape ``((lmax+1)^2, 2 lmax + 1, 2 lmax + 1)``, u and v from -lmax to lmax.
+    """
     t = theta_fourier(lmax)
     out = np.zeros((sh_dim(lmax), 2 * lmax + 1, 2 * lmax + 1), dtype=complex)
     for l in range(lmax + 1):

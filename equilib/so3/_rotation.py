@@ -20,7 +20,25 @@ from ._quadrature import exact_grid_size, gauss_legendre_grid
 def random_rotation(
     *shape: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
 ) -> torch.Tensor:
-    """Rotation matrices drawn uniformly from SO(3), shape ``(*shape, 3, 3)``."""
+    """Rotation matrices drawn uniformly (Haar) from SO(3), from normalised Gaussian quaternions.
+
+    Args:
+        *shape: Batch shape of the result.
+        generator: Torch generator for the draw; None uses the global one.
+        dtype: Dtype of the result (drawn in float64).
+
+    Returns:
+        Tensor of shape ``(*shape, 3, 3)``.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.so3 import random_rotation
+        >>> r = random_rotation(2, generator=torch.Generator().manual_seed(0))
+        >>> r.shape
+        torch.Size([2, 3, 3])
+        >>> bool(torch.allclose(r @ r.transpose(1, 2), torch.eye(3, dtype=r.dtype))), torch.linalg.det(r).round()
+        (True, tensor([1., 1.], dtype=torch.float64))
+    """
     q = torch.randn(*shape, 4, generator=generator, dtype=torch.float64)
     q = q / q.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
@@ -45,9 +63,30 @@ def _wigner_d_blocks(lmax: int, rotation: np.ndarray) -> list[np.ndarray]:
 
 
 def wigner_D(irreps: str | o3.Irreps, matrix: torch.Tensor) -> torch.Tensor:
-    """The block-diagonal matrix by which the O(3) element ``matrix`` (..., 3, 3) acts on ``irreps``.
+    """The block-diagonal matrix by which the O(3) element ``matrix`` acts on ``irreps``: ``Y(R x) = D(R) Y(x)``.
 
-    ``matrix`` may be improper (det -1): an irrep of parity p then picks up the factor p.
+    An improper ``matrix`` (det -1, a rotation times -I) multiplies an irrep of parity p by p.
+
+    Args:
+        irreps: Irreps string or e3nn Irreps (e3nn's flat layout).
+        matrix: Orthogonal matrices of shape (..., 3, 3).
+
+    Returns:
+        Tensor of shape (..., irreps.dim, irreps.dim) in ``matrix``'s dtype and device.
+
+    Raises:
+        ValueError: If ``matrix`` is not of shape (..., 3, 3) or not orthogonal.
+
+    Examples:
+        >>> import numpy as np
+        >>> import torch
+        >>> from equilib.so3 import random_rotation, spherical_harmonics, wigner_D
+        >>> r = random_rotation(generator=torch.Generator().manual_seed(0))
+        >>> x = np.random.default_rng(0).standard_normal((5, 3))
+        >>> y, y_rotated = (torch.as_tensor(spherical_harmonics(2, v)) for v in (x, x @ r.numpy().T))
+        >>> d = wigner_D("0e+1o+2e", r)
+        >>> d.shape, bool(torch.allclose(y @ d.T, y_rotated))
+        (torch.Size([9, 9]), True)
     """
     if not isinstance(matrix, torch.Tensor) or matrix.dim() < 2 or matrix.shape[-2:] != (3, 3):
         raise ValueError(f"matrix: expected a tensor of shape (..., 3, 3), got {getattr(matrix, 'shape', matrix)!r}")
@@ -67,4 +106,5 @@ def wigner_D(irreps: str | o3.Irreps, matrix: torch.Tensor) -> torch.Tensor:
             for _ in range(mul):
                 out[k, i : i + ir.dim, i : i + ir.dim] = block
                 i += ir.dim
-    return torch.as_tensor(out, dtype=matrix.dtype, device=matrix.device).reshape(*matrix.shape[:-2], irreps.dim, irreps.dim)
+    out = torch.as_tensor(out, dtype=matrix.dtype, device=matrix.device)
+    return out.reshape(*matrix.shape[:-2], irreps.dim, irreps.dim)
