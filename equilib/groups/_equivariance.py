@@ -54,20 +54,44 @@ def equivariance_error(
     reduction: str = "max",
     elements: GroupElement | None = None,
 ) -> torch.Tensor:
-    """The relative equivariance error of ``fn`` under ``group``.
+    """The relative equivariance error ``||f(g.x) - g.f(x)|| / ||f(x)||`` of ``fn`` under ``group``, per element g.
 
-    ``fn(*inputs)`` returns a tensor or a tuple of tensors; ``in_reps`` and ``out_reps`` say how each transforms.
-    ``samples`` elements are drawn with ``generator`` (or given as ``elements``). With ``batched=True``, ``fn`` is
-    called once on inputs carrying a leading axis of the samples (and once on the inputs with a leading axis of
-    one); otherwise once per sample. ``reduction``: ``"max"`` or ``"mean"`` over the samples, or ``"none"`` for
-    the per-sample errors.
+    The norms are taken over all outputs together; the error is differentiable in ``fn``'s parameters and computed in
+    the first input's dtype (float64 for integer inputs).
 
-    >>> import torch
-    >>> from equilib.groups import O3, Positions, Scalars, equivariance_error
-    >>> x = torch.randn(5, 3, dtype=torch.float64)
-    >>> radius = lambda p: (p - p.mean(0)).norm(dim=-1)  # distances to the centroid: E(3)-invariant
-    >>> bool(equivariance_error(radius, O3(), x, Positions(), Scalars()) < 1e-12)
-    True
+    Args:
+        fn: ``fn(*inputs)`` returns a tensor or a tuple of tensors.
+        group: The :class:`Group` whose elements are drawn.
+        inputs: A tensor or a sequence of tensors (unbatched).
+        in_reps: One :class:`Representation` per input.
+        out_reps: One :class:`Representation` per output.
+        samples: Number of elements drawn (ignored when ``elements`` is given).
+        generator: Torch generator for the draw.
+        batched: Call ``fn`` once on inputs with a leading axis of the samples (and once with a leading axis of one)
+            instead of once per sample.
+        reduction: ``"max"`` or ``"mean"`` over the samples, or ``"none"`` for the per-sample errors.
+        elements: The elements to use instead of drawn ones.
+
+    Returns:
+        A 0-d tensor, or with ``reduction="none"`` a tensor of shape ``(samples,)``.
+
+    Raises:
+        ValueError: If ``reduction`` or ``samples`` is invalid, the numbers of tensors and representations differ, a
+            tensor's shape does not fit its representation, or ``fn`` returns different numbers of outputs.
+        TypeError: If ``group`` is not a :class:`Group`, or an input, output or representation has the wrong type.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import O3, Positions, Scalars, equivariance_error
+        >>> x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> radius = lambda p: (p - p.mean(0)).norm(dim=-1)  # distances to the centroid: E(3)-invariant
+        >>> bool(equivariance_error(radius, O3(), x, Positions(), Scalars()) < 1e-12)
+        True
+        >>> norm = lambda p: p.norm(dim=-1)  # distances to the origin: not invariant under translations
+        >>> from equilib.groups import E3
+        >>> errors = equivariance_error(norm, E3(), x, Positions(), Scalars(), samples=3, reduction="none")
+        >>> errors.shape, bool((errors > 0.01).all())
+        (torch.Size([3]), True)
     """
     if reduction not in ("max", "mean", "none"):
         raise ValueError(f"reduction: expected 'max', 'mean' or 'none', got {reduction!r}")
@@ -121,10 +145,44 @@ def assert_equivariant(
     batched: bool = False,
     elements: GroupElement | None = None,
 ) -> float:
-    """The conformance check of every layer and model: ``fn`` is equivariant under ``group`` to ``tol`` (default
-    1e-10 in float64, 1e-5 in float32) on ``samples`` random elements (or the given ``elements``), and its output
-    is not zero (a function that returns zeros would pass trivially). Returns the worst relative error; raises
-    AssertionError saying by how much and on which samples otherwise."""
+    """The conformance check of every layer and model: ``fn`` is equivariant under ``group`` to ``tol``.
+
+    Checked on ``samples`` random elements (or the given ``elements``); the output must not be zero (a function that
+    returns zeros would pass trivially).
+
+    Args:
+        fn: ``fn(*inputs)`` returns a tensor or a tuple of tensors.
+        group: The :class:`Group` whose elements are drawn.
+        inputs: A tensor or a sequence of tensors (unbatched).
+        in_reps: One :class:`Representation` per input.
+        out_reps: One :class:`Representation` per output.
+        tol: Largest relative error allowed; default ``TOLERANCE`` of the first input's dtype (1e-10 in float64,
+            1e-5 in float32).
+        samples: Number of elements drawn.
+        generator: Torch generator for the draw.
+        batched: As for :func:`equivariance_error`.
+        elements: The elements to use instead of drawn ones.
+
+    Returns:
+        The worst relative error, a float.
+
+    Raises:
+        AssertionError: If the output is zero or the error exceeds ``tol`` (or is NaN); the message gives the error
+            of each sample.
+        ValueError: As for :func:`equivariance_error`.
+        TypeError: As for :func:`equivariance_error`.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import E3, SO3, Positions, Scalars, Vectors, assert_equivariant
+        >>> x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> assert_equivariant(lambda p: p - p.mean(0), E3(), x, Positions(), Vectors()) < 1e-12
+        True
+        >>> assert_equivariant(lambda p: p, SO3(), x, Positions(), Scalars())
+        Traceback (most recent call last):
+            ...
+        AssertionError: not equivariant under SO3(): relative error ...
+    """
     errors, reference = _errors(fn, group, inputs, in_reps, out_reps, samples, generator, batched, elements)
     if all(r.numel() == 0 or r.abs().max() == 0 for r in reference):
         raise AssertionError(f"{getattr(fn, '__name__', fn)!s}: the output is zero, so equivariance says nothing")

@@ -19,23 +19,65 @@ from ._element import GroupElement
 class Group:
     """A group that samples batches of :class:`GroupElement`.
 
-    Subclasses set ``parts`` (the element parts they use) and implement ``sample`` and ``contains``.
+    Subclasses set ``parts`` (the element parts they use: ``"linear"``, ``"translation"``, ``"permutation"``) and
+    implement ``sample``, ``identity`` and ``contains``; ``G * H`` is their :class:`DirectProduct`.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import O3, SO3
+        >>> g = O3().sample(3, generator=torch.Generator().manual_seed(0))
+        >>> g.linear.shape
+        torch.Size([3, 3, 3])
+        >>> O3().contains(g), SO3().contains(g)  # the second and third draws are improper
+        (tensor([True, True, True]), tensor([False,  True, False]))
     """
 
     parts: tuple[str, ...] = ()
 
     def sample(self, n: int = 1, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64,
                device: torch.device | str | None = None) -> GroupElement:
-        """``n`` elements drawn independently (from the Haar measure when the group is compact)."""
+        """``n`` elements drawn independently (from the normalised Haar measure when the group is compact).
+
+        Args:
+            n: Number of elements.
+            generator: Torch generator for the draw; None uses the global one.
+            dtype: Dtype of the floating parts (drawn in float64, then converted).
+            device: Device of every part.
+
+        Returns:
+            A :class:`GroupElement` of ``n`` elements with the parts in ``parts``.
+
+        Raises:
+            ValueError: If ``n`` is not a non-negative int.
+        """
         raise NotImplementedError
 
     def identity(self, n: int = 1, dtype: torch.dtype = torch.float64,
                  device: torch.device | str | None = None) -> GroupElement:
-        """``n`` copies of the identity element, with the parts this group uses."""
+        """``n`` copies of the identity element, with the parts this group uses.
+
+        Args:
+            n: Number of elements.
+            dtype: Dtype of the floating parts.
+            device: Device of every part.
+
+        Returns:
+            A :class:`GroupElement` of ``n`` identities.
+        """
         raise NotImplementedError
 
     def contains(self, g: GroupElement, atol: float = 1e-8) -> torch.Tensor:
-        """For each of the elements ``g``, whether it belongs to this group (to ``atol``)."""
+        """For each of the elements ``g``, whether it belongs to this group.
+
+        An element with a part the group does not use (e.g. a translation for :class:`SO3`) does not belong to it.
+
+        Args:
+            g: The elements to test.
+            atol: Absolute tolerance of the tests (orthogonality, determinant, fixed axis).
+
+        Returns:
+            Bool tensor of shape ``(len(g),)``.
+        """
         raise NotImplementedError
 
     def __mul__(self, other: Group) -> DirectProduct:
@@ -86,8 +128,10 @@ class SO3(Group):
 
 
 class O3(SO3):
-    """Rotations and improper rotations of R^3 (orthogonal 3 x 3 matrices): a Haar rotation times the inversion with
-    probability 1/2."""
+    """Rotations and improper rotations of R^3 (orthogonal 3 x 3 matrices).
+
+    Samples are a Haar rotation times the inversion -I with probability 1/2 (the Haar measure of O(3)).
+    """
 
     def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
         rotation = SO3().sample(n, generator, torch.float64).linear
@@ -103,7 +147,14 @@ class O3(SO3):
 
 
 class _AboutAxis(Group):
-    """Shared parts of SO(2) and O(2) about a unit axis of R^3."""
+    """Shared parts of SO(2) and O(2) about a unit axis of R^3.
+
+    Args:
+        axis: A non-zero 3-vector (normalised).
+
+    Raises:
+        ValueError: If ``axis`` is not a finite, non-zero 3-vector.
+    """
 
     parts = ("linear",)
 
@@ -141,7 +192,14 @@ class _AboutAxis(Group):
 
 
 class SO2(_AboutAxis):
-    """Rotations about ``axis`` (a 3-vector, default z), embedded in SO(3); uniform angle."""
+    """Rotations about ``axis``, embedded in SO(3); the angle is uniform on [-pi, pi).
+
+    Args:
+        axis: A non-zero 3-vector (normalised); default z.
+
+    Raises:
+        ValueError: If ``axis`` is not a finite, non-zero 3-vector.
+    """
 
     def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
         return GroupElement(linear=self._rotations(self._angles(n, generator)).to(device=device, dtype=dtype))
@@ -152,8 +210,23 @@ class SO2(_AboutAxis):
 
 
 class O2(_AboutAxis):
-    """The orthogonal maps of R^3 that fix ``axis``: rotations about it and reflections through planes that contain
-    it; uniform angle, reflection with probability 1/2."""
+    """The orthogonal maps of R^3 that fix ``axis``: rotations about it and reflections through planes that contain it.
+
+    Samples have a uniform angle and a reflection with probability 1/2.
+
+    Args:
+        axis: A non-zero 3-vector (normalised); default z.
+
+    Raises:
+        ValueError: If ``axis`` is not a finite, non-zero 3-vector.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import O2, SO2
+        >>> g = O2(axis=(0.0, 0.0, 1.0)).sample(4, generator=torch.Generator().manual_seed(0))
+        >>> SO2().contains(g)  # the reflections are not rotations
+        tensor([ True,  True, False, False])
+    """
 
     def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
         rotation = self._rotations(self._angles(n, generator))
@@ -175,7 +248,15 @@ def _perpendicular(axis: torch.Tensor) -> torch.Tensor:
 
 
 class Translations(Group):
-    """Translations of R^dim, drawn from N(0, scale^2 I) (the group is not compact: no uniform measure)."""
+    """Translations of R^dim, drawn from N(0, scale^2 I) (the group is not compact: no uniform measure).
+
+    Args:
+        dim: Dimension of the space.
+        scale: Standard deviation of each component of a sampled translation.
+
+    Raises:
+        ValueError: If ``dim`` is not a positive int or ``scale`` is not positive.
+    """
 
     parts = ("translation",)
 
@@ -203,7 +284,23 @@ class Translations(Group):
 
 
 class Permutations(Group):
-    """Permutations of a set of ``size`` elements (uniform samples); they act on a set axis (see ``OnSet``)."""
+    """Permutations of a set of ``size`` items, sampled uniformly; they act on a set axis (see :class:`OnSet`).
+
+    Args:
+        size: Number of items of the set.
+
+    Raises:
+        ValueError: If ``size`` is not a positive int.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import OnSet, Permutations, Scalars
+        >>> g = Permutations(4).sample(1, generator=torch.Generator().manual_seed(0))
+        >>> g.permutation
+        tensor([[2, 1, 3, 0]])
+        >>> OnSet(Scalars()).act(g, torch.tensor([[10.0, 20.0, 30.0, 40.0]]))  # (g.x)[i] = x[p[i]]
+        tensor([[30., 20., 40., 10.]])
+    """
 
     parts = ("permutation",)
 
@@ -231,8 +328,17 @@ class Permutations(Group):
 
 
 class DirectProduct(Group):
-    """The direct product of groups acting through different parts (e.g. ``E3() * Permutations(5)``); samples are
-    drawn factor by factor from one generator."""
+    """The direct product of groups acting through different parts, e.g. ``E3() * Permutations(5)``.
+
+    Samples are drawn factor by factor from one generator; nested plain direct products are flattened.
+
+    Args:
+        *factors: The groups; no two may use the same part.
+
+    Raises:
+        TypeError: If a factor is not a :class:`Group`.
+        ValueError: If two factors use the same part (use :class:`E3` for rotations with translations).
+    """
 
     def __init__(self, *factors: Group) -> None:
         flat: list[Group] = []
@@ -275,7 +381,11 @@ class DirectProduct(Group):
 
 
 class E3(DirectProduct):
-    """Isometries of R^3, ``x -> R x + t`` with R in O(3) (Haar) and t ~ N(0, scale^2 I)."""
+    """Isometries of R^3, ``x -> R x + t`` with R in O(3) (Haar) and t ~ N(0, scale^2 I).
+
+    Args:
+        scale: Standard deviation of each translation component.
+    """
 
     def __init__(self, scale: float = 1.0) -> None:
         super().__init__(O3(), Translations(3, scale))
@@ -285,7 +395,11 @@ class E3(DirectProduct):
 
 
 class SE3(DirectProduct):
-    """Proper isometries of R^3, ``x -> R x + t`` with R in SO(3) (Haar) and t ~ N(0, scale^2 I)."""
+    """Proper isometries of R^3, ``x -> R x + t`` with R in SO(3) (Haar) and t ~ N(0, scale^2 I).
+
+    Args:
+        scale: Standard deviation of each translation component.
+    """
 
     def __init__(self, scale: float = 1.0) -> None:
         super().__init__(SO3(), Translations(3, scale))

@@ -19,15 +19,39 @@ from ._element import GroupElement
 
 
 class Representation:
-    """A linear (or affine) action on tensors whose trailing axes have ``shape`` (``None``: any)."""
+    """A linear (or affine) action of group elements on tensors whose trailing axes have ``shape`` (None: any).
+
+    Subclasses implement ``act``; ``check`` validates a tensor's shape against ``shape``.
+    """
 
     shape: tuple[int, ...] | None = None
 
     def act(self, g: GroupElement, x: torch.Tensor) -> torch.Tensor:
+        """``g.x``: the action of each element of ``g`` on the matching slice of ``x``.
+
+        Args:
+            g: ``n`` group elements; the representation reads only the parts it needs.
+            x: Tensor of shape ``(n, ..., *shape)``: one leading axis per element of ``g``.
+
+        Returns:
+            Tensor of ``x``'s shape.
+
+        Raises:
+            ValueError: If ``g``'s parts do not fit the representation (e.g. a linear part of another dimension).
+        """
         raise NotImplementedError
 
     def check(self, shape: tuple[int, ...], where: str) -> None:
-        """Raise a ValueError naming ``where`` if a tensor of ``shape`` cannot carry this representation."""
+        """Check that an (unbatched) tensor of ``shape`` can carry this representation.
+
+        Args:
+            shape: The tensor's shape.
+            where: Name of the tensor in the error message (e.g. ``"inputs[0]"``).
+
+        Raises:
+            ValueError: If the trailing axes of ``shape`` do not match the representation's ``shape`` (or, for
+                :class:`OnSet`, there is no set axis).
+        """
         want = self.shape
         if want is not None and (len(shape) < len(want) or tuple(shape[len(shape) - len(want):]) != want):
             raise ValueError(f"{where}: {self!r} acts on tensors of shape (..., {', '.join(map(str, want))}), "
@@ -50,7 +74,11 @@ def _linear_of_size(g: GroupElement, d: int, what: str) -> torch.Tensor | None:
 
 
 class Scalars(Representation):
-    """Invariant tensors (energies, charges, species). ``dim``: the size of the last axis, if it must be fixed."""
+    """Invariant tensors (energies, charges, species): every element acts as the identity.
+
+    Args:
+        dim: The size of the last axis, if it must be fixed (e.g. one column of a :class:`Concat`); None: any shape.
+    """
 
     def __init__(self, dim: int | None = None) -> None:
         self.shape = None if dim is None else (dim,)
@@ -63,10 +91,24 @@ class Scalars(Representation):
 
 
 class Irreps(Representation):
-    """Features in e3nn's flat layout for ``irreps`` (e.g. ``"2x0e+1x1o"``): the O(3) part acts by the Wigner D
-    matrices with parity (``equilib.so3.wigner_D``); translations do not act. An l = 1 irrep is
-    (x, y, z) in e3nn's order: ``Irreps("1o")`` acts like :class:`Vectors`, ``Irreps("1e")`` like
-    :class:`PseudoVectors`."""
+    """Features in e3nn's flat layout for ``irreps``: the O(3) part acts by Wigner D matrices with parity.
+
+    The matrices are :func:`equilib.so3.wigner_D`; translations do not act. An l = 1 irrep is (x, y, z) in e3nn's
+    order: ``Irreps("1o")`` acts like :class:`Vectors`, ``Irreps("1e")`` like :class:`PseudoVectors`.
+
+    Args:
+        irreps: Irreps string (e.g. ``"2x0e+1x1o"``) or e3nn Irreps.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import O3, Irreps, Vectors
+        >>> g = O3().sample(3, generator=torch.Generator().manual_seed(0))
+        >>> x = torch.randn(3, 4, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        >>> bool(torch.allclose(Irreps("1o").act(g, x), Vectors().act(g, x)))
+        True
+        >>> Irreps("2x0e+1o+2e").act(g, torch.ones(3, 10, dtype=torch.float64)).shape
+        torch.Size([3, 10])
+    """
 
     def __init__(self, irreps) -> None:
         self.irreps = o3.Irreps(irreps)
@@ -83,7 +125,11 @@ class Irreps(Representation):
 
 
 class Vectors(Representation):
-    """Cartesian free vectors (velocities, forces, displacements): ``v -> A v``, not translated."""
+    """Cartesian free vectors (velocities, forces, displacements): ``v -> A v``, not translated.
+
+    Args:
+        dim: Dimension of the vectors.
+    """
 
     def __init__(self, dim: int = 3) -> None:
         self.shape = (dim,)
@@ -97,7 +143,11 @@ class Vectors(Representation):
 
 
 class PseudoVectors(Vectors):
-    """Cartesian pseudo-vectors (angular momenta, magnetic fields): ``v -> det(A) A v``."""
+    """Cartesian pseudo-vectors (angular momenta, magnetic fields): ``v -> det(A) A v``, not translated.
+
+    Args:
+        dim: Dimension of the vectors.
+    """
 
     def act(self, g, x):
         linear = _linear_of_size(g, self.shape[0], repr(self))
@@ -110,7 +160,11 @@ class PseudoVectors(Vectors):
 
 
 class Positions(Vectors):
-    """Points: ``x -> A x + t``."""
+    """Points: ``x -> A x + t``.
+
+    Args:
+        dim: Dimension of the points.
+    """
 
     def act(self, g, x):
         x = super().act(g, x)
@@ -126,9 +180,18 @@ class Positions(Vectors):
 
 
 class OnSet(Representation):
-    """A set of items, each carrying ``item``: the element's permutation reorders the set (the axis just before the
-    item's own axes, the leading axis of an unbatched ``(m, *item_shape)`` tensor), then ``item`` acts on each.
-    ``OnSet(Scalars())`` is one number per item (atomic numbers, charges of shape ``(m,)``)."""
+    """A set of items, each carrying the representation ``item``.
+
+    The element's permutation reorders the set (the axis just before the item's own axes: the leading axis of an
+    unbatched ``(m, *item_shape)`` tensor), then ``item`` acts on each item. ``OnSet(Scalars())`` is one number per
+    item (atomic numbers, charges of shape ``(m,)``).
+
+    Args:
+        item: The representation of one item.
+
+    Raises:
+        TypeError: If ``item`` is not a :class:`Representation`.
+    """
 
     def __init__(self, item: Representation) -> None:
         if not isinstance(item, Representation):
@@ -140,8 +203,9 @@ class OnSet(Representation):
     def check(self, shape, where):
         self.item.check(shape, where)
         if len(shape) < len(self.item_shape) + 1:
-            raise ValueError(f"{where}: {self!r} acts on tensors of shape (..., m{''.join(f', {s}' for s in self.item_shape)})"
-                             f" with a set axis of m items, got shape {tuple(shape)}")
+            item = "".join(f", {s}" for s in self.item_shape)
+            raise ValueError(f"{where}: {self!r} acts on tensors of shape (..., m{item}) with a set axis of m items, "
+                             f"got shape {tuple(shape)}")
 
     def act(self, g, x):
         x = self.item.act(g, x)
@@ -158,8 +222,16 @@ class OnSet(Representation):
 
 
 class Concat(Representation):
-    """Several representations side by side along the last axis (e.g. ``Concat(Positions(), Vectors(), Scalars(1))``
-    for rows ``[x, v, q]``)."""
+    """Several representations side by side along the last axis.
+
+    E.g. ``Concat(Positions(), Vectors(), Scalars(1))`` for rows ``[x, v, q]`` of size 7.
+
+    Args:
+        *parts: Representations with a fixed one-axis ``shape`` each.
+
+    Raises:
+        ValueError: If a part is not a representation with a fixed last-axis size.
+    """
 
     def __init__(self, *parts: Representation) -> None:
         for part in parts:
