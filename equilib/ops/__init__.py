@@ -1,8 +1,13 @@
 """Equivariant tensor products behind one interface.
 
+>>> import torch
 >>> from equilib.ops import make_tensor_product
 >>> tp = make_tensor_product("grid", "8x0e+8x1o+8x2e", "0e+1o+2e", "8x0e+8x1o+8x2e")
->>> out = tp(x1, x2, weight)  # weight: (..., tp.weight_numel)
+>>> g = torch.Generator().manual_seed(0)
+>>> x1, x2 = torch.randn(100, tp.irreps_in1.dim, generator=g), torch.randn(100, tp.irreps_in2.dim, generator=g)
+>>> out = tp(x1, x2, torch.randn(100, tp.weight_numel, generator=g))  # weight: (..., tp.weight_numel)
+>>> out.shape
+torch.Size([100, 72])
 
 Backends: ``cg`` (exact Clebsch-Gordan, all paths, e3nn underneath), ``grid`` (Gaunt product on an exact
 S^2 quadrature grid, l1 + l2 + l3 even paths only) and ``gaunt`` (the same Gaunt product through 2D Fourier

@@ -32,10 +32,23 @@ def cp_als(tensor: np.ndarray, rank: int, tol: float = 1e-7, max_iter: int = 300
 
     Before each sweep the factors are extrapolated along the previous sweep's change by ``sweep^(1/3)`` and the
     extrapolation is kept when it lowers the error (Bro's line search, as in Rajih, Comon, Harshman, SIAM J. Matrix
-    Anal. Appl. 2008): it shortens the "swamps" where plain ALS creeps (L = 4 CG tensor, rank 224: 1.8e-4 plain,
-    1.5e-6 with it, same 3000 sweeps). Stops when the relative Frobenius error ``|T - [[A, B, C]]| / |T|`` is below
-    ``tol``, after ``max_iter`` sweeps, or when 100 sweeps improved it by less than 0.1 %.
-    Returns ``(A, B, C, relative_error)``.
+    Anal. Appl. 2008): it shortens the "swamps" where plain ALS creeps. Stops when the relative Frobenius error
+    ``|T - [[A, B, C]]| / |T|`` is below ``tol``, after ``max_iter`` sweeps, or when 100 sweeps improved it by less
+    than 0.1 %.
+
+    Args:
+        tensor: A 3-way array (converted to float64).
+        rank: Number of components.
+        tol: Relative error at which to stop.
+        max_iter: Largest number of sweeps.
+        seed: Seed of the random start.
+
+    Returns:
+        ``(A, B, C, relative_error)``: factors of shapes (d1, rank), (d2, rank), (d3, rank) with balanced column
+        norms, and the final relative error (zeros and 0.0 for a zero tensor).
+
+    Raises:
+        ValueError: If ``tensor`` is not 3-way or ``rank`` is not a positive integer.
     """
     t = np.asarray(tensor, dtype=np.float64)
     if t.ndim != 3:

@@ -191,9 +191,30 @@ class SignalTables(ABC):
 
 
 class SphereSignalProduct(TensorProduct):
-    """A Gaunt product of signals on S^2: options, paths, weights, normalisation, gathering the signals and
-    scattering the products into the flat output (module docs). Backends set ``TRANSFORMS`` and implement
-    ``_make_tables`` and ``_resolve_transform``."""
+    """A Gaunt product of signals on S^2: options, paths, weights, normalisation, gathering and scattering.
+
+    The shared base of the ``grid`` and ``gaunt`` backends (module docs): it realizes the paths of
+    :func:`~equilib.ops.coupling_paths` with l1 + l2 + l3 even (``tp.paths``; the others are ``tp.missing_paths``).
+    Backends set ``TRANSFORMS`` and implement ``_make_tables`` and ``_resolve_transform``.
+
+    Args:
+        irreps_in1: Irreps of x1 (string or e3nn Irreps).
+        irreps_in2: Irreps of x2; entries of multiplicity 1 ('uvu') or equal to x1's ('uuu').
+        irreps_out: Irreps of the output; every entry must be reached by a path with l1 + l2 + l3 even.
+        shared_weights: Hold one set of weights as a parameter (``tp.weight``) instead of taking them per call.
+        weighted: Which weight blocks exist, among ``"in1"`` (per x1 entry and channel), ``"in2"`` (per x2 entry and
+            x1 channel) and ``"out"`` (per output entry and channel); ``()`` for an unweighted product.
+        transform: The strategy, one of ``TRANSFORMS`` (``"auto"`` picks one from the irreps).
+        normalization: ``"component"`` (unit-variance outputs for unit-variance inputs) or ``"none"`` (the plain Gaunt
+            product).
+        dtype: Dtype of the tables and weights; default torch's default dtype.
+
+    Raises:
+        ValueError: If ``normalization``, ``weighted`` or ``transform`` is invalid for the irreps, an output entry
+            is reached only by paths with l1 + l2 + l3 odd (or by none), or ``"in2"`` is weighted while the x1
+            entries that take part have different multiplicities.
+        TypeError: If an irreps argument is not irreps-like or ``shared_weights`` is not a bool.
+    """
 
     TRANSFORMS: tuple[str, ...] = ()
 
@@ -347,11 +368,33 @@ class SphereSignalProduct(TensorProduct):
         return blocks
 
     def path_weights(self, weight: torch.Tensor) -> torch.Tensor:
-        """The per-path weights this op applies: ``weight`` (..., weight_numel) -> (..., sum of x1's multiplicity over
-        ``paths``), path-major in the order of ``paths``, then channel. A path's weight of channel u is the product of
-        its in1, in2 and out entries' weights of u (1 for a block that is not in ``weighted``). e3nn's
-        ``o3.TensorProduct`` with instructions ``(i_in1, i_in2, i_out, mode, True, (gaunt_w3j_factor(l1, l2, l3)
-        * output_scale[i_out])^2)`` over ``paths`` (component normalisations off) computes this op with them."""
+        """The per-path weights this op applies, in the layout of ``paths``.
+
+        A path's weight of channel u is the product of its in1, in2 and out entries' weights of u (1 for a block that is
+        not in ``weighted``). e3nn's ``o3.TensorProduct`` with instructions ``(i_in1, i_in2, i_out, mode, True,
+        (gaunt_w3j_factor(l1, l2, l3) * output_scale[i_out])^2)`` over ``paths`` (component normalisations off) computes
+        this op with them.
+
+        Args:
+            weight: (..., weight_numel) weights of this op.
+
+        Returns:
+            Tensor of shape (..., sum over ``paths`` of x1's multiplicity), path-major in the order of ``paths``, then
+            channel.
+
+        Raises:
+            TypeError: If ``weight`` is not a tensor.
+            ValueError: If the last axis of ``weight`` is not ``weight_numel``.
+
+        Examples:
+            >>> import torch
+            >>> from equilib.ops import make_tensor_product
+            >>> tp = make_tensor_product("grid", "8x0e+8x1o", "0e+1o", "8x0e+8x1o", dtype=torch.float64)
+            >>> len(tp.paths), tp.weight_numel  # weights per (entry, channel) of x1 and of the output
+            (4, 32)
+            >>> tp.path_weights(torch.ones(5, tp.weight_numel, dtype=torch.float64)).shape  # 4 paths x 8 channels
+            torch.Size([5, 32])
+        """
         if not isinstance(weight, torch.Tensor):
             raise TypeError(f"weight: expected a torch.Tensor, got {type(weight).__name__}")
         if weight.dim() == 0 or weight.shape[-1] != self.weight_numel:
@@ -391,5 +434,10 @@ class SphereSignalProduct(TensorProduct):
         return out
 
     def extra_repr(self) -> str:
+        """The one-line description of the op.
+
+        Returns:
+            :meth:`TensorProduct.extra_repr` with the grid shape, the resolved transform and the weighted blocks.
+        """
         return (super().extra_repr()
                 + f", grid={self.grid_shape}, transform={self.transform!r}, weighted={self.weighted}")

@@ -9,7 +9,8 @@ multiplicities ``mul x ir1``, ``mul x ir2`` channel by channel ("uuu"). See shar
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from e3nn import o3
@@ -18,7 +19,20 @@ from ..utils import TableModule
 
 
 class Path(NamedTuple):
-    """One coupling (l1, p1) x (l2, p2) -> (l3, p3) between entries ``i_in1``, ``i_in2``, ``i_out``."""
+    """One coupling (l1, p1) x (l2, p2) -> (l3, p3) between entries of the two inputs and the output.
+
+    Attributes:
+        l1: Degree of the x1 entry.
+        p1: Parity of the x1 entry (1 even, -1 odd).
+        l2: Degree of the x2 entry.
+        p2: Parity of the x2 entry.
+        l3: Degree of the output entry.
+        p3: Parity of the output entry, ``p1 * p2``.
+        i_in1: Index of the entry in ``irreps_in1``.
+        i_in2: Index of the entry in ``irreps_in2``.
+        i_out: Index of the entry in ``irreps_out``.
+        mode: ``"uvu"`` (x2 has one channel) or ``"uuu"`` (channel by channel).
+    """
 
     l1: int
     p1: int
@@ -38,11 +52,24 @@ class Path(NamedTuple):
 
 
 def as_irreps(value, name: str) -> o3.Irreps:
-    """``value`` as e3nn Irreps; a clear error naming the argument otherwise."""
+    """``value`` as e3nn Irreps, with an error naming the argument otherwise.
+
+    Args:
+        value: Irreps string, list, tuple, e3nn Irrep or Irreps.
+        name: Name of the argument in error messages.
+
+    Returns:
+        ``o3.Irreps``.
+
+    Raises:
+        TypeError: If ``value`` is of another type.
+        ValueError: If e3nn cannot parse it.
+    """
     if isinstance(value, o3.Irreps):
         return value
     if not isinstance(value, (str, list, tuple, o3.Irrep)):
-        raise TypeError(f"{name}: expected an irreps string such as '32x0e+32x1o' or e3nn Irreps, got {type(value).__name__}")
+        raise TypeError(f"{name}: expected an irreps string such as '32x0e+32x1o' or e3nn Irreps, "
+                        f"got {type(value).__name__}")
     try:
         return o3.Irreps(value)
     except (ValueError, AssertionError, TypeError) as err:
@@ -50,7 +77,26 @@ def as_irreps(value, name: str) -> o3.Irreps:
 
 
 def coupling_paths(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, irreps_out: o3.Irreps) -> list[Path]:
-    """All channel-wise couplings allowed by O(3): triangle, parity, and compatible multiplicities."""
+    """All channel-wise couplings between the entries that O(3) allows.
+
+    A path joins entries with ``ir_out`` in ``ir1 x ir2`` (triangle and parity), ``mul_out == mul1`` and either
+    ``mul2 == 1`` ('uvu') or ``mul2 == mul1`` ('uuu').
+
+    Args:
+        irreps_in1: Irreps of x1.
+        irreps_in2: Irreps of x2.
+        irreps_out: Irreps of the output.
+
+    Returns:
+        The :class:`Path` list, ordered by x1 entry, x2 entry, output entry.
+
+    Examples:
+        >>> from e3nn import o3
+        >>> from equilib.ops import coupling_paths
+        >>> paths = coupling_paths(o3.Irreps("4x0e+4x1o"), o3.Irreps("0e+1o"), o3.Irreps("4x0e+4x1o+4x1e"))
+        >>> [(p.l1, p.l2, p.l3, p.gaunt_allowed) for p in paths]  # 1o x 1o -> 1e: the cross product
+        [(0, 0, 0, True), (0, 1, 1, True), (1, 0, 1, True), (1, 1, 0, True), (1, 1, 1, False)]
+    """
     paths = []
     for i1, (mul1, ir1) in enumerate(irreps_in1):
         for i2, (mul2, ir2) in enumerate(irreps_in2):
@@ -70,7 +116,18 @@ def coupling_paths(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, irreps_out: o3.
 def check_outputs_reached(
     backend: str, irreps_out: o3.Irreps, all_paths: list[Path], realized: list[Path], why_missing: str
 ) -> None:
-    """Raise a ValueError for every output entry that no realized path reaches, naming the missing paths."""
+    """Check that every output entry is reached by a realized path.
+
+    Args:
+        backend: Name of the backend in the message.
+        irreps_out: Irreps of the output.
+        all_paths: Every O(3)-allowed path (:func:`coupling_paths`).
+        realized: The paths the backend realizes.
+        why_missing: Why the other paths are not realized, for the message.
+
+    Raises:
+        ValueError: Naming, for each unreached output entry, the paths that would reach it (or that none does).
+    """
     problems = []
     for io, (mul, ir) in enumerate(irreps_out):
         if mul == 0 or any(p.i_out == io for p in realized):
@@ -95,11 +152,23 @@ def _pc(p: int) -> str:
 class TensorProduct(TableModule):
     """Base class of every tensor-product backend: argument checks, batching and introspection.
 
-    Subclasses set ``weight_numel``, ``paths``, ``irreps_out`` and implement ``_forward(x1, x2, weight)`` on
-    flat 2D inputs ``(batch, dim)`` with ``weight`` either ``None``, ``(weight_numel,)`` or
-    ``(batch, weight_numel)``. A subclass that sets ``_row_size`` (elements per sample of its largest
-    intermediate) gets its samples in chunks on a CPU, see ``_forward_chunks``. Precomputed floating tables are
-    registered with ``register_table`` (float64 sources), so ``.to(dtype)`` gives the tables of ``dtype=``.
+    ``tp(x1, x2, weight)`` computes the channel-wise product in e3nn's flat ``mul x ir`` layout; ``tp.paths`` are the
+    realized :class:`Path` s, ``tp.weight_numel`` the size of one sample's weights and ``tp.exact`` whether the op
+    is exactly equivariant. Subclasses set ``weight_numel``, ``paths`` and ``irreps_out`` and implement
+    ``_forward(x1, x2, weight)`` on flat inputs ``(batch, dim)`` with ``weight`` None, ``(weight_numel,)`` or
+    ``(batch, weight_numel)``. A subclass that sets ``_row_size`` (elements per sample of its largest intermediate)
+    gets its samples in chunks on a CPU (``_forward_chunks``). Precomputed floating tables are registered with
+    ``register_table`` (float64 sources), so ``.to(dtype)`` gives the tables of ``dtype=``.
+
+    Args:
+        irreps_in1: Irreps of x1 (string or e3nn Irreps).
+        irreps_in2: Irreps of x2.
+        irreps_out: Irreps of the output.
+        shared_weights: Hold one set of weights as a parameter (``tp.weight``) instead of taking them per call.
+
+    Raises:
+        TypeError: If an irreps argument is not irreps-like or ``shared_weights`` is not a bool.
+        ValueError: If an irreps string cannot be parsed.
     """
 
     backend: str = ""
@@ -134,6 +203,35 @@ class TensorProduct(TableModule):
         return None
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The tensor product of ``x1`` and ``x2`` with ``weight``, batched by broadcasting.
+
+        Args:
+            x1: (..., irreps_in1.dim) features in e3nn's flat layout.
+            x2: (..., irreps_in2.dim) features.
+            weight: (..., weight_numel) per-sample weights or (weight_numel,) for every sample; None when the op has no
+                weights or holds them (``shared_weights=True``).
+
+        Returns:
+            (..., irreps_out.dim), the batch shape being the broadcast of the inputs' batch shapes.
+
+        Raises:
+            TypeError: If ``x1``, ``x2`` or ``weight`` is not a tensor.
+            ValueError: If a last axis does not match the irreps or ``weight_numel``, the dtypes differ from each other
+                or from the module's, ``weight`` is missing or given against ``shared_weights``, or the batch shapes do
+                not broadcast.
+
+        Examples:
+            >>> import torch
+            >>> from equilib.ops import make_tensor_product
+            >>> tp = make_tensor_product("cg", "4x0e+4x1o", "0e+1o", "4x0e+4x1o+4x1e", dtype=torch.float64)
+            >>> g = torch.Generator().manual_seed(0)
+            >>> x1 = torch.randn(10, tp.irreps_in1.dim, generator=g, dtype=torch.float64)
+            >>> x2 = torch.randn(10, tp.irreps_in2.dim, generator=g, dtype=torch.float64)
+            >>> tp(x1, x2, torch.randn(10, tp.weight_numel, generator=g, dtype=torch.float64)).shape
+            torch.Size([10, 28])
+            >>> tp(x1[0], x2, torch.ones(tp.weight_numel, dtype=torch.float64)).shape  # one x1 for every x2
+            torch.Size([10, 28])
+        """
         for name, x, dim in (("x1", x1, self._dims[0]), ("x2", x2, self._dims[1])):
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
@@ -167,13 +265,37 @@ class TensorProduct(TableModule):
 
     def convolution(self, x: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None, source: torch.Tensor,
                     target: torch.Tensor) -> torch.Tensor:
-        """Message passing with this product: ``out[i] = sum over edges e with target[e] = i of
-        tp(x[source[e]], x2[e], weight[e])``.
+        """Message passing with this product: ``out[i] = sum_(e: target[e] = i) tp(x[source[e]], x2[e], weight[e])``.
 
-        ``x`` (nodes, irreps_in1.dim) node features; ``x2`` (edges, irreps_in2.dim) and ``weight`` (edges,
-        weight_numel) per edge (or as for ``tp(...)``: (weight_numel,), None with shared weights); ``source`` and
-        ``target`` (edges,) node indices. Returns (nodes, irreps_out.dim). The default gathers, calls the op and sums;
-        a backend may compute the same without making the per-edge inputs or outputs (grid's ``blocks``).
+        The default gathers, calls the op and sums; a backend may compute the same without making the per-edge inputs
+        or outputs (grid's ``blocks``).
+
+        Args:
+            x: (nodes, irreps_in1.dim) node features.
+            x2: (edges, irreps_in2.dim) edge features (e.g. spherical harmonics of the edge vectors).
+            weight: (edges, weight_numel) per-edge weights, or as for ``tp(...)``: (weight_numel,), or None.
+            source: (edges,) torch.long node each message is read from.
+            target: (edges,) torch.long node each message is summed into.
+
+        Returns:
+            (nodes, irreps_out.dim); nodes without incoming edges get zeros.
+
+        Raises:
+            ValueError: If ``x`` or ``x2`` has the wrong shape, ``source`` or ``target`` is not a torch.long tensor of
+                one node per edge, or ``weight`` has a row count other than the number of edges; and as for ``tp(...)``.
+
+        Examples:
+            >>> import torch
+            >>> from equilib.ops import make_tensor_product
+            >>> tp = make_tensor_product("cg", "4x0e+4x1o", "0e+1o", "4x0e+4x1o", dtype=torch.float64)
+            >>> g = torch.Generator().manual_seed(0)
+            >>> x = torch.randn(3, tp.irreps_in1.dim, generator=g, dtype=torch.float64)
+            >>> source, target = torch.tensor([0, 1, 2, 2]), torch.tensor([1, 0, 0, 1])
+            >>> x2 = torch.randn(4, tp.irreps_in2.dim, generator=g, dtype=torch.float64)
+            >>> w = torch.randn(4, tp.weight_numel, generator=g, dtype=torch.float64)
+            >>> out = tp.convolution(x, x2, w, source, target)
+            >>> out.shape, bool(torch.allclose(out, torch.zeros_like(out).index_add(0, target, tp(x[source], x2, w))))
+            (torch.Size([3, 16]), True)
         """
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self._dims[0]:
             raise ValueError(f"x: expected node features of shape (nodes, {self._dims[0]}) for irreps "
@@ -196,10 +318,11 @@ class TensorProduct(TableModule):
         return messages.new_zeros(x.shape[0], messages.shape[1]).index_add(0, target, messages)
 
     def _forward_chunks(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-        """On a CPU, ``_forward`` on chunks of samples whose largest intermediate is about ``CHUNK_BYTES``, so that
-        the intermediates stay in cache from one step to the next (scripts/bench_tp.py --chunk-mib, 2 cores, L = 6:
-        gaunt 1.8x, cp 2.0x, grid-dense 1.7x faster than in one piece). On other devices, and for ops without
-        ``_row_size``, one piece."""
+        """``_forward`` in chunks of samples on a CPU.
+
+        On a CPU, each chunk's largest intermediate is about ``CHUNK_BYTES``, so that the intermediates stay in cache
+        from one step to the next. On other devices, and for ops without ``_row_size``, one piece.
+        """
         n = x1.shape[0]
         if x1.device.type != "cpu" or not self._row_size:
             return self._forward(x1, x2, weight)
@@ -236,6 +359,11 @@ class TensorProduct(TableModule):
         return f"{type(self).__name__}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
+        """The one-line description of the op (``repr(tp)``).
+
+        Returns:
+            Backend, irreps, number of paths, ``weight_numel`` and ``exact``.
+        """
         return (
             f"backend={self.backend!r}, {self.irreps_in1} x {self.irreps_in2} -> {self.irreps_out}, "
             f"paths={len(self.paths)}, weight_numel={self.weight_numel}, exact={self.exact}"
@@ -246,7 +374,17 @@ _BACKENDS: dict[str, type[TensorProduct]] = {}
 
 
 def register_backend(name: str) -> Callable[[type[TensorProduct]], type[TensorProduct]]:
-    """Class decorator: make a :class:`TensorProduct` subclass available to :func:`make_tensor_product`."""
+    """Class decorator: make a :class:`TensorProduct` subclass available to :func:`make_tensor_product` as ``name``.
+
+    Args:
+        name: The backend's name; it is also set as the class's ``backend``.
+
+    Returns:
+        The decorator, which returns the class unchanged.
+
+    Raises:
+        ValueError: When the decorator is applied and ``name`` is already registered.
+    """
 
     def decorate(cls: type[TensorProduct]) -> type[TensorProduct]:
         if name in _BACKENDS:
@@ -259,12 +397,47 @@ def register_backend(name: str) -> Callable[[type[TensorProduct]], type[TensorPr
 
 
 def available_backends() -> list[str]:
-    """Names of the registered tensor-product backends."""
+    """Names of the registered tensor-product backends.
+
+    Returns:
+        The sorted list of names.
+
+    Examples:
+        >>> from equilib.ops import available_backends
+        >>> available_backends()
+        ['cg', 'cp', 'gaunt', 'grid']
+    """
     return sorted(_BACKENDS)
 
 
 def make_tensor_product(backend: str, irreps_in1, irreps_in2, irreps_out, **options) -> TensorProduct:
-    """Build the tensor product ``backend`` ('cg', 'grid', ...) for the given irreps (strings or e3nn Irreps)."""
+    """Build the tensor product ``backend`` for the given irreps.
+
+    Args:
+        backend: A registered backend: ``"cg"``, ``"grid"``, ``"gaunt"`` or ``"cp"``.
+        irreps_in1: Irreps of x1 (string or e3nn Irreps).
+        irreps_in2: Irreps of x2.
+        irreps_out: Irreps of the output.
+        **options: The backend's options (``dtype``, ``shared_weights``, ``transform``, ``rank``, ...).
+
+    Returns:
+        The :class:`TensorProduct` module.
+
+    Raises:
+        ValueError: If ``backend`` is not registered; the backend's own errors otherwise (e.g. an output it cannot
+            reach).
+        TypeError: If an option is unknown to the backend or of the wrong type.
+
+    Examples:
+        >>> from equilib.ops import make_tensor_product
+        >>> tp = make_tensor_product("grid", "8x0e+8x1o", "0e+1o", "8x0e+8x1o")
+        >>> tp.weight_numel, tp.exact, tp.grid_shape
+        (32, True, (2, 4))
+        >>> make_tensor_product("grid", "4x1o", "1o", "4x1e")
+        Traceback (most recent call last):
+            ...
+        ValueError: irreps_out: backend 'grid' cannot produce 4x1e (entry 0) is reached only by 1o x 1o -> 1e, ...
+    """
     if backend not in _BACKENDS:
         raise ValueError(f"backend: unknown tensor-product backend {backend!r}; available: {available_backends()}")
     return _BACKENDS[backend](irreps_in1, irreps_in2, irreps_out, **options)

@@ -8,7 +8,6 @@ weights, one per channel; ``weight_numel = sum(mul)``. Normalisation options are
 
 from __future__ import annotations
 
-
 import torch
 from e3nn import o3
 
@@ -17,7 +16,21 @@ from .base import TensorProduct, check_outputs_reached, coupling_paths, register
 
 @register_backend("cg")
 class CGTensorProduct(TensorProduct):
-    """Exact CG product on all parity-allowed paths ('uvu' for single-channel x2, 'uuu' for equal channels)."""
+    """Exact CG product on all parity-allowed paths ('uvu' for single-channel x2, 'uuu' for equal channels).
+
+    Args:
+        irreps_in1: Irreps of x1.
+        irreps_in2: Irreps of x2; entries of multiplicity 1 ('uvu') or equal to x1's ('uuu').
+        irreps_out: Irreps of the output; every entry must be reached by an allowed path.
+        shared_weights: Hold the weights inside the e3nn module instead of taking them per call.
+        irrep_normalization: e3nn's ``"component"``, ``"norm"`` or ``"none"``.
+        path_normalization: e3nn's ``"element"``, ``"path"`` or ``"none"``.
+        dtype: Dtype of the module; default torch's default dtype.
+
+    Raises:
+        ValueError: If an output entry is reached by no allowed path, or e3nn rejects a normalisation.
+        TypeError: If an irreps argument is not irreps-like or ``shared_weights`` is not a bool.
+    """
 
     exact = True
 

@@ -13,9 +13,9 @@ decomposes each path's CG block separately and weights each path's components by
 ``weight_numel`` and the weight layout are exactly ``cg``'s, and with unit-error factors it equals ``cg``.
 
 Rank (``rank``): total number of components; default TDN's schedule ``7 L^2`` (L the largest degree of the op).
-The components are shared out over the independent blocks of T (below) in proportion to each block's exact-rank bound (see
-:mod:`._cp_decomposition`); a block given at least its bound is decomposed exactly (one component per non-zero
-fiber), otherwise fitted by deterministic float64 ALS to ``tol`` (or until it stalls) and cached on disk
+The components are shared out over the independent blocks of T (below) in proportion to each block's exact-rank
+bound (see :mod:`._cp_decomposition`); a block given at least its bound is decomposed exactly (one component per
+non-zero fiber), otherwise fitted by deterministic float64 ALS to ``tol`` (or until it stalls) and cached on disk
 (``$EQUILIB_CACHE/cp``, or ``cache_dir``). ``tp.fit_error`` is the relative Frobenius error of the whole
 decomposition; ``tp.exact`` is True only when every block is exact.
 
@@ -24,14 +24,14 @@ included, which Gaunt products cannot realize. With ``parity="approximate"`` (de
 one decomposition: its factors mix parities, so a fitted op leaks ``O(fit_error)`` into parity-forbidden outputs
 and is approximately equivariant under rotations and inversion alike. ``parity="exact"`` decomposes the four blocks
 (parity of x1) x (parity of x2) separately, each on its own rows, columns and output parity: exactly equivariant
-under inversion, but at equal rank the fit is much worse (the blocks share no components; measured at L = 2..4,
-see the README). ``"per-path"`` blocks have one parity each and are always exact under inversion. Under rotations
-every fitted op is approximate, with an error of the order of ``fit_error`` (``scripts/cp_rank_sweep.py``).
+under inversion, but the blocks share no components, so at equal rank each block is fitted with fewer of them.
+``"per-path"`` blocks have one parity each and are always exact under inversion. Under rotations every fitted op
+is approximate, with an error of the order of ``fit_error`` (``scripts/cp_rank_sweep.py``).
 
 Contraction (``contraction``): ``"channels"`` works channel by channel as above, ``C (d1 + d3) R`` multiply-adds
 per sample; ``"sample"`` (single-channel x2, shared weights) makes one ``(d1, d3)`` matrix per sample,
 ``sum_r b_r A[:, r] C[:, r]^T`` with ``b = B x2``, and applies it to all channels, ``d1 d3 (R + C)``; ``"auto"``
-(default) takes the one with fewer multiply-adds (``"sample"`` at L = 4, C = 32, R = 224: 2.2x fewer).
+(default) takes the one with fewer multiply-adds.
 
 Couplings: 'uvu' (x2 entries of multiplicity 1) and 'uuu' (x2 multiplicity equal to x1's). Channels are grouped
 by multiplicity (a path needs ``mul_out == mul1``); each group has its own decomposition.
@@ -53,7 +53,14 @@ CONTRACTIONS = ("auto", "channels", "sample")
 
 
 def default_rank(lmax: int) -> int:
-    """TDN's rank schedule, quadratic in the largest degree: ``7 L^2`` (at least 1)."""
+    """TDN's rank schedule, quadratic in the largest degree: ``7 L^2`` (at least 1).
+
+    Args:
+        lmax: The largest degree L of the op's irreps.
+
+    Returns:
+        The number of CP components.
+    """
     return max(1, 7 * lmax * lmax)
 
 
@@ -153,12 +160,51 @@ def _flat_index(irreps, cols, channels: int) -> np.ndarray:
     """Index into the flat e3nn layout for (channel, single-channel column); channels beyond an entry's multiplicity
     (x2 entries of multiplicity 1) read its only channel."""
     starts = np.cumsum([0] + [mul * ir.dim for mul, ir in irreps])
-    return np.array([[starts[i] + (u % irreps[i].mul) * irreps[i].ir.dim + k for i, _, k in cols] for u in range(channels)])
+    return np.array([[starts[i] + (u % irreps[i].mul) * irreps[i].ir.dim + k for i, _, k in cols]
+                     for u in range(channels)])
 
 
 @register_backend("cp")
 class CPTensorProduct(TensorProduct):
-    """CP-decomposed CG product over all O(3)-allowed paths (TDN), approximately equivariant. See module docs."""
+    """CP-decomposed CG product over all O(3)-allowed paths (TDN), approximately equivariant. See module docs.
+
+    ``tp.rank`` is the number of components in use, ``tp.fit_error`` the relative Frobenius error of the
+    decomposition, ``tp.exact`` whether every block is decomposed exactly.
+
+    Args:
+        irreps_in1: Irreps of x1.
+        irreps_in2: Irreps of x2; entries of multiplicity 1 ('uvu') or equal to x1's ('uuu').
+        irreps_out: Irreps of the output; every entry must be reached by an allowed path.
+        shared_weights: Hold one set of weights as a parameter (``tp.weight``) instead of taking them per call.
+        rank: Total number of components; None: ``7 L^2`` (:func:`default_rank`). Blocks given at least their
+            exact-rank bound are exact, the others fitted by ALS and cached on disk.
+        weight_sharing: ``"shared"`` (one weight per channel on all paths) or ``"per-path"`` (``cg``'s weights).
+        parity: ``"approximate"`` (one decomposition) or ``"exact"`` (separate blocks per input parities).
+        contraction: ``"auto"``, ``"channels"`` or ``"sample"`` (single-channel x2 and shared weights only).
+        tol: Relative error at which the ALS fit stops, in (0, 1).
+        cache_dir: Folder of fitted factors; default ``$EQUILIB_CACHE/cp`` or ``~/.cache/equilib/cp``.
+        dtype: Dtype of the tables and weights; default torch's default dtype.
+
+    Raises:
+        ValueError: If an option is invalid, ``rank`` is smaller than the number of independent blocks, an output
+            entry is reached by no allowed path, or ``contraction="sample"`` is asked for without a single-channel
+            x2 and shared weights.
+        TypeError: If an irreps argument is not irreps-like or ``shared_weights`` is not a bool.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.ops import make_tensor_product
+        >>> irreps = ("4x0e+4x1o", "0e+1o", "4x0e+4x1o")
+        >>> cp = make_tensor_product("cp", *irreps, rank=64, dtype=torch.float64)  # enough for exact blocks
+        >>> cp.rank, cp.exact, cp.weight_numel
+        (10, True, 4)
+        >>> cg = make_tensor_product("cg", *irreps, dtype=torch.float64)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x1, x2 = (torch.randn(5, d, generator=g, dtype=torch.float64) for d in (16, 4))
+        >>> w = torch.randn(5, cp.weight_numel, generator=g, dtype=torch.float64)
+        >>> bool(torch.allclose(cp(x1, x2, w), cg(x1, x2, cp.cg_weights(w))))
+        True
+    """
 
     exact = False
 
@@ -239,7 +285,8 @@ class CPTensorProduct(TensorProduct):
             for name, index in (("in1", _flat_index(self.irreps_in1, group.cols1, group.mul)),
                                 ("in2", _flat_index(self.irreps_in2, group.cols2, group.x2_channels)),
                                 ("w", w)):
-                self.register_buffer(f"_{name}{g}", torch.as_tensor(index.reshape(-1), dtype=torch.long), persistent=False)
+                self.register_buffer(f"_{name}{g}", torch.as_tensor(index.reshape(-1), dtype=torch.long),
+                                     persistent=False)
             self._groups.append((group.mul, len(group.cols1), len(group.cols2), group.x2_channels, w.shape[1]))
             d1, d3, rank = len(group.cols1), len(group.cols3), factors[0].shape[1]
             sample_ok = group.x2_channels == 1 and w.shape[1] == 1
@@ -260,8 +307,16 @@ class CPTensorProduct(TensorProduct):
         self._init_shared_weight(dtype)
 
     def cg_weights(self, weight: torch.Tensor) -> torch.Tensor:
-        """The ``cg`` backend's weights (same irreps) under which ``cg`` computes what this op approximates: each
-        path gets its channel weights ('shared') or the same weights ('per-path'). ``weight``: (..., weight_numel)."""
+        """The ``cg`` backend's weights (same irreps) under which ``cg`` computes what this op approximates.
+
+        Each path gets its entries' channel weights ('shared') or the same weights ('per-path').
+
+        Args:
+            weight: (..., weight_numel) weights of this op.
+
+        Returns:
+            (..., cg weight_numel) weights in ``cg``'s layout.
+        """
         return weight.index_select(-1, self._cg_weight_index)
 
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -286,6 +341,11 @@ class CPTensorProduct(TensorProduct):
         return out.index_select(-1, self._out_src)
 
     def extra_repr(self) -> str:
+        """The one-line description of the op.
+
+        Returns:
+            :meth:`TensorProduct.extra_repr` with the rank in use, the weight sharing and the fit error.
+        """
         return super().extra_repr() + (
             f", rank={self.rank}, weight_sharing={self.weight_sharing!r}, fit_error={self.fit_error:.1e}"
         )

@@ -25,8 +25,16 @@ from .base import TensorProduct
 
 @dataclass(frozen=True)
 class Expressivity:
-    """``dimension`` of the reachable space against ``full_dimension`` (all O(3)-allowed couplings into the
-    op's output degrees, both parities); ``reachable`` and ``missing`` list couplings ``(ir1, ir2, ir3)``."""
+    """How much of the space of equivariant bilinear maps an op reaches (:func:`expressivity`).
+
+    ``fraction`` is ``dimension / full_dimension`` (1.0 when the full dimension is 0).
+
+    Attributes:
+        dimension: Dimension of the reachable space.
+        full_dimension: Number of O(3)-allowed couplings into the op's output degrees, both parities.
+        reachable: Couplings ``(ir1, ir2, ir3)`` (irrep strings) the op reaches.
+        missing: Allowed couplings it does not reach.
+    """
 
     dimension: int
     full_dimension: int
@@ -70,12 +78,30 @@ def expressivity(tp, draws: int | None = None, probes: int | None = None, seed: 
                  rtol: float | None = None) -> Expressivity:
     """The expressivity of ``tp`` (any :class:`~equilib.ops.TensorProduct`), see the module docstring.
 
-    ``draws`` random maps and ``probes`` probe triples default to twice the full dimension plus 8. Evaluated in
-    float64 (on a float64 copy of the op, whose tables are exact whatever dtype it was built in). ``rtol`` is the
-    relative size below which a singular value or a coupling counts as zero: default 1e-9, and at least 10 times
-    the op's ``fit_error`` for an approximate op (``cp`` at a fitted rank): its small non-equivariant part would otherwise count as extra
-    dimensions; so the count means something only for a good fit (``fit_error`` well below 0.01). It also decides
-    what counts as reached.
+    Evaluated in float64 on a float64 copy of the op (whose tables are exact whatever dtype it was built in). For an
+    approximate op (``cp`` at a fitted rank) the count means something only for a good fit (``fit_error`` well below
+    0.01): its small non-equivariant part would otherwise count as extra dimensions.
+
+    Args:
+        tp: The op.
+        draws: Number of random maps; default twice the full dimension plus 8.
+        probes: Number of probe triples; default twice the full dimension plus 8.
+        seed: Seed of the draws and probes.
+        rtol: Relative size below which a singular value or a coupling's response counts as zero: default 1e-9, and
+            at least 10 times the op's ``fit_error``. It also decides what counts as reached.
+
+    Returns:
+        The :class:`Expressivity`.
+
+    Raises:
+        TypeError: If ``tp`` is not a :class:`~equilib.ops.TensorProduct`.
+        ValueError: If ``draws`` or ``probes`` is not positive.
+
+    Examples:
+        >>> from equilib.ops import expressivity, make_tensor_product
+        >>> e = expressivity(make_tensor_product("grid", "0e+1o", "0e+1o", "0e+1o"))
+        >>> e.dimension, e.full_dimension, e.missing  # a Gaunt product cannot make the cross product
+        (4, 5, (('1o', '1o', '1e'),))
     """
     if not isinstance(tp, TensorProduct):
         raise TypeError(f"tp: expected a TensorProduct (from make_tensor_product), got {type(tp).__name__}")
@@ -110,9 +136,9 @@ def expressivity(tp, draws: int | None = None, probes: int | None = None, seed: 
             lin_z = _random_linear(zs, op.irreps_out, generator, torch.float64, transpose=True)
             w = torch.randn(op.weight_numel, generator=generator, dtype=torch.float64) if op.weight_numel else None
 
-            def bilinear(xv, yv):
-                out = op(xv @ lin_x, yv @ lin_y, None if w is None else w.expand(len(xv), -1))
-                return out @ lin_z
+            def bilinear(xv, yv):  # called only within this iteration, on this draw's maps
+                out = op(xv @ lin_x, yv @ lin_y, None if w is None else w.expand(len(xv), -1))  # noqa: B023
+                return out @ lin_z  # noqa: B023
 
             summaries.append((bilinear(x, y) * z).sum(-1))
             response = (bilinear(xb, yb) * zb).sum(-1).abs().view(full, 3).amax(-1)

@@ -15,8 +15,8 @@ torus symmetry ``f(2 pi - b, a + pi) = f(b, a)`` to halve the paper's ``2 L12 + 
 there, and transformed back to ``u = 0..L12`` by the inverse DCT/DST matrix. Along the azimuthal frequency:
 
 - ``transform="fft"``: also by the DFT, on ``L12 + Lout + 1`` uniform azimuths (no aliasing into ``|m| <= Lout``):
-  pointwise products on the torus grid, the paper's FFT method. The DFTs are real matrix products: at these sizes
-  (at most a few dozen points) they are faster than ``torch.fft`` and need no complex tensors.
+  pointwise products on the torus grid, the paper's FFT method. The DFTs are real matrix products (of at most a few
+  dozen points), so no complex tensors are made.
 - ``transform="direct"``: directly, the convolution of the azimuthal coefficients (``S_m1 S_m2 = sum_m
   A[m1, m2, m] S_m``, A from the Fourier coefficients of ``S_m``). x2's coefficients at each polar node are
   contracted with A into one ``(2 L1 + 1) x (2 Lout + 1)`` matrix per sample and node, applied to all channels.
@@ -30,10 +30,8 @@ computing differs.
 ``transform="auto"`` picks ``direct`` when every x2 signal is one channel per sample (no 'in2' weights), else
 ``fft``: a per-channel x2 would make the direct convolution's matrices per channel. Each signal is gathered
 order-major, ``(n_m, n_l, batch, channels)``, with its weights (one per channel and degree) broadcast over the
-orders, so the per-order matrix products read contiguous memory. Measured with scripts/bench_tp.py (2 cores,
-N = 2000, C = 32, float32, forward+backward, uvu; scripts/results/bench_tp_chunked_cpu_2026-11-29.log): direct /
-fft / grid ms = 12.8 / 13.0 / 3.9 at L = 1, 48.9 / 69.2 / 19.2 at L = 4, 76.9 / 88.1 / 57.4 at L = 6; with a
-32-channel x2 (uuu, bench_tp_uuu_cpu_2026-11-29.log) at L = 6, fft 213 ms, direct 987 ms, grid (dense) 112 ms.
+orders, so the per-order matrix products read contiguous memory. Timings against ``grid`` are in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -227,9 +225,41 @@ def _convolve_azimuth(values1: torch.Tensor, values2: torch.Tensor, product: tor
 
 @register_backend("gaunt")
 class GauntFourierTensorProduct(SphereSignalProduct):
-    """Gaunt product through 2D Fourier coefficients on the torus (Luo et al. 2024). See module docs; options as
-    for ``grid`` except ``transform``: ``"fft"`` or ``"direct"`` azimuthal convolution (``"auto"``: see
-    ``_resolve_transform``)."""
+    """Gaunt product through 2D Fourier coefficients on the torus (Luo et al. 2024); the same function as ``grid``.
+
+    ``transform``: ``"fft"`` (pointwise products on the torus grid) or ``"direct"`` (the azimuthal convolution);
+    ``"auto"`` takes ``direct`` when every x2 signal is one channel per sample, else ``fft`` (module docs).
+
+    Args:
+        irreps_in1: Irreps of x1 (string or e3nn Irreps).
+        irreps_in2: Irreps of x2; entries of multiplicity 1 ('uvu') or equal to x1's ('uuu').
+        irreps_out: Irreps of the output; every entry must be reached by a path with l1 + l2 + l3 even.
+        shared_weights: Hold one set of weights as a parameter (``tp.weight``) instead of taking them per call.
+        weighted: Which weight blocks exist, among ``"in1"`` (per x1 entry and channel), ``"in2"`` (per x2 entry and
+            x1 channel) and ``"out"`` (per output entry and channel); ``()`` for an unweighted product.
+        transform: The strategy, one of ``TRANSFORMS`` (``"auto"`` picks one from the irreps).
+        normalization: ``"component"`` (unit-variance outputs for unit-variance inputs) or ``"none"`` (the plain Gaunt
+            product).
+        dtype: Dtype of the tables and weights; default torch's default dtype.
+
+    Raises:
+        ValueError: If ``normalization``, ``weighted`` or ``transform`` is invalid for the irreps, an output entry
+            is reached only by paths with l1 + l2 + l3 odd (or by none), or ``"in2"`` is weighted while the x1
+            entries that take part have different multiplicities.
+        TypeError: If an irreps argument is not irreps-like or ``shared_weights`` is not a bool.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.ops import make_tensor_product
+        >>> irreps = ("8x0e+8x1o+8x2e", "0e+1o+2e", "8x0e+8x1o+8x2e")
+        >>> gaunt = make_tensor_product("gaunt", *irreps, dtype=torch.float64)
+        >>> grid = make_tensor_product("grid", *irreps, dtype=torch.float64)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x1, x2 = (torch.randn(10, d, generator=g, dtype=torch.float64) for d in (72, 9))
+        >>> w = torch.randn(10, gaunt.weight_numel, generator=g, dtype=torch.float64)
+        >>> bool(torch.allclose(gaunt(x1, x2, w), grid(x1, x2, w)))
+        True
+    """
 
     exact = True
     TRANSFORMS = ("auto", "fft", "direct")

@@ -17,8 +17,7 @@ per-channel grid values are made; ``"blocks"`` (same condition) does the same co
 flat layout, with no gathering or permuting of channels (:mod:`._blocks`). ``"auto"`` takes ``coupling`` or
 ``dense``, whichever needs fewer multiply-adds, then ``blocks`` instead of ``coupling`` when it touches less memory:
 when x1 or the output has a single degree, as in the first (scalars in) and last (scalars out) layers of a
-potential. scripts/bench_tp.py measured ``coupling`` fastest among the others for L = 1..8 at 32 channels and
-``separable`` slower than ``dense`` up to L = 8 on 2 CPU cores.
+potential. Timings of the strategies are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -178,7 +177,37 @@ class _SignalInput(torch.nn.Module):
 
 @register_backend("grid")
 class GridTensorProduct(SphereSignalProduct):
-    """Gaunt product on an exact S^2 grid: parity-even paths only, weights per (channel, l). See module docs."""
+    """Gaunt product on an exact S^2 grid: paths with l1 + l2 + l3 even only, weights per (channel, l).
+
+    ``transform``: ``"auto"``, ``"dense"``, ``"separable"``, ``"coupling"`` or ``"blocks"`` (module docs); all give
+    the same values to round-off. ``tp.grid_shape`` is the (n_beta, n_alpha) grid.
+
+    Args:
+        irreps_in1: Irreps of x1 (string or e3nn Irreps).
+        irreps_in2: Irreps of x2; entries of multiplicity 1 ('uvu') or equal to x1's ('uuu').
+        irreps_out: Irreps of the output; every entry must be reached by a path with l1 + l2 + l3 even.
+        shared_weights: Hold one set of weights as a parameter (``tp.weight``) instead of taking them per call.
+        weighted: Which weight blocks exist, among ``"in1"`` (per x1 entry and channel), ``"in2"`` (per x2 entry and
+            x1 channel) and ``"out"`` (per output entry and channel); ``()`` for an unweighted product.
+        transform: The strategy, one of ``TRANSFORMS`` (``"auto"`` picks one from the irreps).
+        normalization: ``"component"`` (unit-variance outputs for unit-variance inputs) or ``"none"`` (the plain Gaunt
+            product).
+        dtype: Dtype of the tables and weights; default torch's default dtype.
+
+    Raises:
+        ValueError: If ``normalization``, ``weighted`` or ``transform`` is invalid for the irreps, an output entry
+            is reached only by paths with l1 + l2 + l3 odd (or by none), or ``"in2"`` is weighted while the x1
+            entries that take part have different multiplicities.
+        TypeError: If an irreps argument is not irreps-like or ``shared_weights`` is not a bool.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.ops import make_tensor_product
+        >>> kwargs = dict(dtype=torch.float64, transform="dense")
+        >>> tp = make_tensor_product("grid", "8x0e+8x1o+8x2e", "0e+1o+2e", "8x0e+8x1o+8x2e", **kwargs)
+        >>> tp.grid_shape, len(tp.paths)  # ceil((D + 1) / 2) x (D + 1) points for D = 2 + 2 + 2
+        ((4, 7), 11)
+    """
 
     exact = True
     TRANSFORMS = TRANSFORMS
@@ -214,8 +243,7 @@ class GridTensorProduct(SphereSignalProduct):
                 self._gaunt_blocks(tables), [mul * ir.dim for mul, ir in self.irreps_in1],
                 [(mul, ir.dim) for mul, ir in self.irreps_out],
                 {i: self.irreps_in1[i].mul for i in range(len(self.irreps_in1))}, w_in1, w_out, dtype)
-            # not chunked: its intermediates are no larger than the output, and chunks only add operations (the
-            # potential's training step at lmax 3: 124 ms in one piece, 135 ms in 4 MiB chunks)
+            # not chunked: its intermediates are no larger than the output, and chunks only add operations
             return
         super()._build(plan, tables, channels, weight_bases, scales, dtype)
         if self.transform != "coupling":
