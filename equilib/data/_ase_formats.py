@@ -17,7 +17,18 @@ from ._files import FileIndex, check_index, database_files, lock_file
 
 
 class AseLmdbReader:
-    """Random access to the rows of one ``*.aselmdb`` file or a directory of them."""
+    """Random access to the rows of one ``*.aselmdb`` file or a directory of them (needs ase-db-backends).
+
+    ``reader[k]`` is frame k as :class:`AtomicData` (no neighbor list), read on access.
+
+    Args:
+        path: A ``*.aselmdb`` file or a directory of them (read in sorted order).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist or a directory holds no ``*.aselmdb`` file.
+        ImportError: If ase-db-backends is not installed.
+        ValueError: If a file is not a readable ASE-LMDB database (on opening), or a row is unreadable (on access).
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.files = database_files(path, ".aselmdb")
@@ -60,7 +71,16 @@ class AseLmdbReader:
 
 
 class AseIoReader:
-    """All frames of a file ``ase.io`` can read (format from the name or ``format=``), converted on access."""
+    """All frames of a file ``ase.io`` can read (extxyz, ASE trajectories, ...), read on opening, converted on access.
+
+    Args:
+        path: The file.
+        format: ``ase.io`` format name; default from the file name.
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file.
+        ValueError: If ``ase.io`` cannot read it (or, on access, a frame is invalid).
+    """
 
     def __init__(self, path: str | os.PathLike, format: str | None = None) -> None:
         self.path = Path(path)
@@ -87,7 +107,18 @@ def _require_backends() -> None:
 
 
 def write_ase_lmdb(path: str | os.PathLike, frames) -> int:
-    """Write ``frames`` (AtomicData) as one ASE-LMDB database, atomically. Returns the number of rows."""
+    """Write ``frames`` as one ASE-LMDB database, atomically (temporary name, then rename).
+
+    Args:
+        path: The ``*.aselmdb`` file to write.
+        frames: Iterable of :class:`AtomicData`; ``sid`` and ``fid`` go to each row's data.
+
+    Returns:
+        The number of rows written.
+
+    Raises:
+        ImportError: If ase-db-backends is not installed.
+    """
     _require_backends()
     count = 0
     with atomic_path(path) as tmp:
@@ -104,7 +135,16 @@ def write_ase_lmdb(path: str | os.PathLike, frames) -> int:
 
 
 def write_ase_io(path: str | os.PathLike, frames, format: str | None = None) -> int:
-    """Write ``frames`` (AtomicData) with ``ase.io.write`` (extxyz for ``*.xyz``), atomically."""
+    """Write ``frames`` with ``ase.io.write``, atomically.
+
+    Args:
+        path: The file to write.
+        frames: Iterable of :class:`AtomicData`; labels are written through a single-point calculator.
+        format: ``ase.io`` format name; default from ``path`` (extxyz for ``*.xyz``).
+
+    Returns:
+        The number of frames written.
+    """
     atoms = [frame.to_ase() for frame in frames]
     with atomic_path(path) as tmp:
         ase.io.write(str(tmp), atoms, format=format or ase.io.formats.filetype(str(path), read=False))

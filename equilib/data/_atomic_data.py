@@ -26,12 +26,37 @@ class AtomicData(Data):
     @classmethod
     def from_ase(cls, atoms, *, cutoff: float | None = None, source: str = "atoms", dtype=torch.float64,
                  labels: bool = True):
-        """Convert an ``ase.Atoms`` (labels from its calculator or ``info``/``arrays``), validating it.
+        """Convert an ``ase.Atoms`` into a graph, validating it.
 
-        ``source`` names the structure in error messages (e.g. ``"train.lmdb, frame 12"``). Energy, forces and
-        stress are read from an attached calculator's results when present, else from ``atoms.info["energy"]``,
-        ``atoms.arrays["forces"]`` and ``atoms.info["stress"]``. Stress is stored as a 3x3 matrix in eV/A^3.
-        ``labels=False`` reads no labels (what a calculator wants of the structure it is asked about).
+        Energy, forces and stress are read from an attached calculator's results when present, else from
+        ``atoms.info["energy"]``, ``atoms.arrays["forces"]`` and ``atoms.info["stress"]`` (6 Voigt components or 3x3);
+        stress is stored as a (1, 3, 3) matrix in eV/A^3. ``sid`` and ``fid`` come from ``atoms.info``; ``FixAtoms``
+        constraints become ``fixed``.
+
+        Args:
+            atoms: The structure.
+            cutoff: Neighbor-list cutoff in Angstrom; None makes no neighbor list.
+            source: Names the structure in error messages (e.g. ``"train.lmdb, frame 12"``).
+            dtype: Dtype of the floating fields.
+            labels: Read energy, forces and stress; False reads none (a calculator's query structure).
+
+        Returns:
+            The :class:`AtomicData` (with ``edge_index`` and ``cell_offsets`` when ``cutoff`` is given).
+
+        Raises:
+            ValueError: If a position is not finite, an atomic number is unknown, two atoms are closer than 0.1 A, the
+                forces are not (n, 3) or the stress has another shape.
+
+        Examples:
+            >>> from ase.build import molecule
+            >>> from equilib.data import AtomicData
+            >>> atoms = molecule("H2O")
+            >>> atoms.info["energy"] = -14.2
+            >>> data = AtomicData.from_ase(atoms, cutoff=1.2)
+            >>> data.pos.shape, data.cell.shape, data.edge_index.shape  # two O-H bonds, both ways
+            (torch.Size([3, 3]), torch.Size([1, 3, 3]), torch.Size([2, 4]))
+            >>> data.atomic_numbers, float(data.energy)
+            (tensor([8, 1, 1]), -14.2)
         """
         numbers = np.asarray(atoms.numbers)
         positions = np.asarray(atoms.positions, dtype=np.float64)
@@ -62,14 +87,30 @@ class AtomicData(Data):
         return data.with_neighbors(cutoff) if cutoff is not None else data
 
     def with_neighbors(self, cutoff: float, backend: str = "auto") -> AtomicData:
-        """Add ``edge_index`` and ``cell_offsets`` for pairs closer than ``cutoff`` (in place; returns self)."""
+        """Add ``edge_index`` and ``cell_offsets`` for the pairs closer than ``cutoff`` (in place).
+
+        Args:
+            cutoff: Cutoff radius in Angstrom.
+            backend: Neighbor-list backend, as for :func:`neighbor_list`.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: As for :func:`neighbor_list`.
+        """
         self.edge_index, self.cell_offsets = neighbor_list(
             self.pos, cutoff, self.cell.reshape(3, 3), self.pbc.reshape(3), backend=backend
         )
         return self
 
     def to_ase(self):
-        """Back to ``ase.Atoms`` with tags, fixed atoms as ``FixAtoms`` and labels as a single-point calculator."""
+        """Convert back to ``ase.Atoms``.
+
+        Returns:
+            ``ase.Atoms`` with tags, fixed atoms as ``FixAtoms``, ``sid``/``fid`` in ``info`` and the labels (energy,
+            forces, stress in Voigt order) as a single-point calculator.
+        """
         from ase import Atoms
         from ase.calculators.singlepoint import SinglePointCalculator
         from ase.constraints import FixAtoms
@@ -101,16 +142,28 @@ class AtomicData(Data):
 
 
 def batch_index(data) -> torch.Tensor:
-    """Each atom's graph in ``data``: ``data.batch`` of a ``Batch``, zeros for one structure."""
+    """Each atom's graph in ``data``.
+
+    Args:
+        data: An :class:`AtomicData` or a ``Batch`` of them.
+
+    Returns:
+        (atoms,) torch.long: ``data.batch`` of a ``Batch``, zeros for one structure.
+    """
     batch = getattr(data, "batch", None)
     return batch if batch is not None else torch.zeros_like(data.atomic_numbers)
 
 
 def edge_vectors(data) -> torch.Tensor:
-    """Vectors from each center i to its neighbor j, ``pos[j] - pos[i] + cell_offsets @ cell`` (E, 3).
+    """Vectors from each center i to its neighbor j, ``pos[j] - pos[i] + cell_offsets @ cell``.
 
-    Works on one :class:`AtomicData` or a ``Batch``; differentiable in ``pos`` and ``cell`` (forces, stress).
-    See :func:`edge_vectors_and_lengths` for the same on tensors.
+    Differentiable in ``pos`` and ``cell`` (forces, stress); :func:`edge_vectors_and_lengths` does the same on tensors.
+
+    Args:
+        data: An :class:`AtomicData` or a ``Batch`` with ``edge_index`` and ``cell_offsets``.
+
+    Returns:
+        (E, 3) edge vectors in ``pos``'s dtype.
     """
     vectors, _ = edge_vectors_and_lengths(data.pos, data.cell, data.edge_index, data.cell_offsets, batch_index(data))
     return vectors

@@ -15,8 +15,23 @@ import torch
 
 
 class NBodyDataset(torch.utils.data.Dataset):
-    """The examples of one ``split`` of an n-body file: ``(positions, velocities, charges, target)`` tensors of
-    shapes (n, 3), (n, 3), (n,), (n, 3) in ``dtype``; the first ``limit`` simulations when given."""
+    """The examples of one ``split`` of an n-body file.
+
+    Example k is ``(positions, velocities, charges, target)`` of shapes (n, 3), (n, 3), (n,), (n, 3) in ``dtype``:
+    the state at ``input_frame`` and the positions at ``target_frame``.
+
+    Args:
+        path: The ``.npz`` file written by ``python -m datasets.nbody``.
+        split: Name of the split in the file (``train``, ``valid``, ``test``).
+        input_frame: Saved frame of the inputs.
+        target_frame: Saved frame of the target positions.
+        limit: Keep the first ``limit`` simulations; None: all.
+        dtype: Dtype of the tensors.
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a file.
+        ValueError: If the file has no such split, or a frame is not among its saved frames.
+    """
 
     def __init__(self, path: str | os.PathLike, split: str, *, input_frame: int = 30, target_frame: int = 40,
                  limit: int | None = None, dtype: torch.dtype = torch.float32) -> None:

@@ -1,8 +1,8 @@
 """Neighbor lists with periodic, mixed or no boundary conditions: vesin on the CPU, brute force in torch otherwise.
 
-vesin (Fraux et al., https://github.com/Luthaf/vesin) is ASE-compatible and 25-40x faster than
-``ase.neighborlist`` (shared/BENCHMARKS.md); the torch fallback serves when vesin is absent or the positions live
-on a GPU. Both return the same edge set, that of ``ase.neighborlist.neighbor_list("ijS", atoms, cutoff)``.
+vesin (Fraux et al., https://github.com/Luthaf/vesin) is ASE-compatible; the torch fallback serves when vesin is
+absent or the positions live on a GPU. Both return the same edge set, that of
+``ase.neighborlist.neighbor_list("ijS", atoms, cutoff)``.
 
 Convention (PyG message flow, as in OC20/fairchem): ``edge_index[0]`` is the neighbor j (source),
 ``edge_index[1]`` the center i (target), and the edge vector from i to j is
@@ -54,11 +54,41 @@ def _check(positions, cutoff, cell, pbc) -> tuple[torch.Tensor, torch.Tensor, to
 def neighbor_list(
     positions, cutoff: float, cell=None, pbc=None, *, backend: str = "auto"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pairs closer than ``cutoff``: ``edge_index`` (2, E) long and integer ``cell_offsets`` (E, 3).
+    """Pairs closer than ``cutoff``, as ``edge_index`` and integer ``cell_offsets``.
 
-    ``positions`` (n, 3) in Angstrom, ``cell`` (3, 3) rows = lattice vectors or None, ``pbc`` one bool or three.
-    Pairs are sorted by (center, neighbor, offsets). ``backend``: "vesin", "torch", or "auto" (vesin for CPU
-    tensors when installed).
+    Pairs are sorted by (center, neighbor, offsets); see the module docstring for the convention.
+
+    Args:
+        positions: (n, 3) positions in Angstrom (tensor or array-like).
+        cutoff: Cutoff radius in Angstrom, positive and finite.
+        cell: (3, 3) rows = lattice vectors, or None (no periodic direction).
+        pbc: One bool or three; None: no periodic direction.
+        backend: ``"vesin"``, ``"torch"``, or ``"auto"`` (vesin for CPU tensors when installed).
+
+    Returns:
+        ``(edge_index, cell_offsets)``: (2, E) torch.long (neighbor j, center i) and (E, 3) integer offsets, on
+        ``positions``' device.
+
+    Raises:
+        ValueError: If ``backend`` is unknown or vesin is asked for and not installed, ``positions`` is not a finite
+            float (n, 3) array, ``cutoff`` is not positive, ``pbc`` has neither one nor three entries, or a periodic
+            direction has no cell or degenerate cell vectors.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.data import neighbor_list
+        >>> positions = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 3.0]])
+        >>> edge_index, offsets = neighbor_list(positions, cutoff=1.5)
+        >>> edge_index  # atom 2 is too far from both
+        tensor([[1, 0],
+                [0, 1]])
+        >>> cell = 2.0 * torch.eye(3)
+        >>> edge_index, offsets = neighbor_list(torch.zeros(1, 3), 2.5, cell=cell, pbc=[True, True, False])
+        >>> offsets  # one atom, its four periodic images in the plane
+        tensor([[-1,  0,  0],
+                [ 0, -1,  0],
+                [ 0,  1,  0],
+                [ 1,  0,  0]])
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
@@ -81,16 +111,24 @@ def neighbor_list(
 
 def edge_vectors_and_lengths(pos: torch.Tensor, cell: torch.Tensor, edge_index: torch.Tensor,
                              cell_offsets: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Edge vectors ``pos[j] - pos[i] + cell_offsets @ cell[batch[i]]`` (E, 3) and their lengths (E,).
+    """Edge vectors ``pos[j] - pos[i] + cell_offsets @ cell[batch[i]]`` and their lengths.
 
-    ``pos`` (n, 3), ``cell`` (graphs, 3, 3) or (3, 3), ``edge_index`` (2, E) as :func:`neighbor_list` makes it,
-    ``cell_offsets`` (E, 3) integer, ``batch`` (n,) each atom's graph. Differentiable in ``pos`` and ``cell``
-    (forces, and stress through a strained cell).
+    Differentiable in ``pos`` and ``cell`` (forces, and stress through a strained cell).
+
+    Args:
+        pos: (n, 3) positions.
+        cell: (graphs, 3, 3) or (3, 3) cells, rows = lattice vectors.
+        edge_index: (2, E) as :func:`neighbor_list` makes it (neighbor j, center i).
+        cell_offsets: (E, 3) integer offsets.
+        batch: (n,) each atom's graph.
+
+    Returns:
+        ``(vectors, lengths)`` of shapes (E, 3) and (E,).
     """
     j, i = edge_index
     cells = cell.reshape(-1, 3, 3).index_select(0, batch.index_select(0, i))
     shift = torch.einsum("ek,ekl->el", cell_offsets.to(pos.dtype), cells)
-    # index_select, not advanced indexing: its backward (index_add_) is several times faster on CPUs
+    # index_select, not advanced indexing: its backward is an index_add_
     vectors = pos.index_select(0, j) - pos.index_select(0, i) + shift
     return vectors, vectors.norm(dim=1)
 

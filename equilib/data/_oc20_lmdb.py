@@ -85,7 +85,20 @@ def _to_atomic_data(obj, where: str) -> AtomicData:
 
 
 class OC20LmdbReader:
-    """Random access to the frames of one OC20 LMDB file or a directory of them; nothing is loaded up front."""
+    """Random access to the frames of one OC20 LMDB file or a directory of them; nothing is loaded up front.
+
+    ``reader[k]`` is frame k as :class:`AtomicData` (``y``/``force`` renamed to ``energy``/``forces``, no neighbor
+    list); a negative k counts from the end.
+
+    Args:
+        path: A ``*.lmdb`` file or a directory of them (read in sorted order).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist or a directory holds no ``*.lmdb`` file.
+        ValueError: If a file is not a readable LMDB or has a corrupt ``length`` (on opening), or a frame is missing or
+            corrupt (on access).
+        IndexError: On access, for an index out of range.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.files = database_files(path)
@@ -106,7 +119,17 @@ class OC20LmdbReader:
         return len(self._index)
 
     def locate(self, index: int) -> tuple[Path, int]:
-        """The file holding frame ``index`` and the frame's key in it."""
+        """The file holding frame ``index`` and the frame's key in it.
+
+        Args:
+            index: Global frame number; negative counts from the end.
+
+        Returns:
+            ``(path, key)``: the file and the frame's number in it.
+
+        Raises:
+            IndexError: If ``index`` is out of range.
+        """
         k, key = self._index.locate(index)
         return self.files[k], key
 
@@ -125,10 +148,18 @@ class OC20LmdbReader:
 
 
 def write_oc20_lmdb(path: str | os.PathLike, frames, map_size: int = WRITE_MAP_SIZE) -> int:
-    """Write ``frames`` (AtomicData) as one OC20 LMDB file, atomically (temporary name, then rename).
+    """Write ``frames`` as one OC20 LMDB file, atomically (temporary name, then rename).
 
-    Stores every field under OC20's names: energy as the Python float ``y``, forces as ``force``, ``sid``, ``fid``,
-    ``natoms`` as Python ints (neighbor lists are not stored). Returns the number of frames.
+    Stores every field under OC20's names: energy as the Python float ``y``, forces as ``force``; ``sid``, ``fid`` and
+    ``natoms`` as Python ints; neighbor lists and batch fields are not stored.
+
+    Args:
+        path: The ``*.lmdb`` file to write.
+        frames: Iterable of :class:`AtomicData`.
+        map_size: Largest size in bytes the file may grow to.
+
+    Returns:
+        The number of frames written.
     """
     count = 0
     with atomic_path(path) as tmp:

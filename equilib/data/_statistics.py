@@ -14,17 +14,47 @@ from ._atomic_data import MAX_ATOMIC_NUMBER
 
 
 def require_labels(data, names, source: str = "data") -> None:
-    """Raise a ValueError naming ``source`` and the missing label when ``data`` lacks one of ``names``."""
+    """Check that ``data`` carries every label in ``names``.
+
+    Args:
+        data: An :class:`AtomicData` or a ``Batch``.
+        names: The labels needed (e.g. ``["energy", "forces"]``).
+        source: Names ``data`` in the error message.
+
+    Raises:
+        ValueError: Naming ``source`` and the first missing label.
+    """
     for name in names:
         if name not in data:
             raise ValueError(f"{source}: label {name!r} is missing but needed (present: {sorted(data.keys())})")
 
 
 def per_element_energies(dataset, elements: list[int] | None = None) -> dict[int, float]:
-    """Least-squares E0s: energies ``E ~ sum_Z n_Z e_Z`` over the dataset; {Z: e_Z} in eV.
+    """Least-squares per-element reference energies (E0s): ``E ~ sum_Z n_Z e_Z`` over the dataset.
 
-    Elements absent from the data are absent from the result unless listed in ``elements`` (then 0).
     With linearly dependent compositions the minimum-norm solution is returned.
+
+    Args:
+        dataset: A sequence of :class:`AtomicData` with ``energy``.
+        elements: Atomic numbers to include even when absent from the data (then 0.0).
+
+    Returns:
+        ``{Z: e_Z}`` in eV for the elements present (and those listed).
+
+    Raises:
+        ValueError: If the dataset is empty or a frame has no energy.
+
+    Examples:
+        >>> import numpy as np
+        >>> from ase import Atoms
+        >>> from equilib.data import AtomicData, per_element_energies
+        >>> frames = []
+        >>> for n in (1, 2, 3):  # E = -1 eV per H and -5 eV per O
+        ...     atoms = Atoms("H" * n + "O", positions=np.arange(3 * (n + 1)).reshape(-1, 3))
+        ...     atoms.info["energy"] = -1.0 * n - 5.0
+        ...     frames.append(AtomicData.from_ase(atoms))
+        >>> {z: round(e, 6) for z, e in per_element_energies(frames, elements=[6]).items()}
+        {1: -1.0, 8: -5.0, 6: 0.0}
     """
     counts, energies = [], []
     for k in range(len(dataset)):
@@ -44,7 +74,17 @@ def per_element_energies(dataset, elements: list[int] | None = None) -> dict[int
 
 
 def mean_neighbors(dataset) -> float:
-    """Average number of neighbors per atom (edges / atoms); the frames need ``edge_index``."""
+    """Average number of neighbors per atom (edges / atoms).
+
+    Args:
+        dataset: A sequence of :class:`AtomicData` with neighbor lists.
+
+    Returns:
+        The mean, a float (0.0 for a dataset without atoms).
+
+    Raises:
+        ValueError: If a frame has no ``edge_index``.
+    """
     edges = atoms = 0
     for k in range(len(dataset)):
         data = dataset[k]
@@ -55,7 +95,17 @@ def mean_neighbors(dataset) -> float:
 
 
 def force_rms(dataset) -> float:
-    """Root mean square of all force components in eV/A."""
+    """Root mean square of all force components.
+
+    Args:
+        dataset: A sequence of :class:`AtomicData` with ``forces``.
+
+    Returns:
+        The RMS in eV/A, a float.
+
+    Raises:
+        ValueError: If a frame has no forces.
+    """
     total, count = 0.0, 0
     for k in range(len(dataset)):
         data = dataset[k]
