@@ -20,7 +20,36 @@ from .nn import EquivariantPotential
 
 
 class EquilibCalculator(Calculator):
-    """``EquilibCalculator(model_or_path_or_list, device="cpu", dtype=None)``; ``dtype`` converts the models."""
+    """An ASE calculator for an :class:`~equilib.nn.EquivariantPotential`, or the mean of a committee of them.
+
+    Properties: ``energy`` and ``free_energy`` (eV), per-atom ``energies``, ``forces`` (eV/A) and ``stress`` (eV/A^3,
+    Voigt order, periodic cells only); with several models also ``energy_var``, ``forces_var`` (and ``stress_var``),
+    the variances across the committee.
+
+    Args:
+        model: A model, a path to a saved model, or a non-empty list of them (a committee with one cutoff).
+        device: Torch device the models run on.
+        dtype: Convert the models to this dtype (``"float64"`` or a torch dtype); None keeps theirs.
+        **kwargs: Passed to ``ase.calculators.calculator.Calculator``.
+
+    Raises:
+        ValueError: If the list is empty, the committee's cutoffs differ, or a file is not an equilib model.
+        TypeError: If an entry is neither a model nor a path.
+        FileNotFoundError: If a path does not exist.
+
+    Examples:
+        >>> import torch
+        >>> from ase.build import molecule
+        >>> from equilib.calculator import EquilibCalculator
+        >>> from equilib.nn import EquivariantPotential, PotentialConfig
+        >>> _ = torch.manual_seed(0)
+        >>> config = PotentialConfig(species=[1, 8], cutoff=3.0, channels=4, lmax=1, num_layers=1, num_radial=4,
+        ...                          radial_hidden=8)
+        >>> atoms = molecule("H2O")
+        >>> atoms.calc = EquilibCalculator(EquivariantPotential(config), dtype="float64")
+        >>> type(atoms.get_potential_energy()), atoms.get_forces().shape
+        (<class 'float'>, (3, 3))
+    """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
@@ -46,6 +75,18 @@ class EquilibCalculator(Calculator):
         self.cutoff = cutoffs.pop()
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        """Compute the properties of ``atoms`` (ASE's calculator interface; called by ``atoms.get_*``).
+
+        Args:
+            atoms: The structure; None uses the calculator's current atoms.
+            properties: The properties asked for; ``"stress"`` among them also computes the stress.
+            system_changes: What changed since the last call (ASE's list).
+
+        Raises:
+            PropertyNotImplementedError: If the stress is asked for and the cell is not periodic in all three
+                directions.
+            ValueError: If the structure holds an element the model does not know (or fails validation).
+        """
         super().calculate(atoms, properties, system_changes)
         want_stress = "stress" in properties
         if want_stress and not self.atoms.pbc.all():

@@ -28,7 +28,15 @@ OPTIMIZERS = {"bfgs": BFGS, "fire": FIRE}
 
 @dataclass
 class Relaxation:
-    """What a relaxation visited: the final atoms, the energy at every step, and whether it met ``fmax``."""
+    """What a relaxation visited; ``steps`` is the number of optimizer steps taken (``len(energies) - 1``).
+
+    Attributes:
+        atoms: The final atoms (a copy of the input, with the calculator attached).
+        energies: Potential energy at every visited structure, in eV.
+        converged: Whether the largest force (and, with ``cell``, the cell force) met ``fmax``.
+        fmax: Largest force norm on the final structure, in eV/A (fixed atoms count as zero).
+        frames: A copy of the atoms at every visited structure.
+    """
 
     atoms: Atoms
     energies: list[float] = field(default_factory=list)
@@ -43,10 +51,37 @@ class Relaxation:
 
 def relax(atoms: Atoms, calculator, fmax: float = 0.05, steps: int = 300, optimizer: str = "bfgs",
           trajectory: str | None = None, logfile: str | None = None, cell: bool = False) -> Relaxation:
-    """Relax a copy of ``atoms`` (constraints kept) with ``calculator`` until max |F| <= ``fmax`` eV/A or ``steps``.
+    """Relax a copy of ``atoms`` with ``calculator`` until max |F| <= ``fmax`` or ``steps`` steps.
 
-    ``cell`` relaxes the cell too (ASE's ``FrechetCellFilter``; the calculator must give the stress): convergence then
-    also asks the filter's cell forces to be below ``fmax``, while ``Relaxation.fmax`` stays the atoms' largest force.
+    Constraints of ``atoms`` are kept. ``cell=True`` relaxes the cell too (ASE's ``FrechetCellFilter``; the
+    calculator must give the stress): convergence then also asks the filter's cell forces to be below ``fmax``, while
+    ``Relaxation.fmax`` stays the atoms' largest force.
+
+    Args:
+        atoms: The starting structure (not modified).
+        calculator: Any ASE calculator.
+        fmax: Force threshold in eV/A.
+        steps: Largest number of optimizer steps.
+        optimizer: ``"bfgs"`` or ``"fire"`` (ASE's).
+        trajectory: ASE trajectory file the optimizer writes; None writes none.
+        logfile: Optimizer log file (``"-"`` for stdout); None writes none.
+        cell: Relax the cell as well.
+
+    Returns:
+        The :class:`Relaxation`.
+
+    Raises:
+        ValueError: If ``optimizer`` is unknown, ``fmax`` is not positive or ``steps`` is negative.
+
+    Examples:
+        >>> from ase.build import bulk
+        >>> from ase.calculators.emt import EMT
+        >>> from equilib.relaxation import relax
+        >>> atoms = bulk("Cu", cubic=True)
+        >>> atoms.rattle(0.05, seed=0)
+        >>> result = relax(atoms, EMT(), fmax=0.01)
+        >>> result.converged, result.fmax <= 0.01, len(result.frames) == result.steps + 1
+        (True, True, True)
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
@@ -72,8 +107,26 @@ def _largest_force(atoms) -> float:
 
 def minimum_image_distances(positions: np.ndarray, reference: np.ndarray, cell: np.ndarray,
                             pbc: np.ndarray) -> np.ndarray:
-    """Per-atom distance between two position sets of one cell, each displacement wrapped to its minimum image
-    along the periodic directions (exact for displacements shorter than half the cell's widths)."""
+    """Per-atom distance between two position sets of one cell, each displacement wrapped to its minimum image.
+
+    Wrapped along the periodic directions only; exact for displacements shorter than half the cell's widths.
+
+    Args:
+        positions: (n, 3) positions in Angstrom.
+        reference: (n, 3) reference positions.
+        cell: (3, 3) cell, rows = lattice vectors.
+        pbc: Three bools, the periodic directions.
+
+    Returns:
+        (n,) distances in Angstrom.
+
+    Examples:
+        >>> import numpy as np
+        >>> from equilib.relaxation import minimum_image_distances
+        >>> cell = 4.0 * np.eye(3)
+        >>> minimum_image_distances([[0.1, 0, 0], [0, 0, 0]], [[3.9, 0, 0], [0, 0, 0.2]], cell, [True, True, True])
+        array([0.2, 0.2])
+    """
     delta = np.asarray(positions, dtype=float) - np.asarray(reference, dtype=float)
     pbc = np.asarray(pbc, dtype=bool)
     if pbc.any():
@@ -84,7 +137,24 @@ def minimum_image_distances(positions: np.ndarray, reference: np.ndarray, cell: 
 
 
 def average_distance_within_threshold(distances: np.ndarray, thresholds: np.ndarray = ADWT_THRESHOLDS) -> float:
-    """OC20's ADwT for one structure: fraction of atoms with distance below each threshold, averaged."""
+    """OC20's ADwT for one structure: the fraction of atoms closer than each threshold, averaged over the thresholds.
+
+    Args:
+        distances: (n,) per-atom distances to the reference, in Angstrom.
+        thresholds: Thresholds in Angstrom; default OC20's 0.01 to 0.5 A in steps of 0.001.
+
+    Returns:
+        The ADwT in [0, 1].
+
+    Raises:
+        ValueError: If ``distances`` is empty.
+
+    Examples:
+        >>> import numpy as np
+        >>> from equilib.relaxation import average_distance_within_threshold
+        >>> average_distance_within_threshold(np.array([0.005, 1.0]), thresholds=np.array([0.01, 0.1]))
+        0.5
+    """
     distances = np.asarray(distances, dtype=float)
     if distances.size == 0:
         raise ValueError("distances: expected at least one atom")
@@ -95,11 +165,25 @@ def compare_relaxation(model_calculator, reference_calculator, record, fmax: flo
                        rerun_reference: bool = False) -> dict:
     """Relax an IS2RE record's initial structure with the model and compare with its reference relaxation.
 
-    ``record`` is an :class:`~equilib.data.AtomicData` with ``y_init``, ``y_relaxed``, ``pos_relaxed`` (referenced
-    energies as in OC20). The reference calculator (e.g. EMT) gives raw energies; the record's ``y_init`` fixes the
-    offset between the two. Returns the metrics of the module docstring plus energy curves: the model's energy and
-    the reference's energy along the model's relaxation, and with ``rerun_reference`` (cheap for EMT, not for DFT)
-    the reference's own relaxation from the same start.
+    The reference calculator (e.g. EMT) gives raw energies; the record's ``y_init`` fixes the offset between the two.
+
+    Args:
+        model_calculator: ASE calculator of the model.
+        reference_calculator: ASE calculator of the reference (the one the record was relaxed with).
+        record: An :class:`~equilib.data.AtomicData` with ``y_init``, ``y_relaxed`` and ``pos_relaxed`` (referenced
+            energies as in OC20).
+        fmax: Force threshold of the model's relaxation, eV/A.
+        steps: Largest number of optimizer steps.
+        rerun_reference: Also relax the initial structure with the reference calculator.
+
+    Returns:
+        A dict with ``sid``, ``converged``, ``steps``, ``energy`` (the model's final energy), ``reference_energy``
+        (``y_relaxed``), ``energy_error``, ``reference_energy_gap``, ``max_displacement`` and ``adwt`` (the metrics
+        of the module docstring, displacements over the free atoms), and the curves ``model_energies``,
+        ``reference_energies_along_model`` and, with ``rerun_reference``, ``reference_energies``.
+
+    Raises:
+        ValueError: If ``record`` lacks ``y_init``, ``y_relaxed`` or ``pos_relaxed``.
     """
     for key in ("y_init", "y_relaxed", "pos_relaxed"):
         if key not in record:

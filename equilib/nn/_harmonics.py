@@ -23,7 +23,15 @@ def _monomials(lmax: int) -> list[tuple[int, int, int]]:
 
 
 def monomial_coefficients(lmax: int, normalization: str = "component") -> np.ndarray:
-    """``C`` ((lmax+1)^3, (lmax+1)^2) with ``Y(u) = monomials(u) @ C`` for unit vectors u, in float64."""
+    """``C`` with ``Y(u) = monomials(u) @ C`` for unit vectors u, in float64.
+
+    Args:
+        lmax: Largest degree.
+        normalization: As :func:`equilib.so3.spherical_harmonics`.
+
+    Returns:
+        Array of shape ((lmax+1)^3, (lmax+1)^2).
+    """
     exponents = np.array(_monomials(lmax))
     points = np.random.default_rng(0).normal(size=(4 * (lmax + 1) ** 2 + 16, 3))
     points /= np.linalg.norm(points, axis=1, keepdims=True)
@@ -39,14 +47,29 @@ def monomial_coefficients(lmax: int, normalization: str = "component") -> np.nda
 
 
 class SphericalHarmonics(TableModule):
-    """``Y_lm(v / |v|)`` for l = 0..lmax, (..., 3) -> (..., (lmax+1)^2), e3nn's order and normalisation."""
+    """``Y_lm(v / |v|)`` for l = 0..lmax in e3nn's order and normalisation, as a product of monomials with a table.
+
+    Args:
+        lmax: Largest degree.
+        normalization: ``"component"`` or ``"integral"``.
+        dtype: Dtype of the table; default torch's default dtype.
+    """
 
     def __init__(self, lmax: int, normalization: str = "component", dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.lmax = lmax
-        self.register_table("coefficients", monomial_coefficients(lmax, normalization), dtype or torch.get_default_dtype())
+        self.register_table("coefficients", monomial_coefficients(lmax, normalization),
+                            dtype or torch.get_default_dtype())
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        """The harmonics of the directions of ``vectors``.
+
+        Args:
+            vectors: (..., 3) non-zero vectors.
+
+        Returns:
+            (..., (lmax+1)^2).
+        """
         n = self.lmax + 1
         unit = vectors / vectors.norm(dim=-1, keepdim=True)
         powers = [torch.ones_like(unit), unit]  # by products, not pow: the gradient of u^0 at u = 0 is 0 * inf

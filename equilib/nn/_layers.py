@@ -2,10 +2,10 @@
 
 The maps of e3nn's ``o3.Linear``, ``nn.Gate``, ``nn.FullyConnectedNet`` and of NequIP's species self-connection
 (Geiger and Smidt, "e3nn", 2022; Batzner et al., NequIP, 2022), written so that one call is a few large operations
-instead of a few per irrep: a training step of a small potential on a CPU is dominated by the per-operation cost
-of autograd and the dispatcher, three times over (energy, forces, and the backward of both). Same normalisation as
-e3nn: weights drawn from N(0, 1) and divided by sqrt(fan-in) in the forward; activations scaled to unit second
-moment under a standard normal input (computed here by Gauss-Hermite quadrature, not sampling).
+instead of a few per irrep (fewer operations for autograd to record, for the energy, the forces and the backward of
+both). Same normalisation as e3nn: weights drawn from N(0, 1) and divided by sqrt(fan-in) in the forward;
+activations scaled to unit second moment under a standard normal input (computed here by Gauss-Hermite
+quadrature, not sampling).
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from ..utils import TableModule
 
 
 def second_moment_scale(activation) -> float:
-    """``1 / sqrt(E[f(z)^2])`` for z ~ N(0, 1), by 100-point Gauss-Hermite quadrature in float64."""
+    """``1 / sqrt(E[f(z)^2])`` for z ~ N(0, 1), by 100-point Gauss-Hermite quadrature in float64.
+
+    Args:
+        activation: A function of a float64 tensor.
+
+    Returns:
+        The scale, a float.
+    """
     nodes, weights = np.polynomial.hermite_e.hermegauss(100)
     values = activation(torch.as_tensor(nodes, dtype=torch.float64)).numpy()
     return float(1.0 / math.sqrt(np.sum(weights * values**2) / math.sqrt(2.0 * math.pi)))
@@ -75,7 +82,8 @@ class _ChannelMixing:
     def weights_of(self, module, weight: torch.Tensor) -> torch.Tensor:
         """Flat weights (..., weight_numel) -> normalised, padded per column (..., columns, c_in, c_out)."""
         scaled = torch.cat([weight * module._norm, weight.new_zeros(weight.shape[:-1] + (1,))], dim=-1)
-        return scaled.index_select(-1, module._weight_index).view(*weight.shape[:-1], self.columns, self.c_in, self.c_out)
+        shape = (*weight.shape[:-1], self.columns, self.c_in, self.c_out)
+        return scaled.index_select(-1, module._weight_index).view(shape)
 
     def output_of(self, module, out: torch.Tensor) -> torch.Tensor:
         """(columns, nodes, c_out) -> (nodes, dim_out)."""
@@ -103,6 +111,14 @@ class EquivariantLinear(TableModule):
         self.weight = torch.nn.Parameter(torch.randn(self._mixing.weight_numel, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear map.
+
+        Args:
+            x: (nodes, irreps_in.dim) features.
+
+        Returns:
+            (nodes, irreps_out.dim).
+        """
         mixing = self._mixing
         out = torch.bmm(mixing.columns_of(self, x), mixing.weights_of(self, self.weight))
         return mixing.output_of(self, out)
@@ -123,7 +139,15 @@ class SpeciesSelfConnection(TableModule):
         self.weight = torch.nn.Parameter(torch.randn(num_species, self._mixing.weight_numel, dtype=dtype))
 
     def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        """``x`` (nodes, dim_in), ``species`` (nodes,) indices into the species list."""
+        """Each node's features through its own species' linear map.
+
+        Args:
+            x: (nodes, irreps_in.dim) features.
+            species: (nodes,) torch.long indices into the species list.
+
+        Returns:
+            (nodes, irreps_out.dim).
+        """
         mixing, s = self._mixing, self.num_species
         weights = mixing.weights_of(self, self.weight / s**0.5)  # (S, columns, c_in, c_out)
         weights = weights.permute(1, 2, 0, 3).reshape(mixing.columns, mixing.c_in, s * mixing.c_out)
@@ -150,6 +174,14 @@ class Gate(torch.nn.Module):
         self._sizes = [self.scalars.dim, self.gates.dim, self.gated.dim]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The gated nonlinearity.
+
+        Args:
+            x: (..., irreps_in.dim) features, laid out as scalars, gates, gated.
+
+        Returns:
+            (..., irreps_out.dim): activated scalars, then the gated irreps.
+        """
         scalars, gates, gated = x.split(self._sizes, dim=-1)
         scalars = torch.nn.functional.silu(scalars) * self._silu
         if not self._sizes[2]:
@@ -171,6 +203,14 @@ class RadialMLP(torch.nn.Module):
         self._silu = second_moment_scale(torch.nn.functional.silu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network.
+
+        Args:
+            x: (..., sizes[0]) inputs.
+
+        Returns:
+            (..., sizes[-1]).
+        """
         last = len(self.weights) - 1
         for k, (weight, scale) in enumerate(zip(self.weights, self._fan_in)):
             x = x @ (weight * scale)

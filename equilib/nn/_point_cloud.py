@@ -22,8 +22,22 @@ from ._layers import EquivariantLinear
 
 
 def complete_graph(systems: int, points: int, device=None) -> torch.Tensor:
-    """``edge_index`` (2, systems * points * (points - 1)) of every ordered pair of distinct points within each of
-    ``systems`` systems, points numbered system by system: (source j, target i)."""
+    """``edge_index`` of every ordered pair of distinct points within each system, points numbered system by system.
+
+    Args:
+        systems: Number of systems.
+        points: Points per system.
+        device: Device of the result.
+
+    Returns:
+        (2, systems * points * (points - 1)) torch.long: (source j, target i), grouped by target.
+
+    Examples:
+        >>> from equilib.nn import complete_graph
+        >>> complete_graph(2, 3)
+        tensor([[1, 2, 0, 2, 0, 1, 4, 5, 3, 5, 3, 4],
+                [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]])
+    """
     i, j = torch.meshgrid(torch.arange(points, device=device), torch.arange(points, device=device), indexing="ij")
     keep = i != j
     offsets = (torch.arange(systems, device=device) * points).view(-1, 1)
@@ -34,13 +48,20 @@ def _check(positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Ten
     if positions.dim() < 2 or positions.shape[-1] != 3:
         raise ValueError(f"positions: expected shape (..., points, 3), got {tuple(positions.shape)}")
     if velocities.shape != positions.shape:
-        raise ValueError(f"velocities: expected shape {tuple(positions.shape)} like positions, got {tuple(velocities.shape)}")
+        raise ValueError(f"velocities: expected shape {tuple(positions.shape)} like positions, "
+                         f"got {tuple(velocities.shape)}")
     if charges.shape != positions.shape[:-1]:
         raise ValueError(f"charges: expected shape {tuple(positions.shape[:-1])}, got {tuple(charges.shape)}")
 
 
 class GaussianBasis(torch.nn.Module):
-    """``num`` Gaussians of width ``max_radius / num`` centred on [0, max_radius]."""
+    """``num`` Gaussians of width ``max_radius / num`` centred on [0, max_radius].
+
+    Args:
+        max_radius: The last centre.
+        num: Number of Gaussians.
+        dtype: Dtype of the centres; default torch's default dtype.
+    """
 
     def __init__(self, max_radius: float, num: int, dtype: torch.dtype | None = None) -> None:
         super().__init__()
@@ -48,11 +69,50 @@ class GaussianBasis(torch.nn.Module):
         self.width = max_radius / num
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """The basis at distances ``r``.
+
+        Args:
+            r: Distances, any shape.
+
+        Returns:
+            ``(*r.shape, num)``.
+        """
         return torch.exp(-(((r.unsqueeze(-1) - self.centres) / self.width) ** 2))
 
 
 class EquivariantDynamicsNet(torch.nn.Module):
-    """E(3)-equivariant prediction of positions after a time step; ``backend`` picks the tensor product."""
+    """E(3) x S_n-equivariant prediction of positions after a time step; ``backend`` picks the tensor product.
+
+    Args:
+        backend: Tensor-product backend of the interaction blocks.
+        channels: Channels per irrep.
+        lmax: Largest degree of the hidden features and edge spherical harmonics.
+        num_layers: Number of interaction blocks.
+        num_radial: Number of Gaussian radial basis functions of the distance.
+        radial_hidden: Width of the radial network.
+        max_radius: The Gaussians' centres span [0, max_radius].
+        tp_options: Options of the backend.
+        scalar_messages: Edge weights also see both ends' layer-normalised invariant features (readout starts at
+            zero).
+        coordinate_updates: EGNN-style: every layer moves the points and the next one sees the moved geometry.
+        dtype: Dtype of the parameters and tables; default torch's default dtype.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import E3, OnSet, Permutations, Positions, Scalars, Vectors, assert_equivariant
+        >>> from equilib.nn import EquivariantDynamicsNet
+        >>> _ = torch.manual_seed(0)
+        >>> net = EquivariantDynamicsNet(channels=4, lmax=1, num_layers=1, num_radial=4, radial_hidden=8,
+        ...                              dtype=torch.float64)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x, v = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)  # positions, velocities
+        >>> q = torch.tensor([1.0, -1.0, 1.0, 1.0, -1.0], dtype=torch.float64)
+        >>> net(x, v, q).shape
+        torch.Size([5, 3])
+        >>> reps = (OnSet(Positions()), OnSet(Vectors()), OnSet(Scalars()))
+        >>> assert_equivariant(net, E3() * Permutations(5), (x, v, q), reps, OnSet(Positions())) < 1e-10
+        True
+    """
 
     def __init__(self, backend: str = "grid", channels: int = 32, lmax: int = 2, num_layers: int = 4,
                  num_radial: int = 16, radial_hidden: int = 64, max_radius: float = 10.0,
@@ -84,7 +144,20 @@ class EquivariantDynamicsNet(torch.nn.Module):
                     linear.weight.zero_()
 
     def forward(self, positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
-        """``positions``, ``velocities`` (..., points, 3) and ``charges`` (..., points) -> positions (..., points, 3)."""
+        """Predicted positions: the input positions plus an equivariant displacement.
+
+        Args:
+            positions: (..., points, 3) positions.
+            velocities: (..., points, 3) velocities.
+            charges: (..., points) charges.
+
+        Returns:
+            (..., points, 3) predicted positions.
+
+        Raises:
+            ValueError: If the shapes do not match (``positions`` (..., points, 3), ``velocities`` the same,
+                ``charges`` (..., points)).
+        """
         _check(positions, velocities, charges)
         shape = positions.shape
         points = shape[-2]
@@ -118,8 +191,16 @@ class EquivariantDynamicsNet(torch.nn.Module):
 
 
 class PlainDynamicsGNN(torch.nn.Module):
-    """EGNN's non-equivariant "GNN" baseline: node features from (x, v), edge messages from (h_i, h_j, q_i q_j),
-    residual node updates, and a decoder to a displacement."""
+    """EGNN's non-equivariant "GNN" baseline.
+
+    Node features from (x, v), edge messages from (h_i, h_j, q_i q_j), residual node updates, and a decoder to a
+    displacement.
+
+    Args:
+        hidden: Width of the node and edge networks.
+        num_layers: Number of message-passing layers.
+        dtype: Dtype of the parameters; default torch's default dtype.
+    """
 
     def __init__(self, hidden: int = 64, num_layers: int = 4, dtype: torch.dtype | None = None) -> None:
         super().__init__()
@@ -136,6 +217,20 @@ class PlainDynamicsGNN(torch.nn.Module):
         self.decoder = mlp(hidden, 3)
 
     def forward(self, positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
+        """Predicted positions: the input positions plus a decoded displacement.
+
+        Args:
+            positions: (..., points, 3) positions.
+            velocities: (..., points, 3) velocities.
+            charges: (..., points) charges.
+
+        Returns:
+            (..., points, 3) predicted positions.
+
+        Raises:
+            ValueError: If the shapes do not match (``positions`` (..., points, 3), ``velocities`` the same,
+                ``charges`` (..., points)).
+        """
         _check(positions, velocities, charges)
         shape = positions.shape
         points = shape[-2]

@@ -25,7 +25,28 @@ from ._radial import BesselBasis, PolynomialCutoff
 
 @dataclass
 class PotentialConfig:
-    """Hyper-parameters of :class:`EquivariantPotential`; saved with the model."""
+    """Hyper-parameters of :class:`EquivariantPotential`; saved with the model.
+
+    Attributes:
+        species: Distinct atomic numbers the model knows, in one-hot order.
+        cutoff: Neighbor cutoff in Angstrom (the radial basis and envelope vanish there).
+        channels: Channels per irrep of the hidden features.
+        lmax: Largest degree of the hidden features and edge spherical harmonics.
+        num_layers: Number of interaction blocks.
+        num_radial: Number of Bessel radial basis functions.
+        radial_hidden: Width of the radial MLP.
+        backend: Tensor-product backend of the interaction blocks.
+        tp_options: Options of the backend.
+        avg_num_neighbors: Normaliser of the message sums.
+        e0s: ``{Z: eV}`` per-element reference energies added to the atomic energies (0 for species not listed).
+        scale: Scale of the atomic energies (eV).
+        shift: Shift of the atomic energies (eV).
+        dtype: ``"float32"`` or ``"float64"``.
+
+    Raises:
+        ValueError: If ``species`` is empty or repeats an element, ``dtype`` is unknown, a size or ``cutoff`` is not
+            positive, ``lmax`` is negative or ``num_layers`` is below 1.
+    """
 
     species: list[int]  # atomic numbers the model knows, in one-hot order
     cutoff: float = 5.0
@@ -56,7 +77,26 @@ class PotentialConfig:
 
 
 class EquivariantPotential(torch.nn.Module):
-    """Energies, forces and stress of batches of :class:`equilib.data.AtomicData` with neighbor lists."""
+    """Energies, forces and stress of batches of :class:`equilib.data.AtomicData` with neighbor lists.
+
+    Args:
+        config: The hyper-parameters (the model's dtype is ``config.dtype``).
+
+    Examples:
+        >>> import torch
+        >>> from ase.build import molecule
+        >>> from equilib.data import AtomicData
+        >>> from equilib.nn import EquivariantPotential, PotentialConfig
+        >>> _ = torch.manual_seed(0)
+        >>> config = PotentialConfig(species=[1, 8], cutoff=3.0, channels=4, lmax=1, num_layers=1, num_radial=4,
+        ...                          radial_hidden=8, dtype="float64")
+        >>> model = EquivariantPotential(config)
+        >>> out = model(AtomicData.from_ase(molecule("H2O"), cutoff=3.0))
+        >>> {key: tuple(value.shape) for key, value in out.items()}
+        {'energy': (1,), 'energies': (3,), 'forces': (3, 3)}
+        >>> bool(out["forces"].sum(0).abs().max() < 1e-12)  # no net force on an isolated molecule
+        True
+    """
 
     def __init__(self, config: PotentialConfig) -> None:
         super().__init__()
@@ -116,7 +156,24 @@ class EquivariantPotential(torch.nn.Module):
         return index
 
     def forward(self, data, compute_forces: bool = True, compute_stress: bool = False) -> dict[str, torch.Tensor]:
-        """``energy`` (graphs,), ``energies`` (atoms,), and ``forces`` (atoms, 3) / ``stress`` (graphs, 3, 3)."""
+        """Energy, atomic energies and (optionally) forces and stress of ``data``.
+
+        Positions and cells are converted to the model's dtype. Forces are ``-dE/dpos``; stress is
+        ``(1/V) dE/d(strain)`` in eV/A^3 (ASE's sign). In training mode the derivatives keep their graph (force
+        training differentiates them again).
+
+        Args:
+            data: An :class:`~equilib.data.AtomicData` or a ``Batch`` with ``edge_index`` and ``cell_offsets``.
+            compute_forces: Also return ``forces``.
+            compute_stress: Also return ``stress`` (needs non-degenerate cells).
+
+        Returns:
+            ``{"energy": (graphs,), "energies": (atoms,)}``, plus ``"forces"`` (atoms, 3) in eV/A and ``"stress"``
+            (graphs, 3, 3) when asked for.
+
+        Raises:
+            ValueError: If ``data`` has no neighbor list, or holds an element that is not among ``config.species``.
+        """
         if "edge_index" not in data:
             raise ValueError("data: expected a neighbor list (edge_index, cell_offsets); build it with a cutoff")
         pos = data.pos.to(self.dtype)
@@ -153,13 +210,29 @@ class EquivariantPotential(torch.nn.Module):
         return out
 
     def save(self, path: str | os.PathLike) -> None:
-        """One file with the config, the weights and the package version, written atomically."""
+        """Write one file with the config, the weights and the package version, atomically.
+
+        Args:
+            path: The file to write (``torch.save`` format).
+        """
         atomic_save({"equilib_version": __version__, "kind": "EquivariantPotential",
                      "config": dataclasses.asdict(self.config), "state_dict": self.state_dict()}, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> EquivariantPotential:
-        """A model saved by :meth:`save`, on ``map_location`` (CPU by default)."""
+        """A model saved by :meth:`save`.
+
+        Args:
+            path: The file.
+            map_location: Device to load onto (CPU by default).
+
+        Returns:
+            The :class:`EquivariantPotential` in the dtype it was saved in, on ``map_location``.
+
+        Raises:
+            FileNotFoundError: If ``path`` does not exist.
+            ValueError: If the file is not an equilib model file.
+        """
         try:
             blob = torch.load(path, map_location=map_location, weights_only=True)
         except FileNotFoundError:

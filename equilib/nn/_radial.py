@@ -15,7 +15,24 @@ import torch
 
 
 class BesselBasis(torch.nn.Module):
-    """``num_basis`` Bessel functions on [0, cutoff] with trainable frequencies, as in NequIP."""
+    """``num_basis`` Bessel functions ``sin(w_n r / cutoff) / (r / cutoff)`` on [0, cutoff], as in NequIP.
+
+    The frequencies ``w_n`` start at ``n pi`` (n = 1..num_basis) and are trainable.
+
+    Args:
+        cutoff: Cutoff radius (the unit of ``r``, Angstrom in a potential).
+        num_basis: Number of functions.
+        dtype: Dtype of the frequencies; default torch's default dtype.
+
+    Raises:
+        ValueError: If ``cutoff`` or ``num_basis`` is not positive.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.nn import BesselBasis
+        >>> BesselBasis(cutoff=5.0, num_basis=4)(torch.tensor([1.0, 2.5, 4.0])).shape
+        torch.Size([3, 4])
+    """
 
     def __init__(self, cutoff: float, num_basis: int = 8, dtype: torch.dtype | None = None) -> None:
         super().__init__()
@@ -26,18 +43,46 @@ class BesselBasis(torch.nn.Module):
                                               .to(dtype or torch.get_default_dtype()))
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """The basis at distances ``r``.
+
+        Args:
+            r: Distances, any shape, non-zero.
+
+        Returns:
+            ``(*r.shape, num_basis)``.
+        """
         x = r.unsqueeze(-1) / self.cutoff
         return torch.sin(self.frequencies * x) / x
 
 
 class PolynomialCutoff(torch.nn.Module):
-    """The smooth envelope u(r / cutoff) of degree ``p``; zero beyond the cutoff."""
+    """The smooth envelope ``u(r / cutoff)`` of degree ``p`` (NequIP); zero at and beyond the cutoff.
+
+    Args:
+        cutoff: Cutoff radius.
+        p: Degree; the envelope and its first two derivatives vanish at the cutoff.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.nn import PolynomialCutoff
+        >>> u = PolynomialCutoff(cutoff=5.0)(torch.tensor([0.0, 2.5, 5.0, 6.0]))
+        >>> round(float(u[0]), 6), round(float(u[1]), 4), bool((u[2:] == 0).all())
+        (1.0, 0.8555, True)
+    """
 
     def __init__(self, cutoff: float, p: int = 6) -> None:
         super().__init__()
         self.cutoff, self.p = float(cutoff), float(p)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """The envelope at distances ``r``.
+
+        Args:
+            r: Distances, any shape.
+
+        Returns:
+            Tensor of ``r``'s shape, 1 at r = 0, 0 for r >= cutoff.
+        """
         x = r / self.cutoff
         p = self.p
         # 1 + x^p (a + x (b + c x)), Horner's form of the envelope: fewer operations for autograd to record
