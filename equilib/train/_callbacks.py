@@ -19,10 +19,28 @@ from ._task import Callback
 
 @CALLBACKS.register("equivariance_error")
 class EquivarianceErrorCallback(Callback):
-    """The EMA model's equivariance error on validation batches."""
+    """The EMA model's equivariance error on validation batches, logged as ``equivariance_error/<split>``.
+
+    Args:
+        options: The :class:`Options`.
+        task: The run's task (its ``symmetry`` gives the function, group and representations).
+    """
 
     @dataclass
     class Options:
+        """Options of the ``equivariance_error`` callback.
+
+        Attributes:
+            every: Steps between runs (and at the end of training).
+            split: Validation split to measure on (None: the first).
+            batches: How many of its batches (the largest error is logged).
+            samples: Group elements per batch (the worst is kept).
+            seed: Seed of the elements: the same ones every time, so the curve shows the model, not the draw.
+
+        Raises:
+            ValueError: If ``every``, ``batches`` or ``samples`` is not a positive int.
+        """
+
         every: int = 100
         split: str | None = None  # default: the first validation split
         batches: int = 1

@@ -21,6 +21,14 @@ from ._registry import CALLBACKS, LOSS_TERMS, MODELS, TASKS, build_entry, build_
 
 @dataclass
 class OptimizerConfig:
+    """The ``optimizer`` section: AdamW with gradient clipping.
+
+    Attributes:
+        lr: AdamW learning rate (peak, after warmup).
+        weight_decay: AdamW decoupled weight decay.
+        grad_clip: Largest global gradient norm; gradients are rescaled above it.
+    """
+
     lr: float = 5e-3
     weight_decay: float = 0.0
     grad_clip: float = 10.0
@@ -28,6 +36,20 @@ class OptimizerConfig:
 
 @dataclass
 class ScheduleConfig:
+    """The ``schedule`` section: the learning-rate schedule.
+
+    Attributes:
+        kind: ``"cosine"`` (linear warmup, then cosine decay over ``trainer.max_steps``, or ``max_epochs`` epochs of
+            steps) or ``"plateau"`` (reduce on plateau of the task's primary validation metric).
+        warmup_steps: Steps of linear warmup (``cosine``).
+        min_lr_ratio: The cosine ends at ``lr * min_lr_ratio``.
+        plateau_factor: ``plateau``: factor the learning rate is multiplied by.
+        plateau_patience: ``plateau``: evaluations without improvement before it is reduced.
+
+    Raises:
+        ValueError: If ``kind`` is neither ``"cosine"`` nor ``"plateau"``.
+    """
+
     kind: str = "cosine"  # "cosine" (with linear warmup) or "plateau"
     warmup_steps: int = 50
     min_lr_ratio: float = 0.01
@@ -41,6 +63,20 @@ class ScheduleConfig:
 
 @dataclass
 class TrainerConfig:
+    """The ``trainer`` section: the loop's length, seed, EMA, evaluation, checkpoints and device.
+
+    Attributes:
+        out_dir: Where checkpoints, ``metrics.csv``, figures and the trained model go.
+        seed: Seeds the model's initialisation and the order of every epoch.
+        max_epochs: Stop after this many epochs.
+        max_steps: Stop after this many optimizer steps (None: no limit); the cosine schedule spans it when set.
+        max_minutes: Stop after this wall time in minutes (a safety cap; None: none).
+        ema_decay: Decay of the exponential moving average of the parameters, which is what is evaluated and saved.
+        eval_every: Steps between evaluations of every validation split (and at the end).
+        checkpoint_every: Steps between atomic checkpoints (and at the end).
+        device: Torch device, e.g. ``"cuda"``; data-parallel runs use gloo on CPU and NCCL on CUDA.
+    """
+
     out_dir: str = "runs/default"
     seed: int = 0
     max_epochs: int = 1000
@@ -54,6 +90,15 @@ class TrainerConfig:
 
 @dataclass
 class LoggingConfig:
+    """The ``logging`` section: the outputs of a run.
+
+    Attributes:
+        csv: Write ``metrics.csv`` (one row per evaluation).
+        progress: Show a progress bar (rank 0).
+        plots: Write ``learning_curves.png`` and the task's figures (e.g. parity plots) at the end.
+        tensorboard: Write scalars under ``<out_dir>/tensorboard`` (needs the ``tensorboard`` extra).
+    """
+
     csv: bool = True
     progress: bool = True
     plots: bool = True  # learning curves and the task's figures (PNG) at the end
@@ -62,7 +107,19 @@ class LoggingConfig:
 
 @dataclass
 class TrainConfig:
-    """A whole run. ``data``, ``model`` and ``loss`` are the task's and the model's own dataclasses."""
+    """A whole run: the task, its data, model and loss options, and the shared sections.
+
+    Attributes:
+        task: The registered task: ``"potential"`` or ``"nbody"``.
+        data: The task's data options (its ``Data`` dataclass).
+        model: The registered model's options (its ``Options`` dataclass, with ``name``).
+        loss: The task's loss options (its ``Loss`` dataclass, with ``terms``).
+        optimizer: The :class:`OptimizerConfig`.
+        schedule: The :class:`ScheduleConfig`.
+        trainer: The :class:`TrainerConfig`.
+        logging: The :class:`LoggingConfig`.
+        callbacks: ``[{name: ..., every: ..., options...}]`` entries run during training.
+    """
 
     task: str = "potential"
     data: Any = None
@@ -75,6 +132,11 @@ class TrainConfig:
     callbacks: list = field(default_factory=list)  # [{name: ..., every: ..., options...}]
 
     def to_dict(self) -> dict:
+        """The config as nested plain dictionaries (``dataclasses.asdict``), as checkpoints store it.
+
+        Returns:
+            ``{section: {key: value}}``.
+        """
         return dataclasses.asdict(self)
 
 
@@ -91,7 +153,31 @@ def _entries(values, where: str, registry) -> list[dict]:
 
 
 def build_config(values: dict) -> TrainConfig:
-    """A :class:`TrainConfig` from a mapping of sections (as read from YAML)."""
+    """A :class:`TrainConfig` from a mapping of sections (as read from YAML).
+
+    ``task`` (default ``"potential"``) picks the task whose dataclasses validate ``data`` and ``loss``;
+    ``model.name`` (default: the task's model) picks the model whose options validate ``model``.
+
+    Args:
+        values: ``{section: {key: value}}``; missing sections and keys take their defaults.
+
+    Returns:
+        The validated :class:`TrainConfig`.
+
+    Raises:
+        ValueError: For an unknown section, key, task, model, loss term or callback (the message lists the known
+            ones), or an invalid value (e.g. ``schedule.kind``).
+
+    Examples:
+        >>> from equilib.train import build_config
+        >>> config = build_config({"task": "nbody", "data": {"batch_size": 50}})
+        >>> config.model.name, config.data.batch_size, config.optimizer.lr
+        ('equivariant_dynamics', 50, 0.005)
+        >>> build_config({"task": "nbody", "data": {"augmnt": True}})
+        Traceback (most recent call last):
+            ...
+        ValueError: config: unknown key data.augmnt (known: augment, batch_size, dtype, ...)
+    """
     if not isinstance(values, dict):
         raise ValueError(f"config: expected a mapping of sections, got {values!r}")
     known = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -114,7 +200,25 @@ def build_config(values: dict) -> TrainConfig:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """The config in ``path`` (YAML) with ``section.key=value`` overrides (values parsed as YAML)."""
+    """The config in ``path`` (YAML) with ``section.key=value`` overrides.
+
+    Args:
+        path: A YAML file of sections; None starts from the defaults.
+        overrides: ``section.key=value`` strings, values parsed as YAML (``model.tp_options={transform: dense}``),
+            applied in order.
+
+    Returns:
+        The validated :class:`TrainConfig`.
+
+    Raises:
+        ValueError: If an override has no ``=``, or as :func:`build_config`.
+
+    Examples:
+        >>> from equilib.train import load_config
+        >>> config = load_config(None, ["task=nbody", "trainer.max_steps=100", "model.channels=8"])
+        >>> config.task, config.trainer.max_steps, config.model.channels
+        ('nbody', 100, 8)
+    """
     values: dict = {}
     if path is not None:
         values = yaml.safe_load(Path(path).read_text()) or {}

@@ -19,10 +19,27 @@ from ._task import LossTerm
 
 @LOSS_TERMS.register("equivariance")
 class EquivarianceTerm(LossTerm):
-    """``weight * mean_g ||f(g.x) - g.f(x)|| / ||f(x)||`` on each training batch."""
+    """``weight * mean_g ||f(g.x) - g.f(x)|| / ||f(x)||`` on each training batch, logged as ``loss_equivariance``.
+
+    Args:
+        options: The :class:`Options`.
+        task: The run's task (its ``symmetry`` gives the function, group and representations).
+    """
 
     @dataclass
     class Options:
+        """Options of the ``equivariance`` loss term.
+
+        Attributes:
+            weight: Weight of the term in the loss.
+            samples: Group elements drawn per step.
+            seed: Seed of the term's own generator (its state is checkpointed, so a resumed run draws the same
+                elements).
+
+        Raises:
+            ValueError: If ``samples`` is not a positive int.
+        """
+
         weight: float = 1.0
         samples: int = 2
         seed: int = 0
@@ -36,6 +53,15 @@ class EquivarianceTerm(LossTerm):
         self.generator = torch.Generator().manual_seed(options.seed)
 
     def value(self, model, batch) -> torch.Tensor:
+        """The mean relative equivariance error of ``model`` on ``batch`` under the task's group.
+
+        Args:
+            model: The model being trained.
+            batch: The training batch.
+
+        Returns:
+            A differentiable 0-d tensor.
+        """
         s = self.task.symmetry(model, batch)
         return equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, samples=self.options.samples,
                                   generator=self.generator, reduction="mean")

@@ -20,8 +20,21 @@ EFWT_FORCE = 0.03  # eV/A: ... every force component within this counts as a hit
 
 @dataclass
 class LossConfig(LossOptions):
-    """Weights and form of the potential's loss; unknown keys in a config are errors (see
-    ``equilib.train.load_config``)."""
+    """The ``loss`` section of the potential task: weights and form of the loss; unknown keys are errors.
+
+    Attributes:
+        terms: Extra registered loss terms, ``[{name: ..., weight: ..., options...}]``.
+        energy_weight: Weight of the energy term.
+        forces_weight: Weight of the force term.
+        stress_weight: Weight of the stress term (stress is computed only when it is positive).
+        energy_per_atom: Compare energies per atom (E / N) instead of total energies.
+        forces_free_only: Forces of free (non-fixed) atoms only, as OC20; also applies to the force metrics.
+        kind: ``"mse"``, ``"mae"`` or ``"huber"`` for every term.
+        huber_delta: The Huber loss's threshold.
+
+    Raises:
+        ValueError: If ``kind`` is unknown or a weight or ``huber_delta`` is negative.
+    """
 
     energy_weight: float = 1.0
     forces_weight: float = 10.0
@@ -48,10 +61,39 @@ def _elementwise(kind: str, diff: torch.Tensor, delta: float) -> torch.Tensor:
 
 
 def compute_loss(config: LossConfig, prediction: dict, batch, count_reducer=None) -> tuple[torch.Tensor, dict]:
-    """The weighted loss of a batch and its parts (local means, as floats, for logging).
+    """The weighted loss of a batch and its parts.
 
-    Each part is a sum over its elements divided by the number of elements; ``count_reducer`` (data parallel
-    training) maps the local counts to the global ones, so that the per-rank losses add up to the global mean.
+    Each part is a sum over its elements (energies, force components of free atoms, stress components) divided by
+    the number of elements, times its weight.
+
+    Args:
+        config: The :class:`LossConfig`.
+        prediction: The model's output: ``energy`` (graphs,), ``forces`` (atoms, 3), ``stress`` (graphs, 3, 3) as
+            needed.
+        batch: The labelled batch (``energy``, ``forces``, ``stress``, ``natoms``, ``fixed``).
+        count_reducer: In data-parallel training, maps the local counts to the global ones, so that the per-rank
+            losses add up to the global mean; None in a single process.
+
+    Returns:
+        ``(loss, parts)``: the 0-d weighted loss and ``{part: float}`` local unweighted means, for logging.
+
+    Raises:
+        ValueError: If a label with a positive weight is missing.
+
+    Examples:
+        >>> import torch
+        >>> from ase import Atoms
+        >>> from torch_geometric.data import Batch
+        >>> from equilib.data import AtomicData
+        >>> from equilib.train import LossConfig, compute_loss
+        >>> atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7]])
+        >>> atoms.info["energy"], atoms.arrays["forces"] = -1.0, [[0, 0, 1.0], [0, 0, -1.0]]
+        >>> batch = Batch.from_data_list([AtomicData.from_ase(atoms)])
+        >>> prediction = {"energy": torch.tensor([-1.2], dtype=torch.float64),
+        ...               "forces": torch.zeros(2, 3, dtype=torch.float64)}
+        >>> loss, parts = compute_loss(LossConfig(), prediction, batch)  # 1 * 0.1^2 + 10 * 2 / 6
+        >>> round(float(loss), 6), {name: round(value, 6) for name, value in parts.items()}
+        (3.343333, {'energy': 0.01, 'forces': 0.333333})
     """
     needed = [name for name, w in (("energy", config.energy_weight), ("forces", config.forces_weight),
                                    ("stress", config.stress_weight)) if w > 0]
@@ -87,7 +129,13 @@ def _source(batch) -> str:
 
 
 class MetricAccumulator:
-    """Sums over batches, then OC20-style metrics; free atoms only when ``free_only`` (and ``fixed`` is known)."""
+    """Sums over batches, then OC20-style S2EF metrics.
+
+    ``pairs`` keeps ``(reference, prediction)`` tensors of energies and forces for parity plots.
+
+    Args:
+        free_only: Force metrics over free atoms only (when the batch has ``fixed``).
+    """
 
     def __init__(self, free_only: bool = True) -> None:
         self.free_only = free_only
@@ -101,6 +149,12 @@ class MetricAccumulator:
 
     @torch.no_grad()
     def update(self, prediction: dict, batch) -> None:
+        """Add the errors of one batch.
+
+        Args:
+            prediction: ``energy`` (graphs,), ``forces`` (atoms, 3) and optionally ``stress`` (graphs, 3, 3).
+            batch: The labelled batch.
+        """
         graphs = prediction["energy"].shape[0]
         e_pred, e_true = prediction["energy"].double(), batch.energy.double()
         natoms = batch.natoms.double()
@@ -130,7 +184,7 @@ class MetricAccumulator:
             self._add("stress_mae", float(s_diff.abs().sum()), s_diff.numel())
 
     def all_reduce(self) -> None:
-        """Sum the accumulated totals and counts over the ranks of a process group (data parallel evaluation)."""
+        """Sum the accumulated totals and counts over the ranks of a process group (no-op in a single process)."""
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
@@ -142,7 +196,13 @@ class MetricAccumulator:
             self.sums[k], self.counts[k] = total, int(count)
 
     def compute(self) -> dict[str, float]:
-        """Energy MAE (eV and eV/atom), force MAE/RMSE (eV/A), force cosine, EFwT, zero-force MAE, stress MAE."""
+        """The metrics of everything accumulated.
+
+        Returns:
+            ``energy_mae`` (eV), ``energy_per_atom_mae`` (eV/atom), ``forces_mae`` and ``forces_rmse`` (eV/A),
+            ``forces_cosine``, ``efwt`` (fraction), ``forces_zero_mae`` (the MAE of predicting zero forces) and, when
+            stress was given, ``stress_mae`` (eV/A^3).
+        """
         out = {}
         for key, total in self.sums.items():
             value = total / max(self.counts[key], 1)

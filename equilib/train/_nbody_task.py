@@ -22,6 +22,23 @@ from ._task import LossOptions, ModelOptions, Symmetry, Task
 
 @dataclass
 class NBodyData:
+    """The ``data`` section of the n-body task.
+
+    Attributes:
+        path: The ``.npz`` written by ``python -m datasets.nbody``.
+        train: The split of the file used for training.
+        val: Validation splits, ``{name in logs: split in file}``.
+        max_train: The first training simulations kept (EGNN's ``nbody_small`` keeps 3000; None: all).
+        max_val: The first simulations of each validation split (quick runs; None: all).
+        input_frame: Saved frame the inputs (positions, velocities) come from.
+        target_frame: Saved frame of the target positions.
+        batch_size: Systems per training batch.
+        eval_batch_size: Systems per evaluation batch.
+        augment: Apply a random E(3) element (Haar O(3), N(0, 1) translation) to each training batch, drawn from
+            (seed, step).
+        dtype: ``"float32"`` or ``"float64"`` for data and model.
+    """
+
     path: str = "datasets/nbody/data/charged5_small.npz"
     train: str = "train"
     val: dict = field(default_factory=lambda: {"valid": "valid", "test": "test"})  # name in logs -> split in file
@@ -37,22 +54,43 @@ class NBodyData:
 
 @dataclass
 class NBodyLoss(LossOptions):
-    """Mean squared error of the predicted positions (no options besides ``terms``)."""
+    """The ``loss`` section of the n-body task: the loss is the MSE of the positions.
+
+    Attributes:
+        terms: Extra registered loss terms, ``[{name: ..., weight: ..., options...}]``.
+    """
 
 
 @dataclass
 class NBodyBatch:
+    """A batch of n-body examples; ``to(device)`` moves every tensor.
+
+    Attributes:
+        positions: (batch, points, 3) input positions.
+        velocities: (batch, points, 3) input velocities.
+        charges: (batch, points) charges.
+        target: (batch, points, 3) target positions.
+    """
+
     positions: torch.Tensor
     velocities: torch.Tensor
     charges: torch.Tensor
     target: torch.Tensor
 
     def to(self, device) -> NBodyBatch:
+        """The batch on ``device``.
+
+        Args:
+            device: Torch device.
+
+        Returns:
+            A new :class:`NBodyBatch`.
+        """
         return NBodyBatch(*(t.to(device) for t in dataclasses.astuple(self)))
 
 
 class SquaredError:
-    """Sum of squared errors and their count, reduced over ranks: ``mse``."""
+    """Sum of squared errors and their count, reduced over ranks; ``compute()`` gives ``{"mse": ...}``."""
 
     def __init__(self) -> None:
         self.total, self.count = 0.0, 0
@@ -77,6 +115,23 @@ class SquaredError:
 
 @dataclass
 class EquivariantDynamicsOptions(ModelOptions):
+    """The ``model`` section of ``equivariant_dynamics`` (:class:`equilib.nn.EquivariantDynamicsNet`).
+
+    Attributes:
+        name: The registered model, ``"equivariant_dynamics"``.
+        backend: Tensor-product backend: ``cg``, ``grid``, ``gaunt`` or ``cp``.
+        channels: Channels per irrep.
+        lmax: Largest degree of the hidden features and edge spherical harmonics.
+        num_layers: Number of interaction blocks.
+        num_radial: Number of Gaussian radial basis functions of the distance.
+        radial_hidden: Width of the radial network.
+        max_radius: The Gaussians' centres span [0, max_radius], each ``max_radius / num_radial`` wide.
+        tp_options: Options passed to the backend.
+        scalar_messages: Message weights also see both ends' layer-normalised invariant features (readout starts at
+            zero).
+        coordinate_updates: EGNN-style: every layer moves the points and the next one sees the moved geometry.
+    """
+
     backend: str = "grid"
     channels: int = 32
     lmax: int = 2
@@ -91,6 +146,14 @@ class EquivariantDynamicsOptions(ModelOptions):
 
 @dataclass
 class PlainGNNOptions(ModelOptions):
+    """The ``model`` section of ``plain_gnn`` (:class:`equilib.nn.PlainDynamicsGNN`).
+
+    Attributes:
+        name: The registered model, ``"plain_gnn"``.
+        hidden: Width of the node and edge networks.
+        num_layers: Number of message-passing layers.
+    """
+
     hidden: int = 64
     num_layers: int = 4
 
@@ -124,7 +187,15 @@ class PlainGNNModel:
 
 @TASKS.register("nbody")
 class NBodyTask(Task):
-    """Positions after 1000 steps of a charged 5-body system; MSE."""
+    """Positions after 1000 integrator steps of a charged 5-body system; MSE loss and metric.
+
+    Args:
+        config: The run's :class:`~equilib.train.TrainConfig` (``data`` an :class:`NBodyData`).
+
+    Raises:
+        ValueError: If ``data.dtype`` is unknown, or the file lacks a split or frame.
+        FileNotFoundError: If ``data.path`` does not exist.
+    """
 
     Data = NBodyData
     Loss = NBodyLoss
@@ -162,7 +233,12 @@ class NBodyTask(Task):
         return NBodyBatch(moved[0], moved[1], batch.charges, moved[2])
 
     def save_model(self, model, path) -> None:
-        """One file with the model's registered name, options and weights, written atomically."""
+        """Write one file with the model's registered name, options, dtype and weights, atomically.
+
+        Args:
+            model: The model.
+            path: The file to write.
+        """
         atomic_save({"kind": self.config.model.name, "options": dataclasses.asdict(self.config.model),
                      "dtype": self.config.data.dtype, "state_dict": model.state_dict()}, path)
 
@@ -180,8 +256,18 @@ class NBodyTask(Task):
         return SquaredError()
 
     def symmetry(self, model, batch: NBodyBatch) -> Symmetry:
-        """The model under E(3) x S_n: positions and velocities rotate (positions translate), charges follow their
-        particles, predicted positions move like positions."""
+        """The model under E(3) x S_n.
+
+        Positions and velocities rotate (positions translate), charges follow their particles, predicted positions move
+        like positions.
+
+        Args:
+            model: The model.
+            batch: An :class:`NBodyBatch`.
+
+        Returns:
+            The :class:`~equilib.train.Symmetry` under ``E3() * Permutations(points)``.
+        """
         points = batch.positions.shape[-2]
         reps_in = (OnSet(Positions()), OnSet(Vectors()), OnSet(Scalars()))
         return Symmetry(model, E3() * Permutations(points), (batch.positions, batch.velocities, batch.charges),

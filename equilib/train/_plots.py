@@ -28,8 +28,21 @@ def _save(fig, path: Path) -> Path:
 
 def learning_curves(history: list[dict], path: str | os.PathLike,
                     metrics: tuple[str, ...] = ("forces_mae", "energy_per_atom_mae")) -> Path:
-    """Training loss and each validation split's ``metrics`` against the step (rows without a value are skipped;
-    a ``forces_mae`` panel also shows each split's zero-force baseline)."""
+    """Draw the training loss and each validation split's ``metrics`` against the step.
+
+    Rows without a value are skipped; a ``forces_mae`` panel also shows each split's zero-force baseline.
+
+    Args:
+        history: Rows of the trainer's history (``step``, ``train_loss``, ``<split>/<metric>``).
+        path: The PNG file to write (atomically).
+        metrics: Validation metrics, one panel each.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+
+    Raises:
+        ValueError: If no row has a ``train_loss``.
+    """
     rows = [row for row in history if "train_loss" in row]
     if not rows:
         raise ValueError("history: expected at least one evaluation, got none")
@@ -60,7 +73,19 @@ TITLES = {"forces_mae": "force MAE (eV/A); dotted: zero-force baseline",
 
 
 def parity_plots(pairs: dict[str, list], path: str | os.PathLike, title: str = "") -> Path:
-    """Predicted against reference energies and force components, from ``MetricAccumulator.pairs``."""
+    """Draw predicted against reference energies and force components.
+
+    Args:
+        pairs: ``MetricAccumulator.pairs``: ``{"energy": [(reference, prediction), ...], "forces": [...]}``.
+        path: The PNG file to write (atomically).
+        title: Prefix of the panel titles (e.g. the split).
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+
+    Raises:
+        ValueError: If ``pairs`` has no energies or no forces.
+    """
     plt = _figure_module()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
     for ax, key, unit in ((axes[0], "energy", "eV"), (axes[1], "forces", "eV/A")):
@@ -80,8 +105,19 @@ def parity_plots(pairs: dict[str, list], path: str | os.PathLike, title: str = "
 
 
 def relaxation_curves(curves: dict[str, list[float]], path: str | os.PathLike, title: str = "") -> Path:
-    """Energy against optimizer step for several relaxations or several energy models along one (e.g. the model's
-    energy and the reference's along the model's path, and the reference's own relaxation)."""
+    """Draw energy against optimizer step for several relaxations, or several energy models along one.
+
+    Args:
+        curves: ``{label: energies}`` in eV (e.g. the model's energy and the reference's along the model's path).
+        path: The PNG file to write (atomically).
+        title: The figure's title.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+
+    Raises:
+        ValueError: If ``curves`` is empty or a curve has no values.
+    """
     if not curves or not all(len(values) for values in curves.values()):
         raise ValueError("curves: expected at least one non-empty energy curve")
     plt = _figure_module()

@@ -24,6 +24,21 @@ from ._task import ModelOptions, Symmetry, Task
 
 @dataclass
 class PotentialData:
+    """The ``data`` section of the potential task.
+
+    Attributes:
+        train: Training frames: an OC20 LMDB, an ASE-LMDB (``*.aselmdb``), a directory of either, or any file
+            ``ase.io`` reads.
+        val: Validation splits, ``{name: path}``; each is evaluated and logged as ``<name>/<metric>``.
+        cutoff: Neighbor-list cutoff in Angstrom (also the model's cutoff).
+        batch_size: Structures per training batch (global, split over data-parallel ranks).
+        eval_batch_size: Structures per evaluation batch.
+        cache: Keep processed frames in memory; False streams them from disk for every batch.
+        workers: When streaming, DataLoader processes that read frames and make neighbor lists (0: in the training
+            process).
+        max_train_frames: Use only the first frames of ``train`` (None: all).
+    """
+
     train: str = "datasets/oc20_emt/data/s2ef_train.lmdb"
     val: dict = field(default_factory=lambda: {"val_id": "datasets/oc20_emt/data/s2ef_val_id.lmdb"})
     cutoff: float = 5.0
@@ -36,7 +51,20 @@ class PotentialData:
 
 @dataclass
 class PotentialOptions(ModelOptions):
-    """Options of ``equivariant_potential`` (see :class:`equilib.nn.PotentialConfig`)."""
+    """The ``model`` section of ``equivariant_potential`` (see :class:`equilib.nn.PotentialConfig`).
+
+    Attributes:
+        name: The registered model, ``"equivariant_potential"``.
+        backend: Tensor-product backend of the interaction blocks: ``cg``, ``grid``, ``gaunt`` or ``cp``.
+        channels: Channels per irrep of the hidden features.
+        lmax: Largest degree of the hidden features and edge spherical harmonics.
+        num_layers: Number of interaction blocks.
+        num_radial: Number of Bessel radial basis functions.
+        radial_hidden: Width of the radial MLP that makes the per-edge weights.
+        tp_options: Options passed to the backend (e.g. ``{transform: dense}`` for ``grid``).
+        dtype: ``"float32"`` or ``"float64"``.
+        species: Atomic numbers the model knows (None: the elements of the training and validation data).
+    """
 
     backend: str = "grid"
     channels: int = 32
@@ -57,6 +85,18 @@ class PotentialModel:
 
     @staticmethod
     def build(options: PotentialOptions, task: PotentialTask) -> EquivariantPotential:
+        """The model, normalised by the training data: E0s, mean neighbors, force RMS as the energy scale.
+
+        Args:
+            options: The :class:`PotentialOptions`.
+            task: The :class:`PotentialTask` (its datasets are read once for the statistics).
+
+        Returns:
+            The :class:`~equilib.nn.EquivariantPotential`.
+
+        Raises:
+            ValueError: If ``task`` is not a :class:`PotentialTask`.
+        """
         if not isinstance(task, PotentialTask):
             raise ValueError(f"model.name: 'equivariant_potential' needs the potential task, not {type(task).__name__}")
         frames = [task.train, *task.val.values()]
@@ -73,7 +113,16 @@ class PotentialModel:
 
 @TASKS.register("potential")
 class PotentialTask(Task):
-    """Energies and forces (and stress) of atomic structures; OC20 S2EF loss and metrics."""
+    """Energies and forces (and stress) of atomic structures; OC20 S2EF loss and metrics.
+
+    Args:
+        config: The run's :class:`~equilib.train.TrainConfig` (``data`` a :class:`PotentialData`, ``loss`` a
+            :class:`~equilib.train.LossConfig`).
+
+    Raises:
+        FileNotFoundError: If a dataset path does not exist.
+        ValueError: If a dataset cannot be read.
+    """
 
     Data = PotentialData
     Loss = LossConfig
@@ -110,8 +159,17 @@ class PotentialTask(Task):
         return [parity_plots(accumulator.pairs, out_dir / f"parity_{split}.png", title=split)]
 
     def symmetry(self, model, batch) -> Symmetry:
-        """Energies and forces as functions of the positions and cells of ``batch`` (its neighbor lists stay valid
-        under isometries): E(3)-invariant energies, equivariant forces."""
+        """Energies and forces as functions of the positions and cells of ``batch``.
+
+        Its neighbor lists stay valid under isometries: E(3)-invariant energies, equivariant forces.
+
+        Args:
+            model: The potential.
+            batch: A batch of structures.
+
+        Returns:
+            The :class:`~equilib.train.Symmetry` under :class:`~equilib.groups.E3`.
+        """
         def energy_and_forces(pos, cell):
             moved = batch.clone()
             moved.pos, moved.cell = pos, cell

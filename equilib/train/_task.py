@@ -20,21 +20,37 @@ from ._registry import MODELS
 
 @dataclass
 class ModelOptions:
-    """Base of every model's options: ``name`` is the registered model."""
+    """Base of every model's options.
+
+    Attributes:
+        name: The registered model (``model.name`` in a config).
+    """
 
     name: str = ""
 
 
 @dataclass
 class LossOptions:
-    """Base of every task's loss options: ``terms`` are the extra registered loss terms."""
+    """Base of every task's loss options.
+
+    Attributes:
+        terms: Extra registered loss terms, ``[{name: ..., weight: ..., options...}]``.
+    """
 
     terms: list = field(default_factory=list)  # [{name: ..., weight: ..., options...}]
 
 
 @dataclass
 class Symmetry:
-    """How a model should transform: ``fn(*inputs)`` with representations (see :mod:`equilib.groups`)."""
+    """How a model should transform: ``fn(*inputs)`` with representations (see :mod:`equilib.groups`).
+
+    Attributes:
+        fn: The model on a batch as a function of tensors.
+        group: The :class:`~equilib.groups.Group` it should respect.
+        inputs: The tensors ``fn`` is called with.
+        in_reps: One representation per input.
+        out_reps: One representation per output of ``fn``.
+    """
 
     fn: Any
     group: Any
@@ -44,8 +60,15 @@ class Symmetry:
 
 
 class Task:
-    """Datasets, batches, loss, metrics and figures of one kind of problem. Subclasses set ``Data``, ``Loss`` (a
-    :class:`LossOptions` subclass), ``default_model`` and ``primary_metric``, and implement the methods below."""
+    """Datasets, batches, loss, metrics and figures of one kind of problem.
+
+    Subclasses set ``Data`` (the data options dataclass), ``Loss`` (a :class:`LossOptions` subclass),
+    ``default_model``, ``primary_metric`` (a validation metric, lower is better) and ``curve_metrics``, build
+    ``train`` and ``val`` (split name -> map-style dataset) in ``__init__``, and implement the methods below.
+
+    Args:
+        config: The run's :class:`~equilib.train.TrainConfig`.
+    """
 
     Data: ClassVar[type]
     Loss: ClassVar[type]
@@ -61,57 +84,143 @@ class Task:
     val: dict  # split name -> map-style dataset
 
     def collate(self, frames: list):
-        """One batch from a list of frames."""
+        """One batch from a list of frames.
+
+        Args:
+            frames: Frames of ``train`` or of a validation split.
+
+        Returns:
+            The batch (with a ``to(device)`` method).
+        """
         raise NotImplementedError
 
     def augment(self, batch, step: int):
-        """The training batch of ``step`` as the model sees it (default: unchanged); a function of the step only, so
-        that resumed runs augment the same way."""
+        """The training batch of ``step`` as the model sees it (default: unchanged).
+
+        A function of the batch and the step only, so that resumed runs augment the same way.
+
+        Args:
+            batch: A training batch.
+            step: The optimizer step it is used at.
+
+        Returns:
+            The batch to train on.
+        """
         return batch
 
     def batch_size(self, batch) -> int:
-        """The number of examples in ``batch`` (for throughput)."""
+        """The number of examples in ``batch`` (for throughput).
+
+        Args:
+            batch: A batch made by :meth:`collate`.
+
+        Returns:
+            The number of examples.
+        """
         raise NotImplementedError
 
     # model
     def build_model(self) -> torch.nn.Module:
-        """The model ``config.model`` names, built by its registered builder with this task's data."""
+        """The model ``config.model`` names, built by its registered builder with this task's data.
+
+        Returns:
+            The ``torch.nn.Module``.
+
+        Raises:
+            ValueError: If the model is not registered or does not fit the task.
+        """
         return MODELS.get(self.config.model.name, "model.name").build(self.config.model, self)
 
     def save_model(self, model: torch.nn.Module, path) -> None:
-        """Write the trained model to ``path`` (atomically)."""
+        """Write the trained model to ``path`` (atomically).
+
+        Args:
+            model: The model (the trainer passes its EMA copy).
+            path: The file to write.
+        """
         raise NotImplementedError
 
     # training and evaluation
     def predict(self, model, batch):
-        """The model's prediction on ``batch`` (what ``loss`` and the metrics read)."""
+        """The model's prediction on ``batch`` (what :meth:`loss` and the metrics read).
+
+        Args:
+            model: The model.
+            batch: A batch made by :meth:`collate` (on the model's device).
+
+        Returns:
+            ``{name: tensor}``.
+        """
         raise NotImplementedError
 
     def loss(self, prediction, batch, count_reducer=None) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss of ``batch`` and its parts as floats; in data parallel runs ``count_reducer`` maps local element
-        counts to global ones, so that the ranks' losses add up to the loss of the global batch."""
+        """The loss of ``batch`` and its parts.
+
+        Args:
+            prediction: What :meth:`predict` returned.
+            batch: A batch made by :meth:`collate` (on the model's device).
+            count_reducer: In data-parallel runs, maps local element counts ``{part: count}`` to global ones, so
+                that the ranks' losses add up to the loss of the global batch; None in a single process.
+
+        Returns:
+            ``(loss, parts)``: the differentiable 0-d loss and ``{part: float}`` local means for logging.
+        """
         raise NotImplementedError
 
     def metrics(self):
-        """A fresh accumulator: ``update(prediction, batch)``, ``all_reduce()`` over ranks, ``compute() -> dict``."""
+        """A fresh metric accumulator.
+
+        Returns:
+            An object with ``update(prediction, batch)``, ``all_reduce()`` (over ranks) and ``compute() -> dict``.
+        """
         raise NotImplementedError
 
     def figures(self, accumulator, split: str, out_dir) -> list:
-        """Figures of one split's last evaluation (e.g. parity plots); default none."""
+        """Figures of one split's last evaluation (e.g. parity plots); default none.
+
+        Args:
+            accumulator: The split's accumulator from :meth:`metrics`.
+            split: The split's name.
+            out_dir: The run directory (a ``pathlib.Path``).
+
+        Returns:
+            The paths of the written figures.
+        """
         return []
 
     def symmetry(self, model, batch) -> Symmetry:
-        """The model on ``batch`` as a function of tensors, the group it should respect and how each tensor
-        transforms (used by the equivariance loss term and callback)."""
+        """The model on ``batch`` as a function of tensors, the group it should respect and how each tensor transforms.
+
+        Used by the ``equivariance`` loss term and the ``equivariance_error`` callback.
+
+        Args:
+            model: The model.
+            batch: A batch made by :meth:`collate` (on the model's device).
+
+        Returns:
+            The :class:`Symmetry`.
+        """
         raise NotImplementedError
 
 
 class LossTerm(torch.nn.Module):
-    """An extra loss term, ``weight * value(model, batch)``. State to be resumed goes in buffers or
-    ``get_extra_state``."""
+    """An extra loss term, ``weight * value(model, batch)``, added to the task's loss on every training step.
+
+    State to be resumed goes in buffers or ``get_extra_state`` (saved in checkpoints).
+
+    Args:
+        options: The term's ``Options`` dataclass (with ``weight``).
+        task: The run's :class:`Task`.
+    """
 
     @dataclass
     class Options:
+        """Options of a loss term; subclasses extend them.
+
+        Attributes:
+            weight: Weight of the term in the loss.
+        """
+
         weight: float = 1.0
 
     def __init__(self, options, task: Task) -> None:
@@ -119,14 +228,36 @@ class LossTerm(torch.nn.Module):
         self.options, self.task = options, task
 
     def value(self, model, batch) -> torch.Tensor:
+        """The term's value on a training batch (before ``weight``).
+
+        Args:
+            model: The model being trained.
+            batch: The training batch (on the model's device).
+
+        Returns:
+            A differentiable 0-d tensor.
+        """
         raise NotImplementedError
 
 
 class Callback:
-    """Runs every ``every`` steps and at the end of training; returns metrics to log (``name/key``)."""
+    """Runs every ``every`` steps and at the end of training; ``callback(trainer)`` returns metrics to log.
+
+    The values are logged as ``<name>/<key>`` in ``metrics.csv`` and TensorBoard.
+
+    Args:
+        options: The callback's ``Options`` dataclass (with ``every``).
+        task: The run's :class:`Task`.
+    """
 
     @dataclass
     class Options:
+        """Options of a callback; subclasses extend them.
+
+        Attributes:
+            every: Steps between runs (and at the end of training).
+        """
+
         every: int = 100
 
     def __init__(self, options, task: Task) -> None:
@@ -136,7 +267,17 @@ class Callback:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
+        """State to save in checkpoints (default none).
+
+        Returns:
+            A dictionary for :meth:`load_state_dict`.
+        """
         return {}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned (default: nothing to restore).
+
+        Args:
+            state: The saved dictionary.
+        """
         pass

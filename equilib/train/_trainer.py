@@ -62,9 +62,19 @@ def _plugins(entries: list[dict], registry, where: str, task) -> list:
 
 
 def evaluate(model, batches, predict, accumulator):
-    """Put ``model`` in eval mode and add ``predict(model, batch)`` of every batch to the metrics ``accumulator``
-    (``update(prediction, batch)``); returns the accumulator. The evaluation loop of :class:`Trainer` and of
-    ``equilib eval``."""
+    """Add the predictions of ``model`` on every batch to a metrics accumulator (the model in eval mode).
+
+    The evaluation loop of :class:`Trainer` and of ``equilib eval``.
+
+    Args:
+        model: The model (put in eval mode).
+        batches: Iterable of batches.
+        predict: ``predict(model, batch) -> {name: tensor}``.
+        accumulator: Has ``update(prediction, batch)``; receives detached predictions.
+
+    Returns:
+        ``accumulator``.
+    """
     model.eval()
     for batch in batches:
         prediction = predict(model, batch)
@@ -73,7 +83,19 @@ def evaluate(model, batches, predict, accumulator):
 
 
 class Trainer:
-    """Train the model of ``config.model`` on the task of ``config.task``; ``run()`` returns the final metrics."""
+    """Train the model of ``config.model`` on the task of ``config.task``; :meth:`run` returns the final metrics.
+
+    Building it creates ``trainer.out_dir``, joins the process group when launched by ``torchrun``, seeds torch with
+    ``trainer.seed``, builds the task (its datasets), the loss terms, the callbacks, the model, its EMA, the optimizer
+    and the schedule.
+
+    Args:
+        config: The :class:`~equilib.train.TrainConfig`.
+
+    Raises:
+        ValueError: If the task, model, a loss term or a callback is not registered or does not fit the task.
+        FileNotFoundError: If a dataset path does not exist.
+    """
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
@@ -102,8 +124,8 @@ class Trainer:
         """The model on its device, its EMA, the optimizer and the schedule."""
         config = self.config
         self.model = model.to(self.device)
-        # an average of the parameters; the buffers (tables, indices, E0s) are constant and only copied: averaging
-        # them took twice as long, and ran the integer index tables through float arithmetic
+        # an average of the parameters; the buffers (tables, indices, E0s) are constant and only copied (averaging
+        # them would run the integer index tables through float arithmetic)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.trainer.ema_decay),
                                  use_buffers=False)
         opt = config.optimizer
@@ -122,17 +144,39 @@ class Trainer:
         return {k: int(v) for k, v in zip(sorted(counts), values.tolist())}
 
     def train_batches(self, epoch: int, start: int = 0):
-        """This rank's training batches of ``epoch`` from global batch ``start`` on."""
+        """This rank's training batches of ``epoch`` from global batch ``start`` on.
+
+        Args:
+            epoch: The epoch (it seeds the order with ``trainer.seed``).
+            start: The first global batch.
+
+        Returns:
+            An iterator of collated batches (on the CPU).
+        """
         order = epoch_order(self.config.trainer.seed, epoch, len(self.train))
         index_lists = rank_batches(order, self.config.data.batch_size, start, self.rank, self.world)
         return batches(self.train, index_lists, self.task.collate, self.workers)
 
     def batch(self, indices) -> object:
-        """The training batch of the frames at ``indices`` (collated by the task, on the CPU)."""
+        """The training batch of the frames at ``indices``.
+
+        Args:
+            indices: Frame indices into the training set.
+
+        Returns:
+            The batch, collated by the task, on the CPU.
+        """
         return self.task.collate([self.train[int(k)] for k in indices])
 
     def eval_batches(self, split: str):
-        """This rank's batches of a validation split, in order, on the device."""
+        """This rank's batches of a validation split, in order.
+
+        Args:
+            split: The split's name.
+
+        Yields:
+            Batches of ``data.eval_batch_size`` frames (this rank's share), on the device.
+        """
         frames = self.val[split]
         size = self.config.data.eval_batch_size
         mine = list(range(self.rank, len(frames), self.world))
@@ -141,6 +185,21 @@ class Trainer:
             yield batch.to(self.device)
 
     def train_step(self, batch) -> dict[str, float]:
+        """One optimizer step on ``batch``.
+
+        The task's loss plus the extra terms, backward, the gradients' all-reduce (data parallel), clipping, the
+        optimizer and schedule steps and the EMA update.
+
+        Args:
+            batch: A training batch (moved to the device here).
+
+        Returns:
+            ``loss`` (the global mean in data-parallel runs), ``grad_norm`` and ``loss_<part>`` for each part and term,
+            as floats.
+
+        Raises:
+            FloatingPointError: If the loss is not finite.
+        """
         self.model.train()
         batch = batch.to(self.device)
         prediction = self.task.predict(self.model, batch)
@@ -171,7 +230,16 @@ class Trainer:
                 **{f"loss_{k}": v for k, v in parts.items()}}
 
     def evaluate(self, split: str, model=None, keep: list | None = None) -> dict[str, float]:
-        """Metrics of the EMA model (or ``model``) on a validation split; ``keep`` receives the accumulator."""
+        """Metrics of the EMA model (or ``model``) on a validation split, reduced over the ranks.
+
+        Args:
+            split: The split's name.
+            model: The model to evaluate; default the EMA model.
+            keep: A list that receives the accumulator (for figures).
+
+        Returns:
+            ``{metric: value}`` of the task's accumulator.
+        """
         accumulator = evaluate(model or self.ema.module, self.eval_batches(split), self.task.predict,
                                self.task.metrics())
         accumulator.all_reduce()
@@ -180,7 +248,18 @@ class Trainer:
         return accumulator.compute()
 
     def run(self) -> dict:
-        """Train until max_steps, max_epochs or max_minutes; evaluate and checkpoint on the way and at the end."""
+        """Train until ``max_steps``, ``max_epochs`` or ``max_minutes``, evaluating and checkpointing on the way.
+
+        At the end the checkpoint is written, rank 0 saves the EMA model as ``<out_dir>/model.pt`` and, with
+        ``logging.plots``, the figures are drawn. A run resumed after it finished does no more steps.
+
+        Returns:
+            The last row of the history: ``step``, ``epoch``, ``seconds``, ``train_loss``, ``lr`` and
+            ``<split>/<metric>`` of every validation split (and callback values of that step).
+
+        Raises:
+            FloatingPointError: If a training loss is not finite.
+        """
         tc = self.config.trainer
         start = time.perf_counter()
         bar = tqdm(total=tc.max_steps, initial=self.step, desc="train",
@@ -231,8 +310,13 @@ class Trainer:
             self._record(values)
 
     def plots(self) -> list[Path]:
-        """learning_curves.png and the task's figures of every validation split, in the run directory (rank 0;
-        with several ranks the figures show rank 0's share of the examples)."""
+        """Draw ``learning_curves.png`` and the task's figures of every validation split in the run directory.
+
+        Written by rank 0; with several ranks the figures show rank 0's share of the examples.
+
+        Returns:
+            The paths written.
+        """
         curves = self.out / "learning_curves.png"
         written = [learning_curves(self.history, curves, self.task.curve_metrics)] if self.rank == 0 else []
         step, accumulators = self._last_evaluation
@@ -295,7 +379,11 @@ class Trainer:
         return self.out / CHECKPOINT
 
     def save_checkpoint(self) -> Path:
-        """Everything needed to continue exactly, written to a temporary name and renamed (rank 0 only)."""
+        """Write everything needed to continue exactly, atomically (rank 0 only).
+
+        Returns:
+            :attr:`checkpoint_path`.
+        """
         path = self.checkpoint_path
         if self.rank != 0:
             return path
@@ -311,7 +399,14 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Continue from a checkpoint written by :meth:`save_checkpoint` (default: the run's own)."""
+        """Continue from a checkpoint written by :meth:`save_checkpoint`.
+
+        Args:
+            path: The checkpoint; default the run's own (:attr:`checkpoint_path`).
+
+        Raises:
+            FileNotFoundError: If there is no checkpoint at ``path``.
+        """
         path = Path(path) if path is not None else self.checkpoint_path
         if not path.is_file():
             raise FileNotFoundError(f"resume: no checkpoint at {path}")
