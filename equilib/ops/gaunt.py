@@ -146,7 +146,7 @@ class _OrderMajorInput(torch.nn.Module):
     """Gathers one signal from a flat input into (n_m, n_l, batch, channels), m-major as the per-order polar tables
     read it, and applies its weights: one per channel and degree, the same for every order. The (l, m) columns are
     gathered once, then spread to the padded layout as whole (batch, channels) rows (padding repeats a row: the
-    tables are zero there), which is cheaper both ways than gathering the padding column by column."""
+    tables are zero there) rather than gathering the padding column by column, forward and backward."""
 
     def __init__(self, irreps, signal: Signal, layout, weight_channels, weight_base, weighted: bool):
         super().__init__()
