@@ -178,7 +178,7 @@ def assert_equivariant(
         >>> x = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         >>> assert_equivariant(lambda p: p - p.mean(0), E3(), x, Positions(), Vectors()) < 1e-12
         True
-        >>> assert_equivariant(lambda p: p, SO3(), x, Positions(), Scalars())
+        >>> assert_equivariant(lambda p: p, SO3(), x, Positions(), Scalars())  # doctest: +ELLIPSIS
         Traceback (most recent call last):
             ...
         AssertionError: not equivariant under SO3(): relative error ...

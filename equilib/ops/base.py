@@ -433,7 +433,7 @@ def make_tensor_product(backend: str, irreps_in1, irreps_in2, irreps_out, **opti
         >>> tp = make_tensor_product("grid", "8x0e+8x1o", "0e+1o", "8x0e+8x1o")
         >>> tp.weight_numel, tp.exact, tp.grid_shape
         (32, True, (2, 4))
-        >>> make_tensor_product("grid", "4x1o", "1o", "4x1e")
+        >>> make_tensor_product("grid", "4x1o", "1o", "4x1e")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
             ...
         ValueError: irreps_out: backend 'grid' cannot produce 4x1e (entry 0) is reached only by 1o x 1o -> 1e, ...

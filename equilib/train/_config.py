@@ -173,7 +173,7 @@ def build_config(values: dict) -> TrainConfig:
         >>> config = build_config({"task": "nbody", "data": {"batch_size": 50}})
         >>> config.model.name, config.data.batch_size, config.optimizer.lr
         ('equivariant_dynamics', 50, 0.005)
-        >>> build_config({"task": "nbody", "data": {"augmnt": True}})
+        >>> build_config({"task": "nbody", "data": {"augmnt": True}})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
             ...
         ValueError: config: unknown key data.augmnt (known: augment, batch_size, dtype, ...)
