@@ -81,7 +81,7 @@ def run_summary(config) -> dict:
             "equivariance": error, "wall_minutes": float(rows[-1]["seconds"]) / 60, "history": rows}
 
 
-def mean_sd(values: list[float], digits: int = 4) -> str:
+def mean_sd(values: list[float], digits: int = 5) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} +- {statistics.stdev(values):.{digits}f}"
