@@ -1,6 +1,8 @@
-"""Segment-reduction benchmark: equilib's own scatter against ``torch_geometric.utils.scatter`` (issue 13).
+"""Segment-reduction benchmark: ``equilib.utils.scatter`` against ``torch_geometric.utils.scatter``.
 
-Both reduce the rows of ``src`` (edges, features) into ``nodes`` segments given by ``index``, with ``dim_size``
+``equilib.utils.scatter`` is PyG's scatter behind equilib's input checks (it had its own reductions until this
+benchmark found them no faster: scripts/results/bench_scatter_cpu_2026-11-30.log); the table shows what the checks
+cost. Both reduce the rows of ``src`` (edges, features) into ``nodes`` segments given by ``index``, with ``dim_size``
 given, as the potential sums per-atom energies and messages. For each reduction (sum, mean, max), dtype, size and
 mode (forward; forward+backward with a fixed random output gradient) it prints the median milliseconds of
 ``--repeats`` runs after ``--warmup`` runs of each implementation (taking turns, so that drift hits both alike;
@@ -28,7 +30,6 @@ import torch_geometric.typing
 from torch_geometric.utils import scatter as pyg_scatter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from equilib.utils import has_torch_scatter  # noqa: E402
 from equilib.utils import scatter as own_scatter  # noqa: E402
 
 # (edges, features, nodes): message sums of small and large batches of the potential, per-atom energies
@@ -164,8 +165,8 @@ def main(argv=None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     print(f"# bench_scatter: {args.device} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, torch_geometric {torch_geometric.__version__}; torch-scatter in own: "
-          f"{has_torch_scatter()}, in pyg: {torch_geometric.typing.WITH_TORCH_SCATTER}; index "
+          f"{torch.get_num_threads()} threads, torch_geometric {torch_geometric.__version__}; torch-scatter in "
+          f"pyg: {torch_geometric.typing.WITH_TORCH_SCATTER}; index "
           f"{'shuffled' if args.shuffle else 'sorted'}; median of {args.repeats} after {args.warmup}"
           + ("  [--quick: not a measurement]" if args.quick else ""))
     timings(args)

@@ -1,29 +1,17 @@
 """Segment reductions over an index: sum, mean and max of ``src`` rows grouped by ``index``.
 
-Uses torch-scatter (Fey and Lenssen, PyTorch Geometric) when it is importable and plain torch
-(``index_add_`` / ``scatter_reduce``) otherwise; both give the same values. Empty segments are 0 for every
-reduction, as in torch-scatter.
+The reductions are ``torch_geometric.utils.scatter`` (PyTorch Geometric, Fey and Lenssen 2019: torch's
+``scatter_add_`` / ``scatter_reduce``, or torch-scatter where PyG uses it); equilib adds the input checks, whose errors
+name the argument and what was expected. ``scripts/bench_scatter.py`` compares them with equilib's former own
+reductions (docs/benchmarks.md). Empty segments are 0 for every reduction.
 """
 
 from __future__ import annotations
 
 import torch
-
-try:  # optional: source-only on PyPI, minutes to compile (extra "scatter")
-    import torch_scatter as _torch_scatter
-except ImportError:  # pragma: no cover - depends on the environment
-    _torch_scatter = None
+from torch_geometric.utils import scatter as _pyg_scatter
 
 REDUCTIONS = ("sum", "mean", "max")
-
-
-def has_torch_scatter() -> bool:
-    """Whether the torch-scatter implementation is in use.
-
-    Returns:
-        True when ``torch_scatter`` was importable, False when the plain-torch reductions are used.
-    """
-    return _torch_scatter is not None
 
 
 def _check(src: torch.Tensor, index: torch.Tensor, dim: int, dim_size: int | None, reduce: str) -> tuple[int, int]:
@@ -93,26 +81,7 @@ def scatter(
         tensor([ 1.5000, 15.0000])
     """
     dim, dim_size = _check(src, index, dim, dim_size, reduce)
-    if _torch_scatter is not None:
-        out = _torch_scatter.scatter(src, index, dim=dim, dim_size=dim_size, reduce=reduce)
-        return out
-    shape = list(src.shape)
-    shape[dim] = dim_size
-    if reduce in ("sum", "mean"):
-        out = src.new_zeros(shape).index_add_(dim, index, src)
-        if reduce == "mean":
-            count = torch.zeros(dim_size, dtype=src.dtype, device=src.device).index_add_(
-                0, index, torch.ones_like(index, dtype=src.dtype)
-            )
-            view = [1] * src.dim()
-            view[dim] = dim_size
-            out = out / count.clamp(min=1).view(view)
-        return out
-    view = [1] * src.dim()
-    view[dim] = -1
-    expanded = index.view(view).expand_as(src)
-    return src.new_zeros(shape).scatter_reduce(dim, expanded, src, reduce="amax", include_self=False)
-
+    return _pyg_scatter(src, index, dim=dim, dim_size=dim_size, reduce=reduce)
 
 def scatter_sum(src, index, dim: int = 0, dim_size: int | None = None) -> torch.Tensor:
     """Sum of the slices of ``src`` along ``dim`` that share an index: :func:`scatter` with
