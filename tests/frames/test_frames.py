@@ -298,3 +298,18 @@ def test_public_api_docstrings(monkeypatch):
     report = test_docstrings._api()
     assert "equilib.frames._averaging.FrameAveraged.forward" in report
     assert {name: problems for name, problems in report.items() if problems} == {}
+
+
+def test_frame_averaged_irreps_inputs_and_outputs():
+    from equilib.groups import Irreps
+
+    torch.manual_seed(1)
+    net = torch.nn.Linear(4 * (3 + 9), 4 * 9, dtype=F64)
+
+    def backbone(x, features):
+        return net(torch.cat([x, features], -1).flatten(-2)).unflatten(-1, (4, 9))
+
+    in_reps, out_reps = (OnSet(Positions()), OnSet(Irreps("0e+1o+2e"))), OnSet(Irreps("1e+2o+0o"))
+    inputs = (_cloud(4, 6), torch.randn(4, 9, dtype=F64, generator=torch.Generator().manual_seed(2)))
+    assert equivariance_error(backbone, E3(), inputs, in_reps, out_reps) > 1e-2
+    assert_equivariant(FrameAveraged(backbone, in_reps, out_reps), E3(), inputs, in_reps, out_reps, tol=1e-10)
