@@ -128,7 +128,7 @@ def _errors(fn, group, inputs, in_reps, out_reps, samples, generator, batched, e
     if len(transformed) != len(expected):
         raise ValueError(f"fn: returned {len(transformed)} outputs on transformed inputs and {len(expected)} on the "
                          "originals")
-    difference = sum((a - b).flatten(1).pow(2).sum(1) for a, b in zip(transformed, expected))
+    difference = sum((a - b).reshape(len(g), -1).pow(2).sum(1) for a, b in zip(transformed, expected))
     scale = sum(r.pow(2).sum() for r in reference).sqrt()
     return difference.sqrt() / scale.clamp(min=torch.finfo(scale.dtype).tiny), reference
 

@@ -288,18 +288,6 @@ def test_frame_averaged_errors():
         model(x, v, q, frames=torch.tensor([8]))
 
 
-def test_public_api_docstrings(monkeypatch):
-    """equilib.frames is held to the repository's docstring rules (tests/test_docstrings.py does not list it yet)."""
-    from tests import test_docstrings
-
-    monkeypatch.setattr(test_docstrings, "PUBLIC_PACKAGES", ["equilib.frames"])
-    monkeypatch.setattr(test_docstrings, "PUBLIC_MODULES", [])
-    monkeypatch.setattr(test_docstrings, "BACKEND_MODULES", [])
-    report = test_docstrings._api()
-    assert "equilib.frames._averaging.FrameAveraged.forward" in report
-    assert {name: problems for name, problems in report.items() if problems} == {}
-
-
 def test_frame_averaged_irreps_inputs_and_outputs():
     from equilib.groups import Irreps
 

@@ -226,3 +226,19 @@ def test_clear_errors(generator):
 def test_doctests():
     for module in (equilib.groups, _equivariance, _representations):
         assert doctest.testmod(module, raise_on_error=False).failed == 0
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_scalar_output_per_sample(batched, generator):
+    """A 0-d output (an energy) is compared per sample like any other."""
+    x = torch.randn(5, 3, generator=generator, dtype=torch.float64)
+
+    def energy(points):
+        return (points - points.mean(dim=-2, keepdim=True)).pow(2).sum(dim=(-2, -1))
+
+    def first_coordinate(points):
+        return points[..., 0, 0]
+
+    rep, out = OnSet(Positions()), Scalars()
+    assert float(equivariance_error(energy, E3(), x, rep, out, generator=generator, batched=batched)) < 1e-12
+    assert float(equivariance_error(first_coordinate, E3(), x, rep, out, generator=generator, batched=batched)) > 1e-2
