@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data import NBodyDataset
+from ..frames import FrameAveraged
 from ..groups import E3, OnSet, Permutations, Positions, Scalars, Vectors
 from ..nn import EquivariantDynamicsNet, PlainDynamicsGNN
 from ..utils import atomic_save
 from ._batches import Frames
 from ._registry import MODELS, TASKS
 from ._task import LossOptions, ModelOptions, Symmetry, Task
+
+NBODY_INPUTS = (OnSet(Positions()), OnSet(Vectors()), OnSet(Scalars()))  # positions, velocities, charges
 
 
 @dataclass
@@ -158,6 +161,25 @@ class PlainGNNOptions(ModelOptions):
     num_layers: int = 4
 
 
+@dataclass
+class FrameAveragedGNNOptions(PlainGNNOptions):
+    """The ``model`` section of ``frame_averaged_gnn``: :class:`equilib.nn.PlainDynamicsGNN` wrapped in
+    :class:`equilib.frames.FrameAveraged` (Puny et al. 2022).
+
+    Attributes:
+        name: The registered model, ``"frame_averaged_gnn"``.
+        hidden: Width of the node and edge networks.
+        num_layers: Number of message-passing layers.
+        group: The frames' group: ``"E3"`` (8 frames) or ``"SE3"`` (4 proper frames).
+        stochastic: One random frame per system in each training step (all frames at evaluation).
+        on_degenerate: What a degenerate PCA spectrum does: ``"warn"``, ``"raise"`` or ``"ignore"``.
+    """
+
+    group: str = "E3"
+    stochastic: bool = False
+    on_degenerate: str = "warn"
+
+
 def _dtype(task) -> torch.dtype:
     return getattr(torch, task.config.data.dtype)
 
@@ -183,6 +205,20 @@ class PlainGNNModel:
     @staticmethod
     def build(options, task):
         return PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, dtype=_dtype(task))
+
+
+@MODELS.register("frame_averaged_gnn")
+class FrameAveragedGNNModel:
+    """:class:`equilib.nn.PlainDynamicsGNN` averaged over the PCA frames of each system's positions (exactly
+    E(3)-equivariant; stochastic frames in training draw from torch's global generator, which checkpoints keep)."""
+
+    Options = FrameAveragedGNNOptions
+
+    @staticmethod
+    def build(options, task):
+        backbone = PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, dtype=_dtype(task))
+        return FrameAveraged(backbone, NBODY_INPUTS, OnSet(Positions()), group=options.group,
+                             stochastic=options.stochastic, on_degenerate=options.on_degenerate)
 
 
 @TASKS.register("nbody")
@@ -269,6 +305,5 @@ class NBodyTask(Task):
             The :class:`~equilib.train.Symmetry` under ``E3() * Permutations(points)``.
         """
         points = batch.positions.shape[-2]
-        reps_in = (OnSet(Positions()), OnSet(Vectors()), OnSet(Scalars()))
         return Symmetry(model, E3() * Permutations(points), (batch.positions, batch.velocities, batch.charges),
-                        reps_in, (OnSet(Positions()),))
+                        NBODY_INPUTS, (OnSet(Positions()),))

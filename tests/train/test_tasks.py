@@ -27,7 +27,9 @@ PLUGINS = ("loss.terms=[{name: equivariance, weight: 0.1, samples: 1}]",
 CONFIGS = {"potential": lambda out, *extra: potential_config(out, *PLUGINS, *extra),
            "nbody": lambda out, *extra: nbody_config(out, *PLUGINS, *extra),
            "nbody-plain-augmented": lambda out, *extra: nbody_config(out, "model={name: plain_gnn, hidden: 16}",
-                                                                     "data.augment=true", *PLUGINS, *extra)}
+                                                                     "data.augment=true", *PLUGINS, *extra),
+           "nbody-frame-averaged-stochastic": lambda out, *extra: nbody_config(
+               out, "model={name: frame_averaged_gnn, hidden: 16, num_layers: 2, stochastic: true}", *PLUGINS, *extra)}
 
 
 def _strip(rows):
@@ -153,3 +155,22 @@ def test_the_nbody_model_trains_with_every_backend(backend, tmp_path):
     assert trainer.model.layers[0].tp.__class__.__name__.lower().startswith(backend)
     final = trainer.run()
     assert 0 < final["valid/mse"] < 10 and final["train_loss"] > 0
+
+
+def test_the_frame_averaged_gnn_trains_and_is_equivariant(tmp_path):
+    """Stochastic frames in training, all frames at evaluation: the trained model is exactly E(3) x S_5-equivariant,
+    where the same backbone unwrapped is not."""
+    trainer = Trainer(nbody_config(tmp_path, "model={name: frame_averaged_gnn, hidden: 16, num_layers: 2, "
+                                   "stochastic: true}", "trainer.max_steps=3", "trainer.eval_every=3"))
+    final = trainer.run()
+    assert 0 < final["valid/mse"] < 10
+    batch = next(trainer.eval_batches("test"))
+    generator = torch.Generator().manual_seed(0)
+    model = trainer.ema.module.eval()
+    s = trainer.task.symmetry(model, batch)
+    with torch.no_grad():
+        assert float(equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, generator=generator)) < 1e-10
+        plain = trainer.task.symmetry(model.backbone, batch)
+        assert float(equivariance_error(plain.fn, plain.group, plain.inputs, plain.in_reps, plain.out_reps,
+                                        generator=generator)) > 1e-3
+
