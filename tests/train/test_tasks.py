@@ -117,7 +117,7 @@ def test_the_equivariance_term_makes_a_plain_model_more_equivariant(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("task=nboddy", r"task: unknown task 'nboddy'; known: nbody, potential"),
     ("model.name=transformer", r"model.name: unknown model 'transformer'; known: equivariant_dynamics, "
-                               r"equivariant_potential, plain_gnn"),
+                               r"equivariant_potential, frame_averaged_gnn, plain_gnn"),
     ("loss.terms=[{name: curvature}]", r"loss.terms\[0\].name: unknown loss term 'curvature'; known: equivariance"),
     ("callbacks=[{name: hessian}]", r"callbacks\[0\].name: unknown callback 'hessian'; known: equivariance_error"),
     ("callbacks=[{name: equivariance_error, evry: 3}]", r"unknown key callbacks\[0\].evry \(known: batches, every"),
