@@ -7,7 +7,8 @@ papers do, the test MSE at the evaluation with the lowest validation MSE (mean +
 the seconds per epoch (training steps only, timed alone with ``--timing``), and the largest equivariance error of the
 final models under E(3) x S_5 on test systems; and draws the learning curves of each run's first seed.
 
-    python scripts/nbody_compare.py                          # all runs, seeds 0, 1, 2, then the table
+    python scripts/nbody_compare.py                          # equivariant, gnn, gnn_augmented; seeds 0, 1, 2
+    python scripts/nbody_compare.py --runs fa_gnn_stochastic --seeds 0    # frame averaging
     python scripts/nbody_compare.py --runs gnn --seeds 0 --epochs 200  # one run, shorter
     python scripts/nbody_compare.py --report-only            # the table from finished runs
 """
@@ -114,7 +115,8 @@ def curves(rows: list[tuple[str, list[dict]]], path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, from {', '.join(RUNS)}")
+    parser.add_argument("--runs", default="equivariant,gnn,gnn_augmented",
+                        help=f"comma-separated, from {', '.join(RUNS)}")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated trainer seeds, one run of each per seed")
     parser.add_argument("--epochs", type=int, default=None, help="override each config's trainer.max_epochs")
     parser.add_argument("--out", default="runs/nbody_compare")
