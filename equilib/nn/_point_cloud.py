@@ -143,6 +143,12 @@ class EquivariantDynamicsNet(torch.nn.Module):
                 for linear in [self.readout, *self.updates]:
                     linear.weight.zero_()
 
+    def _edges(self, x, source, target, qq):
+        """Each edge's radial features (Gaussians of |r_ij|, and the same times q_i q_j) and spherical harmonics."""
+        vectors = x.index_select(0, source) - x.index_select(0, target)
+        rbf = self.radial_basis(vectors.norm(dim=-1))
+        return torch.cat([rbf, qq * rbf], dim=-1), self.spherical_harmonics(vectors)
+
     def forward(self, positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
         """Predicted positions: the input positions plus an equivariant displacement.
 
@@ -172,15 +178,12 @@ class EquivariantDynamicsNet(torch.nn.Module):
         flat_x, flat_q = x.reshape(-1, 3), q.reshape(-1)
         qq = (flat_q.index_select(0, source) * flat_q.index_select(0, target)).unsqueeze(-1)
         species = (flat_q > 0).long()
-        edge_radial = edge_sh = None
+        if not self.updates:  # one geometry for every layer
+            edge_radial, edge_sh = self._edges(flat_x, source, target, qq)
         for k, layer in enumerate(self.layers):
             if self.updates:  # EGNN-style: each layer moves the points, and the next one sees the moved geometry
                 flat_x = flat_x + self.updates[k](h)
-            if edge_sh is None or self.updates:
-                vectors = flat_x.index_select(0, source) - flat_x.index_select(0, target)
-                rbf = self.radial_basis(vectors.norm(dim=-1))
-                edge_radial = torch.cat([rbf, qq * rbf], dim=-1)
-                edge_sh = self.spherical_harmonics(vectors)
+                edge_radial, edge_sh = self._edges(flat_x, source, target, qq)
             edge_features = edge_radial
             if self.scalar_messages:  # both ends' invariant features condition the edge weights (normalised)
                 scalars = torch.nn.functional.layer_norm(h[:, : self.channels], (self.channels,))

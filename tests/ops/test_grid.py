@@ -1,7 +1,5 @@
 """The grid backend: agreement with e3nn's CG product restricted to Gaunt paths, honesty about paths, grid sizing."""
 
-import re
-
 import pytest
 import torch
 from e3nn import o3
@@ -9,6 +7,7 @@ from e3nn import o3
 from equilib import so3
 from equilib.ops import make_tensor_product
 from equilib.ops._blocks import _ContractChannels, _ContractLast, _Outer, concat
+from equilib.utils._tables import _WIGNER_3J
 from tests.conftest import randn
 
 CASES = [
@@ -28,7 +27,7 @@ def e3nn_gaunt_reference(tp, x1, x2, weight):
                            path_normalization="none", internal_weights=False, shared_weights=False)
     ref.to(x1.dtype)
     for path, buffer in ref.named_buffers():  # e3nn's 3j tables are made in float32: put float64 symbols in
-        match = re.fullmatch(r"_w3j_(\d+)_(\d+)_(\d+)", path.rpartition(".")[2])
+        match = _WIGNER_3J.fullmatch(path.rpartition(".")[2])
         if match is not None:
             buffer.copy_(o3.wigner_3j(*map(int, match.groups()), dtype=torch.float64))
     return ref(x1, x2, tp.path_weights(weight))
