@@ -40,8 +40,7 @@ def _eval(args) -> int:
 
     from .data import AtomicDataset
     from .nn import EquivariantPotential
-    from .train import MetricAccumulator
-    from .train._trainer import evaluate
+    from .train import MetricAccumulator, evaluate
 
     model = EquivariantPotential.load(args.model)
     dataset = AtomicDataset(args.data, cutoff=model.config.cutoff)

@@ -10,10 +10,10 @@ from ._plots import learning_curves, parity_plots, relaxation_curves
 from ._potential_task import PotentialData, PotentialOptions, PotentialTask
 from ._registry import CALLBACKS, LOSS_TERMS, MODELS, TASKS, Registry
 from ._task import Callback, LossOptions, LossTerm, ModelOptions, Symmetry, Task
-from ._trainer import Trainer
+from ._trainer import Trainer, evaluate
 
 __all__ = ["CALLBACKS", "LOSS_TERMS", "MODELS", "TASKS", "Callback", "LossConfig", "LossOptions", "LossTerm",
            "MetricAccumulator", "ModelOptions", "NBodyData", "NBodyTask", "PotentialData", "PotentialOptions",
            "PotentialTask", "Registry",
-           "Symmetry", "Task", "TrainConfig", "Trainer", "build_config", "compute_loss", "learning_curves",
+           "Symmetry", "Task", "TrainConfig", "Trainer", "build_config", "compute_loss", "evaluate", "learning_curves",
            "load_config", "parity_plots", "relaxation_curves"]
