@@ -2,12 +2,16 @@
 
 :func:`pca_frames` computes, per point cloud (a PyG ``batch`` vector or leading axes), the centroid and the PCA
 frames: covariance eigenvectors with every sign choice (8 for O3/E3, the 4 proper ones for SO3/SE3), in one batched
-``eigh``; degenerate spectra are detected (warn, raise or ignore). :class:`FrameAveraged` wraps a backbone whose
-inputs and outputs are described by :mod:`equilib.groups` representations and averages it over the frames (all of
-them, or one random frame per system in stochastic training). See docs/frames.md.
+``eigh``; degenerate spectra are detected (warn, raise or ignore). :func:`frame_set` adds exactly equivariant
+tie-break frames where the spectrum is degenerate (a varying number per cloud). :class:`FrameAveraged` wraps a
+backbone whose inputs and outputs are described by :mod:`equilib.groups` representations and averages it over the
+frames (all of them, or one random frame per system in stochastic training), for systems of equal size or PyG
+batches of graphs. See docs/frames.md.
 """
 
 from ._averaging import FrameAveraged
+from ._frame_set import FrameSet, frame_set
 from ._pca import TOLERANCE, Frames, pca_frames, relative_gaps, sign_matrices
 
-__all__ = ["TOLERANCE", "FrameAveraged", "Frames", "pca_frames", "relative_gaps", "sign_matrices"]
+__all__ = ["TOLERANCE", "FrameAveraged", "FrameSet", "Frames", "frame_set", "pca_frames", "relative_gaps",
+           "sign_matrices"]

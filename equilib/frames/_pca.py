@@ -6,7 +6,8 @@ Convention (exactly equivariant): the centroid ``c = sum_i w_i x_i / sum_i w_i``
 matrices ``S``: all 8 for O(3)/E(3), the 4 with ``det(V S) = +1`` for SO(3)/SE(3). Under ``x -> R x + t`` the
 centroid moves to ``R c + t`` and ``C`` to ``R C R^T``, whose eigenvectors are ``R V`` up to the signs of the
 columns, so the set of frames moves to ``{R F}``: the set (not its order) is equivariant, which is all frame
-averaging needs. This holds when the spectrum is simple; degenerate spectra are detected, not repaired.
+averaging needs. This holds when the spectrum is simple; degenerate spectra are detected here (``frame_set``
+repairs them).
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ def pca_frames(
 
     Degenerate spectra (a relative eigenvalue gap ``(l_{k+1} - l_k) / l_3`` below ``tolerance``: symmetric
     molecules, planar rings, linear molecules, a single point) make the eigenvectors, hence the frames, ill-defined;
-    they are detected and reported, not repaired (a principled remedy, e.g. frames from higher moments or averaging
-    over the stabiliser, is future work).
+    they are detected and reported here; :func:`~equilib.frames.frame_set` repairs them with exact tie-break
+    frames.
 
     Args:
         positions: ``(N, 3)`` points with ``batch``, or ``(..., N, 3)`` without (each leading index a system).
@@ -141,6 +142,51 @@ def pca_frames(
     name = group_name(group)
     if on_degenerate not in ON_DEGENERATE:
         raise ValueError(f"on_degenerate: expected one of {ON_DEGENERATE}, got {on_degenerate!r}")
+    clouds = principal_axes(positions, batch, weights)
+    check_degenerate(clouds.spectrum, tolerance, on_degenerate)
+    rotations = sign_frames(clouds.vectors, GROUPS[name] == 4)
+    lead = clouds.lead
+    return Frames(clouds.centroids.reshape(*lead, 3), rotations.reshape(*lead, rotations.shape[1], 3, 3),
+                  clouds.spectrum.reshape(*lead, 3))
+
+
+class PrincipalAxes(NamedTuple):
+    """Point clouds flattened to one batch vector, with their weighted centroids and covariance eigenbases.
+
+    Attributes:
+        centred: ``(N, 3)`` points minus their graph's centroid.
+        weights: ``(N,)`` the points' weights.
+        index: ``(N,)`` graph of each point.
+        lead: Leading shape of the per-graph results: ``(G,)`` with a batch vector, else the positions' leading axes.
+        centroids: ``(G, 3)``.
+        spectrum: ``(G, 3)`` ascending covariance eigenvalues.
+        vectors: ``(G, 3, 3)`` the eigenvectors as columns.
+    """
+
+    centred: torch.Tensor
+    weights: torch.Tensor
+    index: torch.Tensor
+    lead: tuple
+    centroids: torch.Tensor
+    spectrum: torch.Tensor
+    vectors: torch.Tensor
+
+
+def principal_axes(positions: torch.Tensor, batch: torch.Tensor | None, weights: torch.Tensor | None) -> PrincipalAxes:
+    """Checks the clouds of :func:`pca_frames` and diagonalises their weighted covariances (one batched ``eigh``).
+
+    Args:
+        positions: ``(N, 3)`` with ``batch``, or ``(..., N, 3)``.
+        batch: ``(N,)`` graph index of each point, or None.
+        weights: Non-negative weights of shape ``positions.shape[:-1]``, or None (uniform).
+
+    Returns:
+        The :class:`PrincipalAxes`.
+
+    Raises:
+        TypeError: If ``positions`` is not a floating tensor.
+        ValueError: If a shape does not fit, a cloud is empty, or weights are negative or sum to zero.
+    """
     if not isinstance(positions, torch.Tensor) or not positions.is_floating_point():
         raise TypeError(f"positions: expected a floating tensor, got {getattr(positions, 'dtype', type(positions))}")
     lead: tuple[int, ...]
@@ -193,25 +239,46 @@ def pca_frames(
     covariance = (scatter(outer, index, dim_size=num_graphs) / total.unsqueeze(-1)).view(-1, 3, 3)
     covariance = 0.5 * (covariance + covariance.transpose(-1, -2))
     spectrum, vectors = torch.linalg.eigh(covariance)
-    _check_degenerate(spectrum, tolerance, on_degenerate)
-    signs = sign_matrices(flat.dtype, flat.device)  # (8, 3), product +1 first
-    if GROUPS[name] == 8:
-        chosen = signs.unsqueeze(0).expand(num_graphs, 8, 3)
+    return PrincipalAxes(centred, w, index, lead, centroids, spectrum, vectors)
+
+
+def sign_frames(vectors: torch.Tensor, proper: bool) -> torch.Tensor:
+    """The eigenbases times every sign choice: ``(G, 8, 3, 3)``, or the 4 with det +1 ``(G, 4, 3, 3)``.
+
+    Args:
+        vectors: ``(G, 3, 3)`` orthogonal matrices (eigenvectors as columns).
+        proper: Keep only the sign choices that make ``det = +1``.
+
+    Returns:
+        The frames, the sign choices in the order of :func:`sign_matrices`.
+    """
+    signs = sign_matrices(vectors.dtype, vectors.device)  # (8, 3), product +1 first
+    if proper:
+        positive = torch.linalg.det(vectors) > 0  # V S has det +1 iff prod(S) = det(V)
+        chosen = torch.where(positive.view(-1, 1, 1), signs[:4].unsqueeze(0), signs[4:].unsqueeze(0))
     else:
-        proper = torch.linalg.det(vectors) > 0  # V S has det +1 iff prod(S) = det(V)
-        chosen = torch.where(proper.view(-1, 1, 1), signs[:4].unsqueeze(0), signs[4:].unsqueeze(0))
-    rotations = vectors.unsqueeze(1) * chosen.unsqueeze(-2)  # scales column k of V by the k-th sign
-    count = rotations.shape[1]
-    return Frames(centroids.reshape(*lead, 3), rotations.reshape(*lead, count, 3, 3), spectrum.reshape(*lead, 3))
+        chosen = signs.unsqueeze(0).expand(vectors.shape[0], 8, 3)
+    return vectors.unsqueeze(1) * chosen.unsqueeze(-2)  # scales column k of V by the k-th sign
 
 
-def _check_degenerate(spectrum: torch.Tensor, tolerance: float, on_degenerate: str) -> None:
-    if on_degenerate == "ignore":
-        return
+def check_degenerate(spectrum: torch.Tensor, tolerance: float, on_degenerate: str) -> torch.Tensor:
+    """Warns or raises (as ``on_degenerate`` says) about graphs whose relative eigenvalue gaps are below ``tolerance``.
+
+    Args:
+        spectrum: ``(G, 3)`` ascending eigenvalues.
+        tolerance: Smallest accepted relative gap.
+        on_degenerate: ``"warn"``, ``"raise"`` or ``"ignore"``.
+
+    Returns:
+        ``(G,)`` bool: which graphs are degenerate.
+
+    Raises:
+        ValueError: If a graph is degenerate and ``on_degenerate="raise"``.
+    """
     gaps = relative_gaps(spectrum.detach())
     bad = (gaps < tolerance).any(-1)
-    if not bool(bad.any()):
-        return
+    if on_degenerate == "ignore" or not bool(bad.any()):
+        return bad
     which = torch.nonzero(bad).flatten()
     shown = ", ".join(f"graph {int(k)}: ({float(gaps[k, 0]):.2e}, {float(gaps[k, 1]):.2e})" for k in which[:5])
     more = "" if len(which) <= 5 else f", ... ({len(which) - 5} more)"
@@ -221,3 +288,4 @@ def _check_degenerate(spectrum: torch.Tensor, tolerance: float, on_degenerate: s
     if on_degenerate == "raise":
         raise ValueError(message)
     warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return bad

@@ -172,12 +172,13 @@ class FrameAveragedGNNOptions(PlainGNNOptions):
         num_layers: Number of message-passing layers.
         group: The frames' group: ``"E3"`` (8 frames) or ``"SE3"`` (4 proper frames).
         stochastic: One random frame per system in each training step (all frames at evaluation).
-        on_degenerate: What a degenerate PCA spectrum does: ``"warn"``, ``"raise"`` or ``"ignore"``.
+        on_degenerate: What a degenerate PCA spectrum does: ``"expand"`` (exact tie-break frames, see
+            :func:`equilib.frames.frame_set`), ``"warn"``, ``"raise"`` or ``"ignore"``.
     """
 
     group: str = "E3"
     stochastic: bool = False
-    on_degenerate: str = "warn"
+    on_degenerate: str = "expand"
 
 
 def _dtype(task) -> torch.dtype:
