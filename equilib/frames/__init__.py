@@ -10,8 +10,9 @@ batches of graphs. See docs/frames.md.
 """
 
 from ._averaging import FrameAveraged
+from ._fa_gnn import FrameAveragedDynamicsGNN
 from ._frame_set import FrameSet, frame_set
 from ._pca import TOLERANCE, Frames, pca_frames, relative_gaps, sign_matrices
 
-__all__ = ["TOLERANCE", "FrameAveraged", "FrameSet", "Frames", "frame_set", "pca_frames", "relative_gaps",
-           "sign_matrices"]
+__all__ = ["TOLERANCE", "FrameAveraged", "FrameAveragedDynamicsGNN", "FrameSet", "Frames", "frame_set", "pca_frames",
+           "relative_gaps", "sign_matrices"]

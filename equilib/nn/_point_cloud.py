@@ -44,7 +44,7 @@ def complete_graph(systems: int, points: int, device=None) -> torch.Tensor:
     return torch.stack([(j[keep] + offsets).reshape(-1), (i[keep] + offsets).reshape(-1)])
 
 
-def _check(positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> None:
+def check_dynamics_inputs(positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> None:
     if positions.dim() < 2 or positions.shape[-1] != 3:
         raise ValueError(f"positions: expected shape (..., points, 3), got {tuple(positions.shape)}")
     if velocities.shape != positions.shape:
@@ -164,7 +164,7 @@ class EquivariantDynamicsNet(torch.nn.Module):
             ValueError: If the shapes do not match (``positions`` (..., points, 3), ``velocities`` the same,
                 ``charges`` (..., points)).
         """
-        _check(positions, velocities, charges)
+        check_dynamics_inputs(positions, velocities, charges)
         shape = positions.shape
         points = shape[-2]
         x = positions.reshape(-1, points, 3)
@@ -196,16 +196,18 @@ class EquivariantDynamicsNet(torch.nn.Module):
 class PlainDynamicsGNN(torch.nn.Module):
     """EGNN's non-equivariant "GNN" baseline.
 
-    Node features from (x, v), edge messages from (h_i, h_j, q_i q_j), residual node updates, and a decoder to a
-    displacement.
+    Node features from (x, v), edge messages from (h_i, h_j, q_i q_j) (and ``|x_i - x_j|^2`` with ``distances``, as
+    EGNN and FA-GNN give their edges), residual node updates, and a decoder to a displacement.
 
     Args:
         hidden: Width of the node and edge networks.
         num_layers: Number of message-passing layers.
+        distances: Add the squared distance of the input positions to the edge features.
         dtype: Dtype of the parameters; default torch's default dtype.
     """
 
-    def __init__(self, hidden: int = 64, num_layers: int = 4, dtype: torch.dtype | None = None) -> None:
+    def __init__(self, hidden: int = 64, num_layers: int = 4, distances: bool = False,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         dtype = dtype or torch.get_default_dtype()
         act = torch.nn.SiLU
@@ -214,10 +216,52 @@ class PlainDynamicsGNN(torch.nn.Module):
             return torch.nn.Sequential(torch.nn.Linear(n_in, hidden, dtype=dtype), act(),
                                        torch.nn.Linear(hidden, n_out, dtype=dtype))
 
+        self.distances = distances
+        self.check_inputs = check_dynamics_inputs
+        edge_features = 2 if distances else 1
         self.embedding = torch.nn.Linear(6, hidden, dtype=dtype)
-        self.edge_mlps = torch.nn.ModuleList(mlp(2 * hidden + 1, hidden) for _ in range(num_layers))
+        self.edge_mlps = torch.nn.ModuleList(mlp(2 * hidden + edge_features, hidden) for _ in range(num_layers))
         self.node_mlps = torch.nn.ModuleList(mlp(2 * hidden, hidden) for _ in range(num_layers))
         self.decoder = mlp(hidden, 3)
+
+    def edges(self, positions: torch.Tensor, charges: torch.Tensor):
+        """The complete graph of each system and its edge features.
+
+        Args:
+            positions: ``(S, points, 3)`` positions.
+            charges: ``(S, points)`` charges.
+
+        Returns:
+            ``(source, target)`` node indices over the ``S * points`` flattened nodes and ``(E, 1 or 2)`` features
+            ``q_i q_j`` (and ``|x_i - x_j|^2``).
+        """
+        systems, points = charges.shape
+        source, target = complete_graph(systems, points, device=charges.device)
+        q = charges.reshape(-1)
+        features = [(q.index_select(0, source) * q.index_select(0, target)).unsqueeze(-1)]
+        if self.distances:
+            x = positions.reshape(-1, 3)
+            features.append((x.index_select(0, source) - x.index_select(0, target)).square().sum(-1, keepdim=True))
+        return source, target, torch.cat(features, -1)
+
+    def layer(self, k: int, h: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
+              edge_features: torch.Tensor) -> torch.Tensor:
+        """Message-passing layer ``k``: summed edge messages and a residual node update.
+
+        Args:
+            k: Layer index.
+            h: ``(nodes, hidden)`` node features.
+            source: ``(E,)`` sending node of each edge.
+            target: ``(E,)`` receiving node.
+            edge_features: ``(E, 1 or 2)`` invariant edge features.
+
+        Returns:
+            The updated ``(nodes, hidden)`` features.
+        """
+        messages = self.edge_mlps[k](torch.cat([h.index_select(0, target), h.index_select(0, source), edge_features],
+                                               dim=-1))
+        summed = torch.zeros_like(h).index_add_(0, target, messages)
+        return h + self.node_mlps[k](torch.cat([h, summed], dim=-1))
 
     def forward(self, positions: torch.Tensor, velocities: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
         """Predicted positions: the input positions plus a decoded displacement.
@@ -234,15 +278,11 @@ class PlainDynamicsGNN(torch.nn.Module):
             ValueError: If the shapes do not match (``positions`` (..., points, 3), ``velocities`` the same,
                 ``charges`` (..., points)).
         """
-        _check(positions, velocities, charges)
+        check_dynamics_inputs(positions, velocities, charges)
         shape = positions.shape
         points = shape[-2]
         h = self.embedding(torch.cat([positions, velocities], dim=-1).reshape(-1, 6))
-        q = charges.reshape(-1)
-        source, target = complete_graph(h.shape[0] // points, points, device=h.device)
-        qq = (q.index_select(0, source) * q.index_select(0, target)).unsqueeze(-1)
-        for edge_mlp, node_mlp in zip(self.edge_mlps, self.node_mlps):
-            messages = edge_mlp(torch.cat([h.index_select(0, target), h.index_select(0, source), qq], dim=-1))
-            summed = torch.zeros_like(h).index_add_(0, target, messages)
-            h = h + node_mlp(torch.cat([h, summed], dim=-1))
+        source, target, features = self.edges(positions.reshape(-1, points, 3), charges.reshape(-1, points))
+        for k in range(len(self.edge_mlps)):
+            h = self.layer(k, h, source, target, features)
         return positions + self.decoder(h).reshape(shape)

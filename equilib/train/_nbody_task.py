@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data import NBodyDataset
-from ..frames import FrameAveraged
+from ..frames import FrameAveraged, FrameAveragedDynamicsGNN
 from ..groups import E3, OnSet, Permutations, Positions, Scalars, Vectors
 from ..nn import EquivariantDynamicsNet, PlainDynamicsGNN
 from ..utils import atomic_save
@@ -155,10 +155,12 @@ class PlainGNNOptions(ModelOptions):
         name: The registered model, ``"plain_gnn"``.
         hidden: Width of the node and edge networks.
         num_layers: Number of message-passing layers.
+        distances: Edges also see the squared distance of the input positions (as in EGNN's and FA-GNN's edges).
     """
 
     hidden: int = 64
     num_layers: int = 4
+    distances: bool = False
 
 
 @dataclass
@@ -170,12 +172,35 @@ class FrameAveragedGNNOptions(PlainGNNOptions):
         name: The registered model, ``"frame_averaged_gnn"``.
         hidden: Width of the node and edge networks.
         num_layers: Number of message-passing layers.
+        distances: Edges also see the squared distance of the input positions.
         group: The frames' group: ``"E3"`` (8 frames) or ``"SE3"`` (4 proper frames).
         stochastic: One random frame per system in each training step (all frames at evaluation).
         on_degenerate: What a degenerate PCA spectrum does: ``"expand"`` (exact tie-break frames, see
             :func:`equilib.frames.frame_set`), ``"warn"``, ``"raise"`` or ``"ignore"``.
     """
 
+    group: str = "E3"
+    stochastic: bool = False
+    on_degenerate: str = "expand"
+
+
+@dataclass
+class FAGNNOptions(ModelOptions):
+    """The ``model`` section of ``fa_gnn``: FA-GNN as in Puny et al. 2022
+    (:class:`equilib.frames.FrameAveragedDynamicsGNN`: frame averaging and re-framing of the latent vectors at every
+    layer).
+
+    Attributes:
+        name: The registered model, ``"fa_gnn"``.
+        hidden: Width of the node and edge networks (``hidden / 3`` latent vectors per point; a multiple of 3).
+        num_layers: Number of message-passing layers.
+        group: ``"E3"`` (8 frames) or ``"SE3"`` (4 proper frames).
+        stochastic: One random frame per system at every layer in training (all frames at evaluation).
+        on_degenerate: What a degenerate spectrum does: ``"expand"``, ``"warn"``, ``"raise"`` or ``"ignore"``.
+    """
+
+    hidden: int = 60
+    num_layers: int = 4
     group: str = "E3"
     stochastic: bool = False
     on_degenerate: str = "expand"
@@ -205,7 +230,8 @@ class PlainGNNModel:
 
     @staticmethod
     def build(options, task):
-        return PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, dtype=_dtype(task))
+        return PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, distances=options.distances,
+                                dtype=_dtype(task))
 
 
 @MODELS.register("frame_averaged_gnn")
@@ -217,9 +243,24 @@ class FrameAveragedGNNModel:
 
     @staticmethod
     def build(options, task):
-        backbone = PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, dtype=_dtype(task))
+        backbone = PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, distances=options.distances,
+                                    dtype=_dtype(task))
         return FrameAveraged(backbone, NBODY_INPUTS, OnSet(Positions()), group=options.group,
                              stochastic=options.stochastic, on_degenerate=options.on_degenerate)
+
+
+@MODELS.register("fa_gnn")
+class FAGNNModel:
+    """FA-GNN (Puny et al. 2022): :class:`equilib.frames.FrameAveragedDynamicsGNN`, exactly E(3)-equivariant (stochastic
+    frames in training draw from torch's global generator, which checkpoints keep)."""
+
+    Options = FAGNNOptions
+
+    @staticmethod
+    def build(options, task):
+        return FrameAveragedDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, group=options.group,
+                                        stochastic=options.stochastic, on_degenerate=options.on_degenerate,
+                                        dtype=_dtype(task))
 
 
 @TASKS.register("nbody")
