@@ -1,10 +1,12 @@
-"""Layers and models built from ``equilib.ops``: radial bases, interaction blocks, interatomic potentials, point-cloud
-dynamics models."""
+"""Layers and models built from ``equilib.ops``: radial bases, interaction blocks, interatomic potentials (equivariant,
+and a plain Cartesian backbone for frame averaging), point-cloud dynamics models."""
 
 from ._interaction import InteractionBlock
+from ._plain_potential import PlainPotential, PlainPotentialConfig
 from ._point_cloud import EquivariantDynamicsNet, PlainDynamicsGNN, complete_graph
-from ._potential import EquivariantPotential, PotentialConfig
+from ._potential import EquivariantPotential, InteratomicPotential, PotentialConfig
 from ._radial import BesselBasis, PolynomialCutoff
 
-__all__ = ["BesselBasis", "EquivariantDynamicsNet", "EquivariantPotential", "InteractionBlock", "PlainDynamicsGNN",
-           "PolynomialCutoff", "PotentialConfig", "complete_graph"]
+__all__ = ["BesselBasis", "EquivariantDynamicsNet", "EquivariantPotential", "InteractionBlock", "InteratomicPotential",
+           "PlainDynamicsGNN", "PlainPotential", "PlainPotentialConfig", "PolynomialCutoff", "PotentialConfig",
+           "complete_graph"]

@@ -1,4 +1,5 @@
-"""An E(3)-equivariant interatomic potential in the NequIP/MACE family on any ``equilib.ops`` backend.
+"""An E(3)-equivariant interatomic potential in the NequIP/MACE family on any ``equilib.ops`` backend, and what every
+equilib potential shares (:class:`InteratomicPotential`).
 
 Energy is a sum of atomic energies ``E_i = scale * y_i + shift + E0[Z_i]``; forces are ``-dE/dpos`` by autograd;
 stress is ``(1/V) dE/d(strain)`` under a symmetric displacement of positions and cell (the route NequIP and MACE
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from e3nn import o3
@@ -64,78 +66,99 @@ class PotentialConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        if not self.species or len(set(self.species)) != len(self.species):
-            raise ValueError(f"species: expected distinct atomic numbers, got {self.species!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
-        for name in ("cutoff", "channels", "num_radial", "radial_hidden", "avg_num_neighbors"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: expected a positive value, got {getattr(self, name)!r}")
+        check_config(self, ("cutoff", "channels", "num_radial", "radial_hidden", "avg_num_neighbors"))
         if self.lmax < 0 or self.num_layers < 1:
             raise ValueError(f"lmax, num_layers: expected >= 0 and >= 1, got {self.lmax}, {self.num_layers}")
         self.e0s = {int(z): float(e) for z, e in self.e0s.items()}
 
 
-class EquivariantPotential(torch.nn.Module):
-    """Energies, forces and stress of batches of :class:`equilib.data.AtomicData` with neighbor lists.
+def check_config(config, positive: tuple[str, ...]) -> None:
+    """The checks every potential's config shares: distinct species, a known dtype, positive sizes.
 
     Args:
-        config: The hyper-parameters (the model's dtype is ``config.dtype``).
+        config: A config dataclass with ``species`` and ``dtype`` fields.
+        positive: Names of the fields that must be positive.
 
-    Examples:
-        >>> import torch
-        >>> from ase.build import molecule
-        >>> from equilib.data import AtomicData
-        >>> from equilib.nn import EquivariantPotential, PotentialConfig
-        >>> _ = torch.manual_seed(0)
-        >>> config = PotentialConfig(species=[1, 8], cutoff=3.0, channels=4, lmax=1, num_layers=1, num_radial=4,
-        ...                          radial_hidden=8, dtype="float64")
-        >>> model = EquivariantPotential(config)
-        >>> out = model(AtomicData.from_ase(molecule("H2O"), cutoff=3.0))
-        >>> {key: tuple(value.shape) for key, value in out.items()}
-        {'energy': (1,), 'energies': (3,), 'forces': (3, 3)}
-        >>> bool(out["forces"].sum(0).abs().max() < 1e-12)  # no net force on an isolated molecule
-        True
+    Raises:
+        ValueError: If ``species`` is empty or repeats an element, ``dtype`` is unknown or a field in ``positive``
+            is not positive.
+    """
+    if not config.species or len(set(config.species)) != len(config.species):
+        raise ValueError(f"species: expected distinct atomic numbers, got {config.species!r}")
+    if config.dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected 'float32' or 'float64', got {config.dtype!r}")
+    for name in positive:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name}: expected a positive value, got {getattr(config, name)!r}")
+
+
+def species_table(species: list[int]) -> torch.Tensor:
+    """The index of each atomic number in ``species``, -1 for the others.
+
+    Args:
+        species: Distinct atomic numbers.
+
+    Returns:
+        ``(MAX_ATOMIC_NUMBER + 1,)`` torch.long.
+    """
+    table = torch.full((MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)
+    table[torch.tensor(species)] = torch.arange(len(species))
+    return table
+
+
+def reference_energies(species: list[int], e0s: dict, dtype: torch.dtype) -> torch.Tensor:
+    """The per-element reference energies in species order (0 for the elements ``e0s`` does not list).
+
+    Args:
+        species: Atomic numbers, in the model's order.
+        e0s: ``{Z: eV}``.
+        dtype: Dtype of the result.
+
+    Returns:
+        ``(len(species),)`` tensor.
+    """
+    e0 = torch.zeros(len(species), dtype=dtype)
+    for k, z in enumerate(species):
+        e0[k] = e0s.get(z, 0.0)
+    return e0
+
+
+def _read_model_file(path: str | os.PathLike, map_location) -> dict:
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"{path}: not an equilib model file ({type(err).__name__}: {err})") from None
+    if not isinstance(blob, dict) or not isinstance(blob.get("kind"), str) or "config" not in blob:
+        raise ValueError(f"{path}: not an equilib model file (no 'kind' and 'config')")
+    return blob
+
+
+class InteratomicPotential(torch.nn.Module):
+    """What every equilib potential shares: the call, forces and stress by autograd, the normalisation, save/load.
+
+    A subclass builds its layers from ``config`` (a dataclass with a ``dtype`` field; ``Config`` names its class)
+    and implements :meth:`atomic_energies`; :meth:`forward` differentiates the sum of the atomic energies. Forces
+    are ``-dE/dpos``; stress is ``(1/V) dE/d(strain)`` under the symmetric strain that moves positions and cell
+    together, in eV/A^3 with ASE's sign. Subclasses that hold ``e0`` and ``species_index`` buffers get
+    :meth:`normalise` and :meth:`species` from here.
     """
 
-    def __init__(self, config: PotentialConfig) -> None:
-        super().__init__()
-        self.config = config
-        dtype = getattr(torch, config.dtype)
-        c, lmax = config.channels, config.lmax
-        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
-        hidden = o3.Irreps([(c, (l, (-1) ** l)) for l in range(lmax + 1)])
-        self.register_buffer("species_index", self._species_table(config.species), persistent=False)
-        self.embedding = torch.nn.Embedding(len(config.species), c, dtype=dtype)  # N(0, 1): unit-variance features
-        self.radial_basis = BesselBasis(config.cutoff, config.num_radial, dtype=dtype)
-        self.envelope = PolynomialCutoff(config.cutoff)
-        self.spherical_harmonics = SphericalHarmonics(lmax, dtype=dtype)
-        # The last layer makes only the scalars the readout reads (as NequIP and MACE): its l > 0 outputs would be
-        # computed and thrown away.
-        scalars = o3.Irreps(f"{c}x0e")
-        self.layers = torch.nn.ModuleList()
-        for k in range(config.num_layers):
-            self.layers.append(InteractionBlock(
-                scalars if k == 0 else hidden, scalars if k == config.num_layers - 1 else hidden, self.irreps_sh,
-                len(config.species), config.num_radial, config.radial_hidden, config.avg_num_neighbors,
-                config.backend, config.tp_options, dtype))
-        self.readout = EquivariantLinear(scalars, scalars, dtype)
-        self.readout_mlp = torch.nn.Sequential(torch.nn.Linear(c, c, dtype=dtype), torch.nn.SiLU(),
-                                               torch.nn.Linear(c, 1, dtype=dtype))
-        e0 = torch.zeros(len(config.species), dtype=dtype)
-        for k, z in enumerate(config.species):
-            e0[k] = config.e0s.get(z, 0.0)
-        self.register_buffer("e0", e0)
-
-    @staticmethod
-    def _species_table(species: list[int]) -> torch.Tensor:
-        table = torch.full((MAX_ATOMIC_NUMBER + 1,), -1, dtype=torch.long)
-        table[torch.tensor(species)] = torch.arange(len(species))
-        return table
+    Config: ClassVar[type]
+    config: object
+    e0: torch.Tensor
+    species_index: torch.Tensor
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype the model computes in."""
         return self.e0.dtype
+
+    @property
+    def cutoff(self) -> float:
+        """The neighbor cutoff (Angstrom) its inputs' neighbor lists need."""
+        return float(self.config.cutoff)
 
     def _apply(self, fn, recurse: bool = True):
         """``torch.nn.Module._apply``; after a conversion to float32 or float64 the config names the new dtype, so
@@ -146,14 +169,50 @@ class EquivariantPotential(torch.nn.Module):
             self.config = dataclasses.replace(self.config, dtype=name)
         return self
 
-    def _species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
-        """Each atom's index in the model's species list; an error names elements the model does not know."""
+    def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """Each atom's index in the model's species list.
+
+        Args:
+            atomic_numbers: ``(atoms,)`` torch.long.
+
+        Returns:
+            ``(atoms,)`` torch.long indices into ``config.species``.
+
+        Raises:
+            ValueError: If an element is not among ``config.species`` (the message names it).
+        """
         index = self.species_index.index_select(0, atomic_numbers)
         if (index < 0).any():
             unknown = sorted(set(atomic_numbers[index < 0].tolist()))
             raise ValueError(f"atomic_numbers: elements {unknown} are not among the model's species "
                              f"{self.config.species}")
         return index
+
+    def normalise(self, y: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Atomic energies ``scale * y + shift + E0[species]`` from the network's outputs ``y``.
+
+        Args:
+            y: ``(atoms,)`` network outputs.
+            species: ``(atoms,)`` species indices (from :meth:`species`).
+
+        Returns:
+            ``(atoms,)`` atomic energies in eV.
+        """
+        return self.config.scale * y + self.config.shift + self.e0.index_select(0, species)
+
+    def atomic_energies(self, data, pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """The atomic energies of ``data`` at positions ``pos`` and cells ``cell`` (what :meth:`forward` sums).
+
+        Args:
+            data: The :class:`~equilib.data.AtomicData` or ``Batch`` (neighbor list, atomic numbers).
+            pos: ``(atoms, 3)`` positions in the model's dtype (differentiable: forces and stress flow through them).
+            cell: ``(graphs, 3, 3)`` cells in the model's dtype (strained for the stress).
+            batch: ``(atoms,)`` graph of each atom.
+
+        Returns:
+            ``(atoms,)`` energies in eV.
+        """
+        raise NotImplementedError
 
     def forward(self, data, compute_forces: bool = True, compute_stress: bool = False) -> dict[str, torch.Tensor]:
         """Energy, atomic energies and (optionally) forces and stress of ``data``.
@@ -188,15 +247,7 @@ class EquivariantPotential(torch.nn.Module):
             symmetric = 0.5 * (strain + strain.transpose(1, 2))
             pos = pos + torch.einsum("ni,nij->nj", pos, symmetric[batch])
             cell = cell + torch.bmm(cell, symmetric)
-        vectors, lengths = edge_vectors_and_lengths(pos, cell, data.edge_index, data.cell_offsets, batch)
-        edge_sh = self.spherical_harmonics(vectors)
-        edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
-        species = self._species(data.atomic_numbers)
-        x = self.embedding(species)
-        for layer in self.layers:
-            x = layer(x, species, data.edge_index, edge_sh, edge_radial)
-        y = self.readout_mlp(self.readout(x)).squeeze(-1)
-        energies = self.config.scale * y + self.config.shift + self.e0.index_select(0, species)
+        energies = self.atomic_energies(data, pos, cell, batch)
         energy = scatter_sum(energies, batch, dim=0, dim_size=num_graphs)
         out = {"energy": energy, "energies": energies}
         inputs = [t for t, wanted in ((leaf, compute_forces), (strain, compute_stress)) if wanted]
@@ -210,38 +261,118 @@ class EquivariantPotential(torch.nn.Module):
         return out
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write one file with the config, the weights and the package version, atomically.
+        """Write one file with the model's kind (class name), config, weights and the package version, atomically.
 
         Args:
             path: The file to write (``torch.save`` format).
         """
-        atomic_save({"equilib_version": __version__, "kind": "EquivariantPotential",
+        atomic_save({"equilib_version": __version__, "kind": type(self).__name__,
                      "config": dataclasses.asdict(self.config), "state_dict": self.state_dict()}, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> EquivariantPotential:
-        """A model saved by :meth:`save`.
+    def from_config(cls, values: dict) -> InteratomicPotential:
+        """A freshly initialised model from its config as plain values (what :meth:`save` writes).
+
+        Args:
+            values: ``dataclasses.asdict`` of the config.
+
+        Returns:
+            The model.
+        """
+        return cls(cls.Config(**values))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> InteratomicPotential:
+        """A model of this class saved by :meth:`save`.
 
         Args:
             path: The file.
             map_location: Device to load onto (CPU by default).
 
         Returns:
-            The :class:`EquivariantPotential` in the dtype it was saved in, on ``map_location``.
+            The model in the dtype it was saved in, on ``map_location``.
 
         Raises:
             FileNotFoundError: If ``path`` does not exist.
-            ValueError: If the file is not an equilib model file.
+            ValueError: If the file is not an equilib model file of this class.
         """
-        try:
-            blob = torch.load(path, map_location=map_location, weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as err:  # noqa: BLE001
-            raise ValueError(f"{path}: not an equilib model file ({type(err).__name__}: {err})") from None
-        if not isinstance(blob, dict) or blob.get("kind") != "EquivariantPotential":
-            raise ValueError(f"{path}: not an equilib model file (no 'kind': 'EquivariantPotential')")
-        model = cls(PotentialConfig(**blob["config"]))
+        blob = _read_model_file(path, map_location)
+        if blob["kind"] != cls.__name__:
+            raise ValueError(f"{path}: not an equilib model file (no 'kind': '{cls.__name__}'; it holds a "
+                             f"{blob['kind']!r})")
+        model = cls.from_config(blob["config"])
         model.load_state_dict(blob["state_dict"])
         return model.to(map_location)
 
+
+class EquivariantPotential(InteratomicPotential):
+    """Energies, forces and stress of batches of :class:`equilib.data.AtomicData` with neighbor lists.
+
+    Args:
+        config: The hyper-parameters (the model's dtype is ``config.dtype``).
+
+    Examples:
+        >>> import torch
+        >>> from ase.build import molecule
+        >>> from equilib.data import AtomicData
+        >>> from equilib.nn import EquivariantPotential, PotentialConfig
+        >>> _ = torch.manual_seed(0)
+        >>> config = PotentialConfig(species=[1, 8], cutoff=3.0, channels=4, lmax=1, num_layers=1, num_radial=4,
+        ...                          radial_hidden=8, dtype="float64")
+        >>> model = EquivariantPotential(config)
+        >>> out = model(AtomicData.from_ase(molecule("H2O"), cutoff=3.0))
+        >>> {key: tuple(value.shape) for key, value in out.items()}
+        {'energy': (1,), 'energies': (3,), 'forces': (3, 3)}
+        >>> bool(out["forces"].sum(0).abs().max() < 1e-12)  # no net force on an isolated molecule
+        True
+    """
+
+    Config = PotentialConfig
+
+    def __init__(self, config: PotentialConfig) -> None:
+        super().__init__()
+        self.config = config
+        dtype = getattr(torch, config.dtype)
+        c, lmax = config.channels, config.lmax
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
+        hidden = o3.Irreps([(c, (l, (-1) ** l)) for l in range(lmax + 1)])
+        self.register_buffer("species_index", species_table(config.species), persistent=False)
+        self.embedding = torch.nn.Embedding(len(config.species), c, dtype=dtype)  # N(0, 1): unit-variance features
+        self.radial_basis = BesselBasis(config.cutoff, config.num_radial, dtype=dtype)
+        self.envelope = PolynomialCutoff(config.cutoff)
+        self.spherical_harmonics = SphericalHarmonics(lmax, dtype=dtype)
+        # The last layer makes only the scalars the readout reads (as NequIP and MACE): its l > 0 outputs would be
+        # computed and thrown away.
+        scalars = o3.Irreps(f"{c}x0e")
+        self.layers = torch.nn.ModuleList()
+        for k in range(config.num_layers):
+            self.layers.append(InteractionBlock(
+                scalars if k == 0 else hidden, scalars if k == config.num_layers - 1 else hidden, self.irreps_sh,
+                len(config.species), config.num_radial, config.radial_hidden, config.avg_num_neighbors,
+                config.backend, config.tp_options, dtype))
+        self.readout = EquivariantLinear(scalars, scalars, dtype)
+        self.readout_mlp = torch.nn.Sequential(torch.nn.Linear(c, c, dtype=dtype), torch.nn.SiLU(),
+                                               torch.nn.Linear(c, 1, dtype=dtype))
+        self.register_buffer("e0", reference_energies(config.species, config.e0s, dtype))
+
+    def atomic_energies(self, data, pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """The atomic energies: interaction blocks on the edge spherical harmonics and radial basis, then a readout.
+
+        Args:
+            data: The :class:`~equilib.data.AtomicData` or ``Batch`` (neighbor list, atomic numbers).
+            pos: ``(atoms, 3)`` positions in the model's dtype.
+            cell: ``(graphs, 3, 3)`` cells in the model's dtype.
+            batch: ``(atoms,)`` graph of each atom.
+
+        Returns:
+            ``(atoms,)`` energies in eV.
+        """
+        vectors, lengths = edge_vectors_and_lengths(pos, cell, data.edge_index, data.cell_offsets, batch)
+        edge_sh = self.spherical_harmonics(vectors)
+        edge_radial = self.radial_basis(lengths) * self.envelope(lengths).unsqueeze(-1)
+        species = self.species(data.atomic_numbers)
+        x = self.embedding(species)
+        for layer in self.layers:
+            x = layer(x, species, data.edge_index, edge_sh, edge_radial)
+        y = self.readout_mlp(self.readout(x)).squeeze(-1)
+        return self.normalise(y, species)

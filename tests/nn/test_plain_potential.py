@@ -1,0 +1,164 @@
+"""The plain Cartesian potential (frame averaging's backbone): forces and stress against finite differences,
+translation, permutation and periodic-image invariance but no rotation invariance, smoothness at the cutoff, frames
+as leading axes, batches, save/load and errors."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import add_adsorbate, bulk, fcc111
+from torch_geometric.data import Batch
+
+from equilib.data import AtomicData
+from equilib.groups import E3, SO3, Positions, Translations, Vectors, assert_equivariant, equivariance_error
+from equilib.nn import EquivariantPotential, PlainPotential, PlainPotentialConfig
+
+CUTOFF = 4.0
+
+
+def make_model(dtype="float64", seed=0):
+    torch.manual_seed(seed)
+    return PlainPotential(PlainPotentialConfig(species=[1, 8, 29], cutoff=CUTOFF, channels=8, num_layers=2,
+                                               avg_num_neighbors=10.0, e0s={29: -0.3, 8: -1.0}, dtype=dtype))
+
+
+def adslab():
+    slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
+    add_adsorbate(slab, "O", 1.4, "fcc")
+    slab.positions += np.random.default_rng(0).normal(0, 0.05, slab.positions.shape)
+    return slab
+
+
+def bulk_cell():
+    atoms = bulk("Cu", "fcc", a=3.6).repeat((2, 1, 1))
+    atoms.positions += np.random.default_rng(1).normal(0, 0.08, atoms.positions.shape)
+    strain = np.eye(3) + 0.02 * np.random.default_rng(2).normal(size=(3, 3))
+    atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+    return atoms
+
+
+def data_of(atoms):
+    return AtomicData.from_ase(atoms, cutoff=CUTOFF)
+
+
+def energy_of(model, atoms):
+    return float(model(data_of(atoms), compute_forces=False)["energy"].detach())
+
+
+def test_forces_and_stress_are_derivatives_of_the_energy():
+    model, atoms = make_model(), adslab()
+    forces = model(data_of(atoms))["forces"].detach().numpy()
+    eps = 1e-5
+    for atom, axis in [(0, 0), (4, 2), (8, 1), (8, 2)]:
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, axis] += eps
+        minus.positions[atom, axis] -= eps
+        assert forces[atom, axis] == pytest.approx(-(energy_of(model, plus) - energy_of(model, minus)) / (2 * eps),
+                                                   abs=1e-9)
+    assert np.abs(forces).max() > 1e-4
+    atoms = bulk_cell()
+    stress = model(data_of(atoms), compute_stress=True)["stress"][0].detach().numpy()
+    for i, j in [(0, 0), (1, 2), (0, 1)]:
+        energies = []
+        for sign in (1, -1):
+            deformation = np.eye(3)
+            deformation[i, j] += sign * eps / 2
+            deformation[j, i] += sign * eps / 2
+            strained = atoms.copy()
+            strained.set_cell(atoms.cell.array @ deformation, scale_atoms=True)
+            energies.append(energy_of(model, strained))
+        assert stress[i, j] == pytest.approx((energies[0] - energies[1]) / (2 * eps) / atoms.get_volume(), abs=1e-9)
+    assert np.abs(stress - stress.T).max() < 1e-12
+
+
+def test_translation_permutation_and_image_invariant_but_not_rotation_invariant(generator):
+    model, atoms = make_model(), adslab()
+    data = data_of(atoms)
+
+    def forces_of(pos, cell):
+        moved = data.clone()
+        moved.pos, moved.cell = pos, cell
+        return model(moved)["forces"]
+
+    inputs, reps = (data.pos, data.cell), (Positions(), Vectors())
+    assert_equivariant(forces_of, Translations(3, scale=10.0), inputs, reps, Vectors(), generator=generator)
+    assert equivariance_error(forces_of, SO3(), inputs, reps, Vectors(), generator=generator) > 1e-4
+    assert equivariance_error(forces_of, E3(), inputs, reps, Vectors(), generator=generator) > 1e-4
+    reference = {key: value.detach() for key, value in model(data).items()}
+    perm = np.random.default_rng(3).permutation(len(atoms))
+    shuffled = {key: value.detach() for key, value in model(data_of(atoms[perm])).items()}
+    assert float(shuffled["energy"]) == pytest.approx(float(reference["energy"]), abs=1e-12)
+    assert torch.allclose(shuffled["forces"], reference["forces"][perm], atol=1e-12, rtol=0)
+    imaged = atoms.copy()
+    imaged.positions[0] += atoms.cell[0] - 2 * atoms.cell[1]
+    imaged.positions[3] -= atoms.cell[1]
+    assert energy_of(model, imaged) == pytest.approx(float(reference["energy"]), abs=1e-12)
+
+
+def test_energy_and_forces_vanish_smoothly_at_the_cutoff():
+    model = make_model()
+    direction = np.array([0.48, -0.6, 0.64])  # unit length
+    energies, forces = [], []
+    for r in (CUTOFF - 1e-3, CUTOFF + 1e-3):
+        out = model(data_of(Atoms("CuO", positions=[[0, 0, 0], r * direction])))
+        energies.append(float(out["energy"].detach()))
+        forces.append(out["forces"].detach().abs().max())
+    assert abs(energies[0] - energies[1]) < 1e-8  # the envelope's value and first two derivatives vanish there
+    assert forces[0] < 1e-5 and forces[1] == 0
+
+
+def test_leading_axes_are_independent_copies_and_pooling_averages_them():
+    model, data = make_model(), data_of(adslab())
+    generator = torch.Generator().manual_seed(0)
+    vectors = torch.randn(3, data.edge_index.shape[1], 3, dtype=torch.float64, generator=generator)
+    lengths = torch.rand(data.edge_index.shape[1], dtype=torch.float64) + 1.0
+    species = model.species(data.atomic_numbers)
+    stacked = model.atomic_outputs(vectors, lengths, species, data.edge_index)
+    for f in range(3):
+        assert torch.allclose(stacked[f], model.atomic_outputs(vectors[f], lengths, species, data.edge_index),
+                              atol=1e-13, rtol=0)
+    pooled = model.atomic_outputs(vectors, lengths, species, data.edge_index, pool_frames=True)
+    assert pooled.shape == (data.num_nodes,)
+    same = model.atomic_outputs(vectors[:1].expand(3, -1, -1), lengths, species, data.edge_index, pool_frames=True)
+    assert torch.allclose(same, stacked[0], atol=1e-13, rtol=0)  # pooling identical copies changes nothing
+    with pytest.raises(ValueError, match=r"vectors, lengths, edge_index: expected shapes"):
+        model.atomic_outputs(vectors[..., :2], lengths, species, data.edge_index)
+
+
+def test_batches_e0s_save_load_and_dtype(tmp_path):
+    model = make_model()
+    a, b = data_of(adslab()), data_of(bulk_cell())
+    with torch.no_grad():
+        batch = model(Batch.from_data_list([a, b]), compute_forces=False)["energy"]
+        singles = [float(model(x, compute_forces=False)["energy"]) for x in (a, b)]
+    assert batch.tolist() == pytest.approx(singles, abs=1e-12)
+    shifted = make_model()
+    shifted.e0[shifted.config.species.index(29)] += 1.0
+    difference = shifted(a)["energy"].detach() - model(a)["energy"].detach()
+    assert float(difference) == pytest.approx(int((a.atomic_numbers == 29).sum()), abs=1e-12)
+    converted = make_model(dtype="float32").to(torch.float64)
+    assert converted.dtype == torch.float64 and converted.config.dtype == "float64"
+    converted.save(tmp_path / "plain.pt")
+    loaded = PlainPotential.load(tmp_path / "plain.pt")
+    assert loaded.config == converted.config and torch.equal(loaded(a)["forces"], converted(a)["forces"])
+    with pytest.raises(ValueError, match="no 'kind': 'EquivariantPotential'"):
+        EquivariantPotential.load(tmp_path / "plain.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not an equilib model file"):
+        PlainPotential.load(tmp_path / "junk.pt")
+
+
+def test_errors():
+    model = make_model()
+    with pytest.raises(ValueError, match="data: expected a neighbor list"):
+        model(AtomicData.from_ase(adslab()))
+    with pytest.raises(ValueError, match=r"atomic_numbers: elements \[79\] are not among the model's species"):
+        model(data_of(bulk("Au", "fcc", a=4.1)))
+    with pytest.raises(ValueError, match="species: expected distinct atomic numbers"):
+        PlainPotentialConfig(species=[1, 1])
+    with pytest.raises(ValueError, match="dtype: expected 'float32' or 'float64'"):
+        PlainPotentialConfig(species=[1], dtype="half")
+    with pytest.raises(ValueError, match="channels: expected a positive value"):
+        PlainPotentialConfig(species=[1], channels=0)
+    with pytest.raises(ValueError, match="num_layers: expected >= 1"):
+        PlainPotentialConfig(species=[1], num_layers=0)
