@@ -35,9 +35,12 @@ RUNS = {  # name -> (config, overrides, label)
                     "equilib EquivariantDynamicsNet (grid, lmax 1, coordinate updates)"),
     "gnn": ("models/nbody_gnn.yaml", [], "plain GNN"),
     "gnn_augmented": ("models/nbody_gnn.yaml", ["data.augment=true"], "plain GNN + E(3) augmentation"),
-    "fa_gnn": ("models/nbody_fa_gnn.yaml", [], "plain GNN, frame-averaged (8 frames)"),
+    "fa_gnn": ("models/nbody_fa_gnn.yaml", [], "FA-GNN (frame averaging at every layer, 8 frames)"),
     "fa_gnn_stochastic": ("models/nbody_fa_gnn.yaml", ["model.stochastic=true"],
-                          "plain GNN, stochastic frame averaging (1 frame per step, 8 at evaluation)"),
+                          "FA-GNN, stochastic (1 frame per layer and step, 8 at evaluation)"),
+    "fa_wrapped": ("models/nbody_fa_wrapped.yaml", [], "plain GNN wrapped in FrameAveraged (8 frames)"),
+    "fa_wrapped_stochastic": ("models/nbody_fa_wrapped.yaml", ["model.stochastic=true"],
+                              "plain GNN wrapped, stochastic (1 frame per step, 8 at evaluation)"),
 }
 PUBLISHED = [  # test MSE, EGNN (Satorras et al. 2021, Table 2) and FA (Puny et al. 2022)
     ("Linear", 0.0819), ("SE(3)-Transformer", 0.0244), ("Tensor Field Network", 0.0155), ("GNN", 0.0107),
