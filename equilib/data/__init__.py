@@ -6,6 +6,7 @@ from ._atomic_data import MAX_ATOMIC_NUMBER, AtomicData, batch_index, edge_vecto
 from ._dataset import AtomicDataset, detect_format
 from ._nbody import NBodyDataset
 from ._neighbors import edge_vectors_and_lengths, neighbor_list
+from ._normals import NormalsDataset
 from ._oc20_lmdb import OC20LmdbReader, write_oc20_lmdb
 from ._qm9 import QM9Dataset
 from ._statistics import force_rms, mean_neighbors, per_element_energies, require_labels
@@ -17,6 +18,7 @@ __all__ = [
     "AtomicData",
     "AtomicDataset",
     "NBodyDataset",
+    "NormalsDataset",
     "OC20LmdbReader",
     "QM9Dataset",
     "batch_index",
