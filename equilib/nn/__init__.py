@@ -4,9 +4,10 @@ and a plain Cartesian backbone for frame averaging), point-cloud dynamics models
 from ._interaction import InteractionBlock
 from ._plain_potential import PlainPotential, PlainPotentialConfig
 from ._point_cloud import EquivariantDynamicsNet, PlainDynamicsGNN, complete_graph
+from ._pointnet import PointNet
 from ._potential import EquivariantPotential, InteratomicPotential, PotentialConfig
 from ._radial import BesselBasis, PolynomialCutoff
 
 __all__ = ["BesselBasis", "EquivariantDynamicsNet", "EquivariantPotential", "InteractionBlock", "InteratomicPotential",
-           "PlainDynamicsGNN", "PlainPotential", "PlainPotentialConfig", "PolynomialCutoff", "PotentialConfig",
-           "complete_graph"]
+           "PlainDynamicsGNN", "PlainPotential", "PlainPotentialConfig", "PointNet", "PolynomialCutoff",
+           "PotentialConfig", "complete_graph"]

@@ -6,6 +6,7 @@ from . import _callbacks, _loss_terms  # noqa: F401  (register the built-in loss
 from ._config import TrainConfig, build_config, load_config
 from ._losses import LossConfig, MetricAccumulator, compute_loss
 from ._nbody_task import NBodyData, NBodyTask
+from ._normals_task import NormalsData, NormalsTask
 from ._plots import learning_curves, parity_plots, relaxation_curves
 from ._potential_task import PotentialData, PotentialOptions, PotentialTask
 from ._registry import CALLBACKS, LOSS_TERMS, MODELS, TASKS, Registry
@@ -13,7 +14,7 @@ from ._task import Callback, LossOptions, LossTerm, ModelOptions, Symmetry, Task
 from ._trainer import Trainer, evaluate
 
 __all__ = ["CALLBACKS", "LOSS_TERMS", "MODELS", "TASKS", "Callback", "LossConfig", "LossOptions", "LossTerm",
-           "MetricAccumulator", "ModelOptions", "NBodyData", "NBodyTask", "PotentialData", "PotentialOptions",
-           "PotentialTask", "Registry",
+           "MetricAccumulator", "ModelOptions", "NBodyData", "NBodyTask", "NormalsData", "NormalsTask",
+           "PotentialData", "PotentialOptions", "PotentialTask", "Registry",
            "Symmetry", "Task", "TrainConfig", "Trainer", "build_config", "compute_loss", "evaluate", "learning_curves",
            "load_config", "parity_plots", "relaxation_curves"]
