@@ -1,4 +1,5 @@
-"""The ASE calculator: energies, forces and stress of an equilib potential (or a committee of them).
+"""The ASE calculator: energies, forces and stress of an equilib potential (or a committee of them), and
+:func:`load_potential`, which reads any equilib potential file.
 
 Follows ASE's calculator conventions (as MACE's calculator does): eV, Angstrom, eV/A, stress in eV/A^3 in Voigt
 order (xx, yy, zz, yz, xz, xy), ``free_energy`` equal to ``energy``, per-atom ``energies``; results are recomputed
@@ -16,11 +17,42 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from .data import AtomicData
-from .nn import EquivariantPotential
+from .frames import FrameAveragedPotential
+from .nn import EquivariantPotential, InteratomicPotential, PlainPotential
+from .nn._potential import _read_model_file
+
+POTENTIALS = {cls.__name__: cls for cls in (EquivariantPotential, PlainPotential, FrameAveragedPotential)}
+EXPECTED = "an EquivariantPotential, PlainPotential or FrameAveragedPotential"
+
+
+def load_potential(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> InteratomicPotential:
+    """Any equilib potential saved by its ``save`` method: the class is the one the file's ``kind`` names.
+
+    Args:
+        path: The file.
+        map_location: Device to load onto (CPU by default).
+
+    Returns:
+        The :class:`~equilib.nn.EquivariantPotential`, :class:`~equilib.nn.PlainPotential` or
+        :class:`~equilib.frames.FrameAveragedPotential`, in the dtype it was saved in.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file is not an equilib model file, or its kind is none of these.
+    """
+    kind = _read_model_file(path, "cpu")["kind"]
+    if kind not in POTENTIALS:
+        raise ValueError(f"{path}: not an equilib potential file (kind {kind!r}; expected one of "
+                         f"{', '.join(POTENTIALS)})")
+    return POTENTIALS[kind].load(path, map_location=map_location)
 
 
 class EquilibCalculator(Calculator):
-    """An ASE calculator for an :class:`~equilib.nn.EquivariantPotential`, or the mean of a committee of them.
+    """An ASE calculator for an equilib potential, or the mean of a committee of them.
+
+    Any :class:`~equilib.nn.InteratomicPotential`: an :class:`~equilib.nn.EquivariantPotential`, a
+    :class:`~equilib.nn.PlainPotential` or a :class:`~equilib.frames.FrameAveragedPotential` (files are read by
+    :func:`load_potential`).
 
     Properties: ``energy`` and ``free_energy`` (eV), per-atom ``energies``, ``forces`` (eV/A) and ``stress`` (eV/A^3,
     Voigt order, periodic cells only); with several models also ``energy_var``, ``forces_var`` (and ``stress_var``),
@@ -62,13 +94,13 @@ class EquilibCalculator(Calculator):
         loaded = []
         for m in models:
             if isinstance(m, (str, os.PathLike)):
-                m = EquivariantPotential.load(m, map_location=self.device)
-            if not isinstance(m, EquivariantPotential):
-                raise TypeError(f"model: expected an EquivariantPotential or a path to one, got {type(m).__name__}")
+                m = load_potential(m, map_location=self.device)
+            if not isinstance(m, InteratomicPotential):
+                raise TypeError(f"model: expected {EXPECTED} (or a path to one), got {type(m).__name__}")
             if dtype is not None:
                 m = m.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
             loaded.append(m.to(self.device).eval())
-        cutoffs = {m.config.cutoff for m in loaded}
+        cutoffs = {m.cutoff for m in loaded}
         if len(cutoffs) != 1:
             raise ValueError(f"model: a committee needs one cutoff, got {sorted(cutoffs)}")
         self.models = loaded

@@ -38,12 +38,12 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from torch_geometric.loader import DataLoader
 
+    from .calculator import load_potential
     from .data import AtomicDataset
-    from .nn import EquivariantPotential
     from .train import MetricAccumulator, evaluate
 
-    model = EquivariantPotential.load(args.model)
-    dataset = AtomicDataset(args.data, cutoff=model.config.cutoff)
+    model = load_potential(args.model)
+    dataset = AtomicDataset(args.data, cutoff=model.cutoff)
     metrics = evaluate(model, DataLoader(dataset, batch_size=args.batch_size),
                        lambda net, batch: net(batch, compute_forces=True),
                        MetricAccumulator(free_only=not args.all_atoms))

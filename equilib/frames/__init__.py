@@ -13,6 +13,8 @@ from ._averaging import FrameAveraged
 from ._fa_gnn import FrameAveragedDynamicsGNN
 from ._frame_set import FrameSet, frame_set
 from ._pca import TOLERANCE, Frames, pca_frames, relative_gaps, sign_matrices
+from ._potential import FrameAveragedPotential, FrameAveragedPotentialConfig
 
-__all__ = ["TOLERANCE", "FrameAveraged", "FrameAveragedDynamicsGNN", "FrameSet", "Frames", "frame_set", "pca_frames",
-           "relative_gaps", "sign_matrices"]
+__all__ = ["TOLERANCE", "FrameAveraged", "FrameAveragedDynamicsGNN", "FrameAveragedPotential",
+           "FrameAveragedPotentialConfig", "FrameSet", "Frames", "frame_set", "pca_frames", "relative_gaps",
+           "sign_matrices"]

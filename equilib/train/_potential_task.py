@@ -1,9 +1,12 @@
-"""The interatomic-potential task: OC20-style S2EF frames (energies, forces, stress) and the equivariant potential.
+"""The interatomic-potential task: OC20-style S2EF frames (energies, forces, stress) and its potentials.
 
 Frames come from any format :class:`equilib.data.AtomicDataset` reads, with neighbor lists made on access (in the
-loader workers when streamed); the loss and metrics are OC20's S2EF ones (``equilib.train._losses``); the model is
-:class:`equilib.nn.EquivariantPotential`, normalised by the training data's statistics (E0s, mean neighbors, force
-RMS), and must be invariant (energy) and equivariant (forces) under E(3).
+loader workers when streamed); the loss and metrics are OC20's S2EF ones (``equilib.train._losses``); the models are
+:class:`equilib.nn.EquivariantPotential` (``equivariant_potential``, the default), the plain Cartesian
+:class:`equilib.nn.PlainPotential` (``plain_potential``, not rotation-invariant) and its frame average
+:class:`equilib.frames.FrameAveragedPotential` (``frame_averaged_potential``, Puny et al. 2022), each normalised by the
+training data's statistics (E0s, mean neighbors, force RMS); energies should be invariant and forces equivariant
+under E(3).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from dataclasses import dataclass, field
 from torch_geometric.data import Batch
 
 from ..data import AtomicDataset, force_rms, mean_neighbors, per_element_energies
+from ..frames import TOLERANCE, FrameAveragedPotential
+from ..frames._potential import MODES, ON_DEGENERATE
 from ..groups import E3, Positions, Scalars, Vectors
-from ..nn import EquivariantPotential, PotentialConfig
+from ..nn import EquivariantPotential, PlainPotential, PlainPotentialConfig, PotentialConfig
 from ._batches import Frames
 from ._losses import LossConfig, MetricAccumulator, compute_loss
 from ._plots import parity_plots
@@ -97,18 +102,129 @@ class PotentialModel:
         Raises:
             ValueError: If ``task`` is not a :class:`PotentialTask`.
         """
-        if not isinstance(task, PotentialTask):
-            raise ValueError(f"model.name: 'equivariant_potential' needs the potential task, not {type(task).__name__}")
-        frames = [task.train, *task.val.values()]
-        species = options.species or sorted({int(z) for f in frames for k in range(len(f))
-                                             for z in f[k].atomic_numbers})
         config = PotentialConfig(
-            species=species, cutoff=task.config.data.cutoff, channels=options.channels, lmax=options.lmax,
+            **_normalisation(options, task, "equivariant_potential"), channels=options.channels, lmax=options.lmax,
             num_layers=options.num_layers, num_radial=options.num_radial, radial_hidden=options.radial_hidden,
-            backend=options.backend, tp_options=options.tp_options, avg_num_neighbors=mean_neighbors(task.train),
-            e0s=per_element_energies(task.train, elements=species), scale=force_rms(task.train), shift=0.0,
-            dtype=options.dtype)
+            backend=options.backend, tp_options=options.tp_options, dtype=options.dtype)
         return EquivariantPotential(config)
+
+
+def _normalisation(options, task, name: str) -> dict:
+    """Species, cutoff and the training data's statistics (E0s, mean neighbors, force RMS as the energy scale)."""
+    if not isinstance(task, PotentialTask):
+        raise ValueError(f"model.name: '{name}' needs the potential task, not {type(task).__name__}")
+    frames = [task.train, *task.val.values()]
+    species = options.species or sorted({int(z) for f in frames for k in range(len(f))
+                                         for z in f[k].atomic_numbers})
+    return {"species": species, "cutoff": task.config.data.cutoff, "avg_num_neighbors": mean_neighbors(task.train),
+            "e0s": per_element_energies(task.train, elements=species), "scale": force_rms(task.train), "shift": 0.0}
+
+
+@dataclass
+class PlainPotentialOptions(ModelOptions):
+    """The ``model`` section of ``plain_potential`` (see :class:`equilib.nn.PlainPotentialConfig`).
+
+    Attributes:
+        name: The registered model, ``"plain_potential"``.
+        channels: Width of the node features and of every MLP.
+        num_layers: Number of message-passing layers.
+        num_radial: Number of Bessel radial basis functions.
+        dtype: ``"float32"`` or ``"float64"``.
+        species: Atomic numbers the model knows (None: the elements of the training and validation data).
+    """
+
+    channels: int = 32
+    num_layers: int = 2
+    num_radial: int = 8
+    dtype: str = "float32"
+    species: list | None = None
+
+
+@dataclass
+class FrameAveragedPotentialOptions(PlainPotentialOptions):
+    """The ``model`` section of ``frame_averaged_potential``: ``plain_potential`` averaged over PCA frames (see
+    :class:`equilib.frames.FrameAveragedPotential`).
+
+    Attributes:
+        name: The registered model, ``"frame_averaged_potential"``.
+        channels: Width of the node features and of every MLP.
+        num_layers: Number of message-passing layers.
+        num_radial: Number of Bessel radial basis functions.
+        dtype: ``"float32"`` or ``"float64"``.
+        species: Atomic numbers the model knows (None: the elements of the training and validation data).
+        frames: ``global`` (PCA frames of each structure's atoms: exact under E(3), not under re-wrapping atoms
+            into the cell) or ``local`` (of each atom's neighbourhood: also invariant to periodic images).
+        group: ``E3`` (8 frames) or ``SE3`` (4 proper frames; ``O3``, ``SO3`` are the same for edge vectors).
+        stochastic: One random frame per structure (global) or atom (local) in each training step, drawn from
+            torch's global generator (which checkpoints keep); all frames at evaluation.
+        tolerance: Relative eigenvalue gap below which a PCA spectrum is degenerate.
+        on_degenerate: What a degenerate spectrum does: ``warn``, ``raise`` or ``ignore``.
+    """
+
+    frames: str = "global"
+    group: str = "E3"
+    stochastic: bool = False
+    tolerance: float = TOLERANCE
+    on_degenerate: str = "warn"
+
+
+def _plain_potential(options: PlainPotentialOptions, task, name: str) -> PlainPotential:
+    return PlainPotential(PlainPotentialConfig(
+        **_normalisation(options, task, name), channels=options.channels, num_layers=options.num_layers,
+        num_radial=options.num_radial, dtype=options.dtype))
+
+
+@MODELS.register("plain_potential")
+class PlainPotentialModel:
+    """Builds :class:`equilib.nn.PlainPotential` (not rotation-invariant) normalised by the training data."""
+
+    Options = PlainPotentialOptions
+
+    @staticmethod
+    def build(options: PlainPotentialOptions, task: PotentialTask) -> PlainPotential:
+        """The model, normalised by the training data: E0s, mean neighbors, force RMS as the energy scale.
+
+        Args:
+            options: The :class:`PlainPotentialOptions`.
+            task: The :class:`PotentialTask`.
+
+        Returns:
+            The :class:`~equilib.nn.PlainPotential`.
+
+        Raises:
+            ValueError: If ``task`` is not a :class:`PotentialTask`.
+        """
+        return _plain_potential(options, task, "plain_potential")
+
+
+@MODELS.register("frame_averaged_potential")
+class FrameAveragedPotentialModel:
+    """Builds :class:`equilib.frames.FrameAveragedPotential` around a normalised :class:`equilib.nn.PlainPotential`."""
+
+    Options = FrameAveragedPotentialOptions
+
+    @staticmethod
+    def build(options: FrameAveragedPotentialOptions, task: PotentialTask) -> FrameAveragedPotential:
+        """The frame-averaged model; its backbone is normalised by the training data.
+
+        Args:
+            options: The :class:`FrameAveragedPotentialOptions`.
+            task: The :class:`PotentialTask`.
+
+        Returns:
+            The :class:`~equilib.frames.FrameAveragedPotential`.
+
+        Raises:
+            ValueError: If ``task`` is not a :class:`PotentialTask`, or a frame option is unknown.
+        """
+        if options.frames not in MODES:  # checked before the statistics are computed
+            raise ValueError(f"model.frames: expected one of {MODES}, got {options.frames!r}")
+        if options.on_degenerate not in ON_DEGENERATE:
+            raise ValueError(f"model.on_degenerate: expected one of {ON_DEGENERATE}, got {options.on_degenerate!r}")
+        backbone = _plain_potential(options, task, "frame_averaged_potential")
+        return FrameAveragedPotential(backbone, frames=options.frames, group=options.group,
+                                      stochastic=options.stochastic, tolerance=options.tolerance,
+                                      on_degenerate=options.on_degenerate)
 
 
 @TASKS.register("potential")

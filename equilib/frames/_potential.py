@@ -1,0 +1,338 @@
+"""Frame-averaged interatomic potentials (Puny et al., ICLR 2022, "Frame Averaging for Invariant and Equivariant
+Network Design"): a plain Cartesian message-passing potential made exactly E(3)-invariant by averaging over PCA
+frames, of each structure ("global") or of each atom's neighbourhood (the paper's local variant, "local").
+
+The backbone (:class:`equilib.nn.PlainPotential`) sees edge vectors ``v = x_j - x_i + shifts . cell``. A frame is an
+orthogonal matrix ``R`` (PCA eigenvectors as columns, times a sign choice); the backbone runs on ``R^T v``. Under
+``x -> Q x + t`` (the cell rotating with the atoms) every edge vector becomes ``Q v`` and the set of frames becomes
+``{Q R}``, so the set of framed vectors, hence the average, is unchanged. The neighbor list is made once in the lab
+frame; it stays valid because the cell rotates with the atoms. Frames are differentiated through ``eigh``, so forces
+are the exact negative gradient of the averaged energy (conservative).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from ..data import edge_vectors_and_lengths
+from ..nn import InteratomicPotential, PlainPotential, PlainPotentialConfig
+from ._pca import GROUPS, TOLERANCE, group_name, pca_frames, relative_gaps, sign_matrices
+
+MODES = ("global", "local")
+ON_DEGENERATE = ("warn", "raise", "ignore")
+
+
+@dataclass
+class FrameAveragedPotentialConfig:
+    """What :class:`FrameAveragedPotential` saves: its backbone's config and the frame options.
+
+    Attributes:
+        backbone: The :class:`~equilib.nn.PlainPotentialConfig` of the backbone (a dict is converted).
+        frames: ``"global"`` (PCA frames of each structure's atoms) or ``"local"`` (of each atom's neighbourhood).
+        group: ``"E3"``/``"O3"`` (8 frames, rotations and reflections) or ``"SE3"``/``"SO3"`` (4 proper frames).
+        stochastic: One random frame per structure (global) or per atom (local) in training mode.
+        tolerance: Relative eigenvalue gap below which a spectrum is degenerate (> 0).
+        on_degenerate: ``"warn"``, ``"raise"`` or ``"ignore"`` when a spectrum is degenerate.
+
+    Raises:
+        ValueError: If an option is unknown or ``tolerance`` is not positive.
+        TypeError: If ``backbone`` is neither a PlainPotentialConfig nor a dict.
+    """
+
+    backbone: PlainPotentialConfig
+    frames: str = "global"
+    group: str = "E3"
+    stochastic: bool = False
+    tolerance: float = TOLERANCE
+    on_degenerate: str = "warn"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.backbone, dict):
+            self.backbone = PlainPotentialConfig(**self.backbone)
+        if not isinstance(self.backbone, PlainPotentialConfig):
+            raise TypeError(f"backbone: expected a PlainPotentialConfig (or its dict), got "
+                            f"{type(self.backbone).__name__}")
+        if self.frames not in MODES:
+            raise ValueError(f"frames: expected one of {MODES}, got {self.frames!r}")
+        self.group = group_name(self.group)
+        if not isinstance(self.stochastic, bool):
+            raise ValueError(f"stochastic: expected a bool, got {self.stochastic!r}")
+        if not (isinstance(self.tolerance, (int, float)) and self.tolerance > 0):
+            raise ValueError(f"tolerance: expected a positive number, got {self.tolerance!r}")
+        if self.on_degenerate not in ON_DEGENERATE:
+            raise ValueError(f"on_degenerate: expected one of {ON_DEGENERATE}, got {self.on_degenerate!r}")
+
+
+class FrameAveragedPotential(InteratomicPotential):
+    """A :class:`~equilib.nn.PlainPotential` averaged over PCA frames: exactly E(3)-invariant energies.
+
+    **Global frames** (``frames="global"``): per structure, the PCA frames of its atoms' positions
+    (:func:`~equilib.frames.pca_frames` with the batch vector; 8 for E3/O3, 4 for SE3/SO3). The whole backbone runs
+    once per frame on the edge vectors rotated into it, and the atomic energies are averaged over the frames.
+
+    **Local frames** (``frames="local"``, FA-Local): per atom, the PCA frames of its neighbourhood: the second moment
+    ``sum_j w_ij v_ij v_ij^T / sum_j w_ij`` of the edge vectors to its neighbours within the cutoff, weighted by the
+    backbone's smooth envelope ``w_ij = u(r_ij)`` (so a frame changes continuously as neighbours cross the cutoff).
+    In every layer the messages into atom ``i`` see its incoming edge vectors expressed in each of ``i``'s frames,
+    and ``i``'s updated features are averaged over those frames, so every layer, hence every atomic energy, is
+    invariant (a multi-layer network cannot keep one frame index across atoms: each atom's eigenvector signs flip
+    independently under a rotation).
+
+    **Periodic cells.** Global frames come from the atoms' Cartesian positions as stored: exactly E(3)-invariant
+    (the cell rotating and translating with the atoms), but *not* invariant to re-wrapping an atom into the cell or
+    to any lattice translation of one atom (another periodic image changes the PCA, so the energy changes although
+    the crystal is the same). Local frames depend only on edge vectors, which are the same for every periodic image,
+    so local-frame energies are exactly invariant to wrapping and lattice translations too.
+
+    **Degenerate spectra** (relative eigenvalue gap below ``tolerance``: symmetric molecules; in local mode atoms
+    with one neighbour, or high-symmetry sites such as ideal fcc lattice sites): their frames are arbitrary, so
+    their contributions are not exactly invariant; ``on_degenerate`` warns (default), raises or ignores. They never
+    give NaN: their frames are held fixed in the derivatives (the derivative of ``eigh`` diverges there), so their
+    forces are the gradient at fixed frames. Atoms without neighbours (local) have no edge to frame.
+
+    **Stochastic frames** (``stochastic=True``): in training mode one random frame per structure (global) or per
+    atom (local), drawn from ``generator`` (torch's global generator when None, which training checkpoints keep): an
+    unbiased, cheap estimate of the average. In eval mode all frames are averaged.
+
+    Args:
+        backbone: The :class:`~equilib.nn.PlainPotential`; its species, cutoff, normalisation and dtype are the
+            model's.
+        frames: ``"global"`` or ``"local"``.
+        group: ``"E3"`` (default) or ``"O3"`` (8 frames: rotations and reflections), ``"SE3"`` or ``"SO3"`` (4
+            proper frames), or the :mod:`equilib.groups` object. Edge vectors do not translate, so E3 and O3 (SE3
+            and SO3) give the same model.
+        stochastic: One random frame in training mode.
+        generator: Torch generator of the stochastic draws.
+        tolerance: Relative eigenvalue gap below which a spectrum is degenerate (> 0).
+        on_degenerate: ``"warn"``, ``"raise"`` or ``"ignore"``.
+
+    Raises:
+        TypeError: If ``backbone`` is not a PlainPotential.
+        ValueError: If an option is unknown or ``tolerance`` is not positive.
+
+    Examples:
+        >>> import torch
+        >>> from ase.build import molecule
+        >>> from equilib.data import AtomicData
+        >>> from equilib.frames import FrameAveragedPotential
+        >>> from equilib.nn import PlainPotential, PlainPotentialConfig
+        >>> _ = torch.manual_seed(0)
+        >>> backbone = PlainPotential(PlainPotentialConfig(species=[1, 6, 8], cutoff=3.0, channels=8, dtype="float64"))
+        >>> model = FrameAveragedPotential(backbone, frames="local")
+        >>> out = model(AtomicData.from_ase(molecule("CH3OH"), cutoff=3.0))
+        >>> {key: tuple(value.shape) for key, value in out.items()}
+        {'energy': (1,), 'energies': (6,), 'forces': (6, 3)}
+    """
+
+    Config = FrameAveragedPotentialConfig
+
+    def __init__(self, backbone: PlainPotential, frames: str = "global", group="E3", stochastic: bool = False,
+                 generator: torch.Generator | None = None, tolerance: float = TOLERANCE,
+                 on_degenerate: str = "warn") -> None:
+        super().__init__()
+        if not isinstance(backbone, PlainPotential):
+            raise TypeError(f"backbone: expected an equilib.nn.PlainPotential, got {type(backbone).__name__}")
+        options = FrameAveragedPotentialConfig(backbone.config, frames, group, stochastic, tolerance, on_degenerate)
+        self.backbone = backbone
+        self.frames, self.group, self.stochastic = options.frames, options.group, options.stochastic
+        self.tolerance, self.on_degenerate = float(options.tolerance), options.on_degenerate
+        self.generator = generator
+
+    @property
+    def config(self) -> FrameAveragedPotentialConfig:
+        """The backbone's config and the frame options (what :meth:`save` writes)."""
+        return FrameAveragedPotentialConfig(self.backbone.config, self.frames, self.group, self.stochastic,
+                                            self.tolerance, self.on_degenerate)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The backbone's dtype."""
+        return self.backbone.dtype
+
+    @property
+    def cutoff(self) -> float:
+        """The backbone's cutoff."""
+        return self.backbone.cutoff
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per structure (global) or atom (local): 8 for E3/O3, 4 for SE3/SO3."""
+        return GROUPS[self.group]
+
+    def _apply(self, fn, recurse: bool = True):
+        return torch.nn.Module._apply(self, fn, recurse)  # the backbone's own _apply keeps its config's dtype
+
+    @classmethod
+    def from_config(cls, values: dict) -> FrameAveragedPotential:
+        """A freshly initialised model from its config as plain values (what :meth:`save` writes).
+
+        Args:
+            values: ``dataclasses.asdict`` of a :class:`FrameAveragedPotentialConfig`.
+
+        Returns:
+            The model (deterministic frames: a loaded model has no generator).
+        """
+        config = FrameAveragedPotentialConfig(**values)
+        options = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "backbone"}
+        return cls(PlainPotential(config.backbone), **options)
+
+    def species(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """Each atom's index in the backbone's species list.
+
+        Args:
+            atomic_numbers: ``(atoms,)`` torch.long.
+
+        Returns:
+            ``(atoms,)`` torch.long.
+        """
+        return self.backbone.species(atomic_numbers)
+
+    def normalise(self, y: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """The backbone's normalisation ``scale * y + shift + E0[species]``.
+
+        Args:
+            y: ``(atoms,)`` frame-averaged network outputs.
+            species: ``(atoms,)`` species indices.
+
+        Returns:
+            ``(atoms,)`` atomic energies in eV.
+        """
+        return self.backbone.normalise(y, species)
+
+    def atomic_energies(self, data, pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        """The frame-averaged atomic energies.
+
+        Args:
+            data: The :class:`~equilib.data.AtomicData` or ``Batch`` (neighbor list, atomic numbers).
+            pos: ``(atoms, 3)`` positions in the model's dtype (global frames are differentiated through them).
+            cell: ``(graphs, 3, 3)`` cells in the model's dtype.
+            batch: ``(atoms,)`` graph of each atom.
+
+        Returns:
+            ``(atoms,)`` energies in eV.
+
+        Raises:
+            ValueError: If ``on_degenerate="raise"`` and a spectrum is degenerate.
+        """
+        edge_index = data.edge_index
+        vectors, lengths = edge_vectors_and_lengths(pos, cell, edge_index, data.cell_offsets, batch)
+        species = self.species(data.atomic_numbers)
+        center = edge_index[1]
+        if self.frames == "global":
+            rotations = self.global_frames(pos, batch, cell.shape[0])
+            owner = batch.index_select(0, center)
+        else:
+            rotations = self.local_frames(vectors, lengths, center, pos.shape[0])
+            owner = center
+        if self.stochastic and self.training:
+            draw = torch.randint(rotations.shape[1], (rotations.shape[0],), generator=self.generator)
+            rotations = rotations[torch.arange(rotations.shape[0], device=pos.device), draw.to(pos.device)]
+            rotations = rotations.unsqueeze(1)
+        per_edge = rotations.index_select(0, owner)  # (E, F, 3, 3)
+        framed = torch.einsum("efij,ei->fej", per_edge, vectors)  # R^T v for every frame: (F, E, 3)
+        y = self.backbone.atomic_outputs(framed, lengths, species, edge_index, pool_frames=self.frames == "local")
+        if self.frames == "global":
+            y = y.mean(0)
+        return self.normalise(y, species)
+
+    def global_frames(self, pos: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        """The PCA frames of each structure's atom positions (uniform weights).
+
+        Args:
+            pos: ``(atoms, 3)`` positions.
+            batch: ``(atoms,)`` graph of each atom.
+            num_graphs: Number of structures.
+
+        Returns:
+            ``(graphs, F, 3, 3)`` frames, differentiable in ``pos`` (held fixed where degenerate).
+
+        Raises:
+            ValueError: If ``on_degenerate="raise"`` and a spectrum is degenerate, or a structure has no atoms.
+        """
+        counts = torch.bincount(batch, minlength=num_graphs)
+        if bool((counts == 0).any()):
+            raise ValueError(f"data: structures {torch.nonzero(counts == 0).flatten().tolist()[:10]} have no atoms")
+        weights = torch.ones(pos.shape[0], dtype=pos.dtype, device=pos.device)
+        return self._frames(pos, batch, weights, "structure")
+
+    def local_frames(self, vectors: torch.Tensor, lengths: torch.Tensor, center: torch.Tensor,
+                     num_atoms: int) -> torch.Tensor:
+        """The PCA frames of each atom's neighbourhood: its envelope-weighted second moment of edge vectors.
+
+        The second moment about the atom (not about the neighbours' centroid) is the covariance of the symmetric
+        cloud ``{v_ij, -v_ij}``, whose centroid is zero, so :func:`~equilib.frames.pca_frames` computes it. Atoms
+        without a neighbour of positive weight get the sign matrices as frames (no edge uses them).
+
+        Args:
+            vectors: ``(E, 3)`` edge vectors.
+            lengths: ``(E,)`` their lengths.
+            center: ``(E,)`` the atom each edge points from (``edge_index[1]``).
+            num_atoms: Number of atoms.
+
+        Returns:
+            ``(atoms, F, 3, 3)`` frames, differentiable in the vectors (held fixed where degenerate).
+
+        Raises:
+            ValueError: If ``on_degenerate="raise"`` and a neighbourhood is degenerate.
+        """
+        count = self.num_frames
+        signs = sign_matrices(vectors.dtype, vectors.device)[:count]
+        frames = torch.diag_embed(signs).unsqueeze(0).expand(num_atoms, count, 3, 3)
+        weights = self.backbone.envelope(lengths).clamp(min=0)  # rounding makes u slightly negative at the cutoff
+        total = torch.zeros(num_atoms, dtype=weights.dtype, device=weights.device)
+        total = total.index_add(0, center, weights.detach())
+        framed_atoms = torch.nonzero(total > 0).flatten()
+        if len(framed_atoms) == 0:
+            return frames
+        compact = torch.full((num_atoms,), -1, dtype=torch.long, device=center.device)
+        compact[framed_atoms] = torch.arange(len(framed_atoms), device=center.device)
+        keep = compact.index_select(0, center) >= 0
+        points, owner, w = vectors[keep], compact.index_select(0, center)[keep], weights[keep]
+        rotations = self._frames(torch.cat([points, -points]), torch.cat([owner, owner]), torch.cat([w, w]), "atom",
+                                 labels=framed_atoms)
+        return frames.index_copy(0, framed_atoms, rotations)
+
+    def _frames(self, points: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, what: str,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
+        """PCA frames of the clouds ``index`` groups, differentiable except where the spectrum is degenerate."""
+        with torch.no_grad():
+            probe = pca_frames(points.detach(), batch=index, weights=weights.detach(), group=self.group,
+                               on_degenerate="ignore")
+        gaps = relative_gaps(probe.spectrum)
+        degenerate = (gaps < self.tolerance).any(-1)
+        if bool(degenerate.any()):
+            self._report(degenerate, gaps, what, labels)
+        if not (torch.is_grad_enabled() and (points.requires_grad or weights.requires_grad)):
+            return probe.rotations
+        if not bool(degenerate.any()):
+            return pca_frames(points, batch=index, weights=weights, group=self.group, on_degenerate="ignore").rotations
+        regular = torch.nonzero(~degenerate).flatten()
+        if len(regular) == 0:
+            return probe.rotations
+        compact = torch.full_like(degenerate, -1, dtype=torch.long)
+        compact[regular] = torch.arange(len(regular), device=regular.device)
+        keep = compact.index_select(0, index) >= 0
+        exact = pca_frames(points[keep], batch=compact.index_select(0, index)[keep], weights=weights[keep],
+                           group=self.group, on_degenerate="ignore")
+        return probe.rotations.index_copy(0, regular, exact.rotations)
+
+    def _report(self, degenerate: torch.Tensor, gaps: torch.Tensor, what: str, labels: torch.Tensor | None) -> None:
+        if self.on_degenerate == "ignore":
+            return
+        which = torch.nonzero(degenerate).flatten()
+        named = which if labels is None else labels.index_select(0, which)
+        shown = ", ".join(f"{what} {int(n)}: ({float(gaps[k, 0]):.2e}, {float(gaps[k, 1]):.2e})"
+                          for k, n in zip(which[:5], named[:5]))
+        more = "" if len(which) <= 5 else f", ... ({len(which) - 5} more)"
+        source = "neighbourhoods (local frames)" if what == "atom" else "atom positions (global frames)"
+        message = (f"frame-averaged potential: {len(which)} of {len(degenerate)} {what}s have a degenerate PCA "
+                   f"spectrum of their {source}: relative eigenvalue gaps (l2-l1, l3-l2)/l3 below "
+                   f"tolerance={self.tolerance:g} ({shown}{more}); their frames are arbitrary (not exactly "
+                   "invariant) and held fixed in the derivatives")
+        if self.on_degenerate == "raise":
+            raise ValueError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
