@@ -56,15 +56,35 @@ class FrameAveragedPotentialConfig:
         if not isinstance(self.backbone, PlainPotentialConfig):
             raise TypeError(f"backbone: expected a PlainPotentialConfig (or its dict), got "
                             f"{type(self.backbone).__name__}")
-        if self.frames not in MODES:
-            raise ValueError(f"frames: expected one of {MODES}, got {self.frames!r}")
-        self.group = group_name(self.group)
-        if not isinstance(self.stochastic, bool):
-            raise ValueError(f"stochastic: expected a bool, got {self.stochastic!r}")
-        if not (isinstance(self.tolerance, (int, float)) and self.tolerance > 0):
-            raise ValueError(f"tolerance: expected a positive number, got {self.tolerance!r}")
-        if self.on_degenerate not in ON_DEGENERATE:
-            raise ValueError(f"on_degenerate: expected one of {ON_DEGENERATE}, got {self.on_degenerate!r}")
+        self.group = check_frame_options(self.frames, self.group, self.stochastic, self.tolerance, self.on_degenerate)
+
+
+def check_frame_options(frames: str, group, stochastic: bool, tolerance: float, on_degenerate: str) -> str:
+    """Checks the frame options of :class:`FrameAveragedPotential`.
+
+    Args:
+        frames: ``"global"`` or ``"local"``.
+        group: A group name or object (``E3``, ``SE3``, ``O3``, ``SO3``).
+        stochastic: A bool.
+        tolerance: A positive number.
+        on_degenerate: ``"warn"``, ``"raise"`` or ``"ignore"``.
+
+    Returns:
+        The group's name.
+
+    Raises:
+        ValueError: If an option is unknown or of the wrong type, or ``tolerance`` is not positive.
+    """
+    if frames not in MODES:
+        raise ValueError(f"frames: expected one of {MODES}, got {frames!r}")
+    name = group_name(group)
+    if not isinstance(stochastic, bool):
+        raise ValueError(f"stochastic: expected a bool, got {stochastic!r}")
+    if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float)) and tolerance > 0):
+        raise ValueError(f"tolerance: expected a positive number, got {tolerance!r}")
+    if on_degenerate not in ON_DEGENERATE:
+        raise ValueError(f"on_degenerate: expected one of {ON_DEGENERATE}, got {on_degenerate!r}")
+    return name
 
 
 class FrameAveragedPotential(InteratomicPotential):
@@ -290,35 +310,37 @@ class FrameAveragedPotential(InteratomicPotential):
             return frames
         compact = torch.full((num_atoms,), -1, dtype=torch.long, device=center.device)
         compact[framed_atoms] = torch.arange(len(framed_atoms), device=center.device)
-        keep = compact.index_select(0, center) >= 0
-        points, owner, w = vectors[keep], compact.index_select(0, center)[keep], weights[keep]
+        owner = compact.index_select(0, center)
+        keep = owner >= 0
+        points, owner, w = vectors[keep], owner[keep], weights[keep]
         rotations = self._frames(torch.cat([points, -points]), torch.cat([owner, owner]), torch.cat([w, w]), "atom",
                                  labels=framed_atoms)
         return frames.index_copy(0, framed_atoms, rotations)
 
     def _frames(self, points: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, what: str,
                 labels: torch.Tensor | None = None) -> torch.Tensor:
-        """PCA frames of the clouds ``index`` groups, differentiable except where the spectrum is degenerate."""
-        with torch.no_grad():
-            probe = pca_frames(points.detach(), batch=index, weights=weights.detach(), group=self.group,
-                               on_degenerate="ignore")
-        gaps = relative_gaps(probe.spectrum)
+        """PCA frames of the clouds ``index`` groups, differentiable except where the spectrum is degenerate.
+
+        The backward of a batched ``eigh`` is NaN for every matrix with a repeated eigenvalue, even one whose frames
+        get no gradient, so where a cloud is degenerate the frames are detached and those of the regular clouds
+        come from a second ``eigh`` on them alone."""
+        frames = pca_frames(points, batch=index, weights=weights, group=self.group, on_degenerate="ignore")
+        gaps = relative_gaps(frames.spectrum.detach())
         degenerate = (gaps < self.tolerance).any(-1)
-        if bool(degenerate.any()):
-            self._report(degenerate, gaps, what, labels)
-        if not (torch.is_grad_enabled() and (points.requires_grad or weights.requires_grad)):
-            return probe.rotations
         if not bool(degenerate.any()):
-            return pca_frames(points, batch=index, weights=weights, group=self.group, on_degenerate="ignore").rotations
+            return frames.rotations
+        self._report(degenerate, gaps, what, labels)
+        fixed = frames.rotations.detach()
         regular = torch.nonzero(~degenerate).flatten()
-        if len(regular) == 0:
-            return probe.rotations
+        if len(regular) == 0 or not frames.rotations.requires_grad:
+            return fixed
         compact = torch.full_like(degenerate, -1, dtype=torch.long)
         compact[regular] = torch.arange(len(regular), device=regular.device)
-        keep = compact.index_select(0, index) >= 0
-        exact = pca_frames(points[keep], batch=compact.index_select(0, index)[keep], weights=weights[keep],
-                           group=self.group, on_degenerate="ignore")
-        return probe.rotations.index_copy(0, regular, exact.rotations)
+        owner = compact.index_select(0, index)
+        keep = owner >= 0
+        exact = pca_frames(points[keep], batch=owner[keep], weights=weights[keep], group=self.group,
+                           on_degenerate="ignore")
+        return fixed.index_copy(0, regular, exact.rotations)
 
     def _report(self, degenerate: torch.Tensor, gaps: torch.Tensor, what: str, labels: torch.Tensor | None) -> None:
         if self.on_degenerate == "ignore":

@@ -17,7 +17,7 @@ from torch_geometric.data import Batch
 
 from ..data import AtomicDataset, force_rms, mean_neighbors, per_element_energies
 from ..frames import TOLERANCE, FrameAveragedPotential
-from ..frames._potential import MODES, ON_DEGENERATE
+from ..frames._potential import check_frame_options
 from ..groups import E3, Positions, Scalars, Vectors
 from ..nn import EquivariantPotential, PlainPotential, PlainPotentialConfig, PotentialConfig
 from ._batches import Frames
@@ -217,10 +217,8 @@ class FrameAveragedPotentialModel:
         Raises:
             ValueError: If ``task`` is not a :class:`PotentialTask`, or a frame option is unknown.
         """
-        if options.frames not in MODES:  # checked before the statistics are computed
-            raise ValueError(f"model.frames: expected one of {MODES}, got {options.frames!r}")
-        if options.on_degenerate not in ON_DEGENERATE:
-            raise ValueError(f"model.on_degenerate: expected one of {ON_DEGENERATE}, got {options.on_degenerate!r}")
+        check_frame_options(options.frames, options.group, options.stochastic, options.tolerance,
+                            options.on_degenerate)  # before the statistics are computed
         backbone = _plain_potential(options, task, "frame_averaged_potential")
         return FrameAveragedPotential(backbone, frames=options.frames, group=options.group,
                                       stochastic=options.stochastic, tolerance=options.tolerance,

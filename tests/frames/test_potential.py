@@ -220,6 +220,12 @@ def test_degenerate_spectra_warn_raise_and_never_give_nan():
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
                 FrameAveragedPotential(backbone(), frames=mode, on_degenerate="ignore")(data_of(atoms))
+    for mode in MODES:  # a degenerate structure next to a regular one: the regular one keeps its exact forces
+        model = FrameAveragedPotential(backbone(), frames=mode, on_degenerate="ignore")
+        mixed = model(Batch.from_data_list([data_of(methane), data_of(ethanol())]))
+        alone = model(data_of(ethanol()))
+        assert torch.isfinite(mixed["forces"]).all()
+        assert torch.allclose(mixed["forces"][len(methane):], alone["forces"], atol=1e-12, rtol=0)
     lone = data_of(molecule("H2O"))
     lone.edge_index = lone.edge_index[:, :0]  # no neighbours at all: nothing to frame, nothing reported
     lone.cell_offsets = lone.cell_offsets[:0]
