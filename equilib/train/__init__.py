@@ -9,12 +9,13 @@ from ._nbody_task import NBodyData, NBodyTask
 from ._normals_task import NormalsData, NormalsTask
 from ._plots import learning_curves, parity_plots, relaxation_curves
 from ._potential_task import PotentialData, PotentialOptions, PotentialTask
+from ._qm9_task import QM9Data, QM9Property, QM9Task
 from ._registry import CALLBACKS, LOSS_TERMS, MODELS, TASKS, Registry
 from ._task import Callback, LossOptions, LossTerm, ModelOptions, Symmetry, Task
 from ._trainer import Trainer, evaluate
 
 __all__ = ["CALLBACKS", "LOSS_TERMS", "MODELS", "TASKS", "Callback", "LossConfig", "LossOptions", "LossTerm",
            "MetricAccumulator", "ModelOptions", "NBodyData", "NBodyTask", "NormalsData", "NormalsTask",
-           "PotentialData", "PotentialOptions", "PotentialTask", "Registry",
+           "PotentialData", "PotentialOptions", "PotentialTask", "QM9Data", "QM9Property", "QM9Task", "Registry",
            "Symmetry", "Task", "TrainConfig", "Trainer", "build_config", "compute_loss", "evaluate", "learning_curves",
            "load_config", "parity_plots", "relaxation_curves"]
