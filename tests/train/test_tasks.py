@@ -29,7 +29,9 @@ CONFIGS = {"potential": lambda out, *extra: potential_config(out, *PLUGINS, *ext
            "nbody-plain-augmented": lambda out, *extra: nbody_config(out, "model={name: plain_gnn, hidden: 16}",
                                                                      "data.augment=true", *PLUGINS, *extra),
            "nbody-frame-averaged-stochastic": lambda out, *extra: nbody_config(
-               out, "model={name: frame_averaged_gnn, hidden: 16, num_layers: 2, stochastic: true}", *PLUGINS, *extra)}
+               out, "model={name: frame_averaged_gnn, hidden: 16, num_layers: 2, stochastic: true}", *PLUGINS, *extra),
+           "nbody-fa-gnn-stochastic": lambda out, *extra: nbody_config(
+               out, "model={name: fa_gnn, hidden: 12, num_layers: 2, stochastic: true}", *PLUGINS, *extra)}
 
 
 def _strip(rows):
@@ -115,9 +117,10 @@ def test_the_equivariance_term_makes_a_plain_model_more_equivariant(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("task=nboddy", r"task: unknown task 'nboddy'; known: nbody, potential"),
+    ("task=nboddy", r"task: unknown task 'nboddy'; known: nbody, normals, potential, qm9"),
     ("model.name=transformer", r"model.name: unknown model 'transformer'; known: equivariant_dynamics, "
-                               r"equivariant_potential, frame_averaged_gnn, plain_gnn"),
+                               r"equivariant_potential, fa_gnn, frame_averaged_gnn, frame_averaged_pointnet, "
+                               r"frame_averaged_potential, plain_gnn, plain_potential, pointnet"),
     ("loss.terms=[{name: curvature}]", r"loss.terms\[0\].name: unknown loss term 'curvature'; known: equivariance"),
     ("callbacks=[{name: hessian}]", r"callbacks\[0\].name: unknown callback 'hessian'; known: equivariance_error"),
     ("callbacks=[{name: equivariance_error, evry: 3}]", r"unknown key callbacks\[0\].evry \(known: batches, every"),
