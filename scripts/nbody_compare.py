@@ -15,20 +15,16 @@ final models under E(3) x S_5 on test systems; and draws the learning curves of 
 
 from __future__ import annotations
 
-import argparse
-import csv
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from equilib.groups import equivariance_error
-from equilib.train import Trainer, load_config
-from equilib.utils import atomic_path
+from scripts import _experiments as experiments
+from scripts._experiments import mean_sd
 
 RUNS = {  # name -> (config, overrides, label)
     "equivariant": ("models/nbody_equivariant.yaml", [],
@@ -48,60 +44,20 @@ PUBLISHED = [  # test MSE, EGNN (Satorras et al. 2021, Table 2) and FA (Puny et 
     ("Radial Field", 0.0104), ("EGNN", 0.0071), ("FA-GNN", 0.0057)]
 
 
-def config_of(name: str, seed: int, out: Path, epochs: int | None, extra: list[str]):
-    path, overrides, _ = RUNS[name]
-    more = [f"trainer.max_epochs={epochs}"] if epochs else []
-    return load_config(ROOT / path, [*overrides, f"trainer.out_dir={out / name / f'seed{seed}'}",
-                                     f"trainer.seed={seed}", "logging.progress=false", *more, *extra])
-
-
-def seconds_per_epoch(config, steps: int = 30) -> float:
-    """Training steps only (no evaluation), timed in this process: ``steps`` steps after 5, scaled to an epoch."""
-    trainer = Trainer(config)
-    size = config.data.batch_size
-    n = len(trainer.train)
-    batches = [trainer.batch([(k * size + i) % n for i in range(size)]) for k in range(steps + 5)]
-    for batch in batches[:5]:
-        trainer.train_step(batch)
-    t0 = time.perf_counter()
-    for batch in batches[5:]:
-        trainer.train_step(batch)
-    return (time.perf_counter() - t0) / steps * trainer.steps_per_epoch
-
-
 def run_summary(config) -> dict:
     """One finished run: its evaluations, the one with the lowest validation MSE, and the final model's equivariance
     error on a test batch."""
-    out = Path(config.trainer.out_dir)
-    with open(out / "metrics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("valid/mse")]
+    rows = experiments.evaluations(config, "valid/mse")
     best = min(rows, key=lambda r: float(r["valid/mse"]))
-    trainer = Trainer(config)
-    trainer.load_checkpoint()
-    batch = next(trainer.eval_batches("test"))
-    s = trainer.task.symmetry(trainer.ema.module.eval(), batch)
-    with torch.no_grad():
-        error = float(equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, samples=8,
-                                         generator=torch.Generator().manual_seed(0)))
+    trainer, error = experiments.finished(config)
     return {"epochs": int(rows[-1]["epoch"]) + 1, "best_epoch": int(best["step"]) // trainer.steps_per_epoch,
             "valid": float(best["valid/mse"]), "test": float(best["test/mse"]),
             "final_test": float(rows[-1]["test/mse"]),
             "equivariance": error, "wall_minutes": float(rows[-1]["seconds"]) / 60, "history": rows}
 
 
-def mean_sd(values: list[float], digits: int = 5) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} +- {statistics.stdev(values):.{digits}f}"
-
-
 def curves(rows: list[tuple[str, list[dict]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = experiments.axes((6.5, 4))
     for label, history in rows:
         epochs = [int(r["step"]) / 30 for r in history]
         ax.plot(epochs, [float(r["test/mse"]) for r in history], marker=".", label=label)
@@ -111,39 +67,24 @@ def curves(rows: list[tuple[str, list[dict]]], path: Path) -> None:
             ax.text(0, value, f" {label} {value}", fontsize=7, va="bottom", color="gray")
     ax.set(xlabel="epoch", ylabel="test MSE", yscale="log", title="n-body (charged, 5 particles): test MSE")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    experiments.save_figure(fig, path, dpi=120)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", default="equivariant,gnn,gnn_augmented",
-                        help=f"comma-separated, from {', '.join(RUNS)}")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated trainer seeds, one run of each per seed")
-    parser.add_argument("--epochs", type=int, default=None, help="override each config's trainer.max_epochs")
-    parser.add_argument("--out", default="runs/nbody_compare")
-    parser.add_argument("--report-only", action="store_true", help="only the table, from finished runs")
+    parser = experiments.parser_of(__doc__, RUNS, "equivariant,gnn,gnn_augmented", "0,1,2", "runs/nbody_compare")
     parser.add_argument("--timing", action="store_true", help="also time an epoch of each model alone")
     parser.add_argument("--figure", default=None, help="learning curves PNG (default <out>/nbody_curves.png)")
-    parser.add_argument("overrides", nargs="*", help="section.key=value for every run")
     args = parser.parse_args(argv)
-    names = args.runs.split(",")
-    unknown = [n for n in names if n not in RUNS]
-    if unknown:
-        parser.error(f"--runs: unknown run {unknown[0]!r}; known: {', '.join(RUNS)}")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    names, seeds = experiments.runs_and_seeds(parser, args, RUNS)
     out = Path(args.out)
-    configs = {name: [config_of(name, seed, out, args.epochs, args.overrides) for seed in seeds] for name in names}
+    configs = {name: [experiments.config_of(RUNS, name, seed, out, args.epochs, args.overrides) for seed in seeds]
+               for name in names}
     if not args.report_only:
         for config in (c for runs in configs.values() for c in runs):
-            trainer = Trainer(config)
-            if trainer.checkpoint_path.is_file():
-                trainer.load_checkpoint()
-            trainer.run()
+            experiments.train(config)
     summaries = {name: [run_summary(c) for c in runs] for name, runs in configs.items()}
-    timing = {name: seconds_per_epoch(runs[0]) for name, runs in configs.items()} if args.timing else {}
+    timing = ({name: experiments.seconds_per_epoch(runs[0], steps=30, warmup=5) for name, runs in configs.items()}
+              if args.timing else {})
     print(f"\n# n-body: {torch.get_num_threads()} threads; test MSE at the best validation evaluation, "
           f"seeds {args.seeds}\n")
     print("| model | epochs | best epochs | valid MSE | test MSE | final test MSE | equivariance error | wall min |"
@@ -153,7 +94,8 @@ def main(argv=None) -> int:
         alone = f" {timing[name]:.2f} |" if timing else ""
         column = {key: [r[key] for r in runs] for key in runs[0] if key != "history"}
         print(f"| {RUNS[name][2]} | {max(column['epochs'])} | {', '.join(map(str, column['best_epoch']))} | "
-              f"{mean_sd(column['valid'])} | {mean_sd(column['test'])} | {mean_sd(column['final_test'])} | "
+              f"{mean_sd(column['valid'], 5)} | {mean_sd(column['test'], 5)} | "
+              f"{mean_sd(column['final_test'], 5)} | "
               f"{max(column['equivariance']):.1e} | {statistics.mean(column['wall_minutes']):.1f} |{alone}")
     print("\npublished test MSE (their papers' tables): "
           + ", ".join(f"{label} {value}" for label, value in PUBLISHED))

@@ -18,7 +18,6 @@ the run, and the largest equivariance error under E(3) x S_m on a test batch; it
 
 from __future__ import annotations
 
-import argparse
 import csv
 import statistics
 import sys
@@ -29,10 +28,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from equilib.groups import equivariance_error
-from equilib.train import Trainer, load_config
 from equilib.train._normals_task import normal_loss
 from equilib.utils import atomic_path
+from scripts import _experiments as experiments
+from scripts._experiments import mean_sd
 
 RUNS = {  # name -> (config, overrides, label)
     "pointnet": ("models/normals_pointnet.yaml", [], "PointNet"),
@@ -51,27 +50,6 @@ DEFAULT_RUNS = "pointnet,pointnet_augmented,fa_pointnet,fa_pointnet_stochastic,f
 SPLITS = ("test", "test_rotated")
 COLUMNS = ("run", "seed", "epochs", "test_normal_loss", "test_rotated_normal_loss", "test_angle_deg",
            "test_rotated_angle_deg", "val_normal_loss", "equivariance_error", "seconds_per_epoch", "wall_minutes")
-
-
-def config_of(name: str, seed: int, out: Path, epochs: int | None, extra: list[str]):
-    path, overrides, _ = RUNS[name]
-    more = [f"trainer.max_epochs={epochs}"] if epochs else []
-    return load_config(ROOT / path, [*overrides, f"trainer.out_dir={out / name / f'seed{seed}'}",
-                                     f"trainer.seed={seed}", "logging.progress=false", *more, *extra])
-
-
-def seconds_per_epoch(config, steps: int = 8) -> float:
-    """Training steps only (no evaluation), timed in this process: ``steps`` steps after 2, scaled to an epoch."""
-    trainer = Trainer(config)
-    size = config.data.batch_size
-    n = len(trainer.train)
-    batches = [trainer.batch([(k * size + i) % n for i in range(size)]) for k in range(steps + 2)]
-    for batch in batches[:2]:
-        trainer.train_step(batch)
-    t0 = time.perf_counter()
-    for batch in batches[2:]:
-        trainer.train_step(batch)
-    return (time.perf_counter() - t0) / steps * trainer.steps_per_epoch
 
 
 def per_family(trainer) -> dict[str, dict[str, float]]:
@@ -96,28 +74,14 @@ def per_family(trainer) -> dict[str, dict[str, float]]:
 def run_summary(name: str, seed: int, config) -> dict:
     """One finished run: its last evaluation, its history, and the final model's equivariance error on a test
     batch (8 elements of E(3) x S_m from seed 0)."""
-    out = Path(config.trainer.out_dir)
-    with open(out / "metrics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("test/normal_loss")]
+    rows = experiments.evaluations(config, "test/normal_loss")
     last = rows[-1]
-    trainer = Trainer(config)
-    trainer.load_checkpoint()
-    batch = next(trainer.eval_batches("test"))
-    s = trainer.task.symmetry(trainer.ema.module.eval(), batch)
-    with torch.no_grad():
-        error = float(equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, samples=8,
-                                         generator=torch.Generator().manual_seed(0)))
+    trainer, error = experiments.finished(config)
     return {"run": name, "seed": seed, "epochs": int(last["epoch"]) + 1,
             **{f"{split}_{metric}": float(last[f"{split}/{metric}"]) for split in SPLITS
                for metric in ("normal_loss", "angle_deg")},
             "val_normal_loss": float(last["val/normal_loss"]), "equivariance_error": error,
             "wall_minutes": float(last["seconds"]) / 60, "history": rows, "families": per_family(trainer)}
-
-
-def mean_sd(values: list[float], digits: int = 4, style: str = "f") -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}{style}}"
-    return f"{statistics.mean(values):.{digits}{style}} +- {statistics.stdev(values):.{digits}{style}}"
 
 
 def table(summaries: dict[str, list[dict]]) -> list[str]:
@@ -127,8 +91,8 @@ def table(summaries: dict[str, list[dict]]) -> list[str]:
     for name, runs in summaries.items():
         col = {key: [r[key] for r in runs] for key in COLUMNS if key in runs[0]}
         gap = [r["test_rotated_normal_loss"] - r["test_normal_loss"] for r in runs]
-        lines.append(f"| {RUNS[name][2]} | {max(col['epochs'])} | {mean_sd(col['test_normal_loss'])} | "
-                     f"{mean_sd(col['test_rotated_normal_loss'])} | {mean_sd(gap, 1, 'e')} | "
+        lines.append(f"| {RUNS[name][2]} | {max(col['epochs'])} | {mean_sd(col['test_normal_loss'], 4)} | "
+                     f"{mean_sd(col['test_rotated_normal_loss'], 4)} | {mean_sd(gap, 1, 'e')} | "
                      f"{mean_sd(col['test_angle_deg'], 1)} | {mean_sd(col['test_rotated_angle_deg'], 1)} | "
                      f"{max(col['equivariance_error']):.1e} | {statistics.mean(col['seconds_per_epoch']):.1f} | "
                      f"{statistics.mean(col['wall_minutes']):.1f} |")
@@ -160,12 +124,7 @@ def write_csv(path: Path, rows: list[dict], columns) -> None:
 
 
 def curves(summaries: dict[str, list[dict]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = experiments.axes((6.5, 4))
     for k, (name, runs) in enumerate(summaries.items()):
         history = runs[0]["history"]
         epochs = [float(r["epoch"]) + 1 for r in history]
@@ -176,40 +135,24 @@ def curves(summaries: dict[str, list[dict]], path: Path) -> None:
                 color=color, label="  rotated")
     ax.set(xlabel="epoch", ylabel="test 1 - (n . n_hat)^2", title="normal estimation: trained upright")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    experiments.save_figure(fig, path, dpi=100)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", default=DEFAULT_RUNS, help=f"comma-separated, from {', '.join(RUNS)}")
-    parser.add_argument("--seeds", default="0", help="comma-separated trainer seeds, one run of each per seed")
-    parser.add_argument("--epochs", type=int, default=None, help="override each config's trainer.max_epochs")
-    parser.add_argument("--out", default="runs/normals_rotation", help="where the runs go")
+    parser = experiments.parser_of(__doc__, RUNS, DEFAULT_RUNS, "0", "runs/normals_rotation")
     parser.add_argument("--results", default="scripts/results/normals", help="where the tables and figure go")
-    parser.add_argument("--report-only", action="store_true", help="only the report, from finished runs")
-    parser.add_argument("overrides", nargs="*", help="section.key=value for every run")
     args = parser.parse_args(argv)
-    names = args.runs.split(",")
-    unknown = [n for n in names if n not in RUNS]
-    if unknown:
-        parser.error(f"--runs: unknown run {unknown[0]!r}; known: {', '.join(RUNS)}")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    names, seeds = experiments.runs_and_seeds(parser, args, RUNS)
     out, results = Path(args.out), Path(args.results)
-    configs = {name: {seed: config_of(name, seed, out, args.epochs, args.overrides) for seed in seeds}
+    configs = {name: {seed: experiments.config_of(RUNS, name, seed, out, args.epochs, args.overrides) for seed in seeds}
                for name in names}
     if not args.report_only:
         for runs in configs.values():
             for config in runs.values():
-                trainer = Trainer(config)
-                if trainer.checkpoint_path.is_file():
-                    trainer.load_checkpoint()
-                trainer.run()
+                experiments.train(config)
     summaries = {name: [run_summary(name, seed, c) for seed, c in runs.items()] for name, runs in configs.items()}
     for name, runs in summaries.items():
-        timing = seconds_per_epoch(configs[name][seeds[0]])
+        timing = experiments.seconds_per_epoch(configs[name][seeds[0]], steps=8, warmup=2)
         for r in runs:
             r["seconds_per_epoch"] = timing
     first = configs[names[0]][seeds[0]]
