@@ -31,6 +31,7 @@ from equilib.calculator import EquilibCalculator  # noqa: E402
 from equilib.data import AtomicData, neighbor_list  # noqa: E402
 from equilib.nn import EquivariantPotential, PotentialConfig  # noqa: E402
 from equilib.train import Trainer, load_config  # noqa: E402
+from scripts import _timing as timing  # noqa: E402
 
 
 def systems() -> dict:
@@ -43,14 +44,7 @@ def systems() -> dict:
 
 
 def median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(1e3 * (time.perf_counter() - t0))
-    return statistics.median(samples)
+    return timing.median_ms({"fn": fn}, warmup, repeats)["fn"]
 
 
 def inference(args) -> None:

@@ -6,7 +6,7 @@ cost. Both reduce the rows of ``src`` (edges, features) into ``nodes`` segments 
 given, as the potential sums per-atom energies and messages. For each reduction (sum, mean, max), dtype, size and
 mode (forward; forward+backward with a fixed random output gradient) it prints the median milliseconds of
 ``--repeats`` runs after ``--warmup`` runs of each implementation (taking turns, so that drift hits both alike;
-synchronised on a GPU), their ratio, and whether the two give the same values bit for bit (forward, and the input
+CUDA events on a GPU), their ratio, and whether the two give the same values bit for bit (forward, and the input
 gradient). Then a table of what each does with invalid input. Index rows are sorted by segment, as a neighbour
 list groups edges by centre atom (``--shuffle``: random order). Time only on an otherwise idle machine.
 
@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,33 +29,13 @@ from torch_geometric.utils import scatter as pyg_scatter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from equilib.utils import scatter as own_scatter  # noqa: E402
+from scripts._timing import median_ms  # noqa: E402
 
 # (edges, features, nodes): message sums of small and large batches of the potential, per-atom energies
 SIZES = [(20_000, 32, 1_000), (20_000, 256, 1_000), (100_000, 64, 5_000), (200_000, 32, 10_000),
          (200_000, 128, 10_000), (200_000, 256, 10_000)]
 QUICK = [(200, 8, 30)]
 IMPLEMENTATIONS = {"own": own_scatter, "pyg": pyg_scatter}
-
-
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_ms(fns: dict, warmup: int, repeats: int, device: str) -> dict:
-    """Median milliseconds of each function; the functions take turns."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            synchronize(device)
-            t0 = time.perf_counter()
-            fn()
-            synchronize(device)
-            samples[name].append(1e3 * (time.perf_counter() - t0))
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def make_case(edges: int, features: int, nodes: int, dtype: torch.dtype, device: str, shuffle: bool, seed: int):

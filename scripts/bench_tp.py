@@ -19,9 +19,7 @@ import argparse
 import csv
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from equilib import so3  # noqa: E402
 from equilib.ops import make_tensor_product  # noqa: E402
 from equilib.utils import atomic_write  # noqa: E402
+from scripts._timing import median_ms  # noqa: E402
 
 
 def s2_irreps(lmax: int, mul: int) -> o3.Irreps:
@@ -58,32 +57,6 @@ class E3nnReference(torch.nn.Module):
 
     def forward(self, x1, x2, weight):
         return self.tp(x1, x2, weight)
-
-
-def time_once(fn, device: str) -> float:
-    """Milliseconds of one call of ``fn`` (CUDA events on a GPU)."""
-    if device == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end)
-    t0 = time.perf_counter()
-    fn()
-    return 1e3 * (time.perf_counter() - t0)
-
-
-def timed_round_robin(fns: dict, warmup: int, repeats: int, device: str) -> dict:
-    """Median milliseconds of each function; the functions take turns so that drift hits all of them alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            samples[name].append(time_once(fn, device))
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def equivariance_error(op, lmax, channels, dtype, device, generator) -> float:
@@ -187,7 +160,7 @@ def main(argv=None):
                 op.CHUNK_BYTES = int(args.chunk_mib * 2**20) or 2**62
             built[name] = op.to(device=args.device, dtype=dtype)
         loads = {name: workloads(op, args.n, dtype, args.device, generator) for name, op in built.items()}
-        medians = [timed_round_robin({name: w[k] for name, w in loads.items()}, args.warmup, args.repeats, args.device)
+        medians = [median_ms({name: w[k] for name, w in loads.items()}, args.warmup, args.repeats, args.device)
                    for k in range(3)]
         del loads
         for name, op in built.items():
