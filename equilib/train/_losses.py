@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import batch_index, require_labels
-from ._task import LossOptions
+from ._task import LossOptions, SummedMetrics
 
 KINDS = ("mse", "mae", "huber")
 EFWT_ENERGY = 0.02  # eV: energy within this and ...
@@ -128,7 +128,7 @@ def _source(batch) -> str:
     return f"batch with sid {sid.tolist()}" if sid is not None else "batch"
 
 
-class MetricAccumulator:
+class MetricAccumulator(SummedMetrics):
     """Sums over batches, then OC20-style S2EF metrics.
 
     ``pairs`` keeps ``(reference, prediction)`` tensors of energies and forces for parity plots.
@@ -138,14 +138,9 @@ class MetricAccumulator:
     """
 
     def __init__(self, free_only: bool = True) -> None:
+        super().__init__()
         self.free_only = free_only
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
         self.pairs: dict[str, list] = {"energy": [], "forces": []}
-
-    def _add(self, key: str, value: float, count: int) -> None:
-        self.sums[key] = self.sums.get(key, 0.0) + value
-        self.counts[key] = self.counts.get(key, 0) + count
 
     @torch.no_grad()
     def update(self, prediction: dict, batch) -> None:
@@ -182,18 +177,6 @@ class MetricAccumulator:
         if "stress" in prediction and "stress" in batch:
             s_diff = prediction["stress"].double() - batch.stress.double().reshape(-1, 3, 3)
             self._add("stress_mae", float(s_diff.abs().sum()), s_diff.numel())
-
-    def all_reduce(self) -> None:
-        """Sum the accumulated totals and counts over the ranks of a process group (no-op in a single process)."""
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        keys = sorted(self.sums)
-        values = torch.tensor([[self.sums[k], self.counts[k]] for k in keys], dtype=torch.float64)
-        dist.all_reduce(values)
-        for k, (total, count) in zip(keys, values.tolist()):
-            self.sums[k], self.counts[k] = total, int(count)
 
     def compute(self) -> dict[str, float]:
         """The metrics of everything accumulated.

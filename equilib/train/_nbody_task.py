@@ -15,10 +15,10 @@ from ..data import NBodyDataset
 from ..frames import FrameAveraged, FrameAveragedDynamicsGNN
 from ..groups import E3, OnSet, Permutations, Positions, Scalars, Vectors
 from ..nn import EquivariantDynamicsNet, PlainDynamicsGNN
-from ..utils import atomic_save
 from ._batches import Frames
 from ._registry import MODELS, TASKS
-from ._task import LossOptions, ModelOptions, Symmetry, Task
+from ._task import LossOptions, ModelOptions, SummedMetrics, Symmetry, mean_loss
+from ._tensor_task import TensorBatch, TensorTask, data_dtype
 
 NBODY_INPUTS = (OnSet(Positions()), OnSet(Vectors()), OnSet(Scalars()))  # positions, velocities, charges
 
@@ -65,7 +65,7 @@ class NBodyLoss(LossOptions):
 
 
 @dataclass
-class NBodyBatch:
+class NBodyBatch(TensorBatch):
     """A batch of n-body examples; ``to(device)`` moves every tensor.
 
     Attributes:
@@ -80,40 +80,20 @@ class NBodyBatch:
     charges: torch.Tensor
     target: torch.Tensor
 
-    def to(self, device) -> NBodyBatch:
-        """The batch on ``device``.
 
-        Args:
-            device: Torch device.
-
-        Returns:
-            A new :class:`NBodyBatch`.
-        """
-        return NBodyBatch(*(t.to(device) for t in dataclasses.astuple(self)))
-
-
-class SquaredError:
+class SquaredError(SummedMetrics):
     """Sum of squared errors and their count, reduced over ranks; ``compute()`` gives ``{"mse": ...}``."""
 
     def __init__(self) -> None:
-        self.total, self.count = 0.0, 0
+        super().__init__(("mse",))
 
     @torch.no_grad()
     def update(self, prediction: dict, batch: NBodyBatch) -> None:
         diff = prediction["positions"].double() - batch.target.double()
-        self.total += float(diff.pow(2).sum())
-        self.count += diff.numel()
-
-    def all_reduce(self) -> None:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            values = torch.tensor([self.total, self.count], dtype=torch.float64)
-            dist.all_reduce(values)
-            self.total, self.count = float(values[0]), int(values[1])
+        self._add("mse", float(diff.pow(2).sum()), diff.numel())
 
     def compute(self) -> dict[str, float]:
-        return {"mse": self.total / max(self.count, 1)}
+        return self._means()
 
 
 @dataclass
@@ -206,10 +186,6 @@ class FAGNNOptions(ModelOptions):
     on_degenerate: str = "expand"
 
 
-def _dtype(task) -> torch.dtype:
-    return getattr(torch, task.config.data.dtype)
-
-
 @MODELS.register("equivariant_dynamics")
 class EquivariantDynamicsModel:
     """:class:`equilib.nn.EquivariantDynamicsNet` (any tensor-product backend)."""
@@ -219,7 +195,7 @@ class EquivariantDynamicsModel:
     @staticmethod
     def build(options, task):
         kwargs = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name != "name"}
-        return EquivariantDynamicsNet(**kwargs, dtype=_dtype(task))
+        return EquivariantDynamicsNet(**kwargs, dtype=data_dtype(task))
 
 
 @MODELS.register("plain_gnn")
@@ -231,7 +207,7 @@ class PlainGNNModel:
     @staticmethod
     def build(options, task):
         return PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, distances=options.distances,
-                                dtype=_dtype(task))
+                                dtype=data_dtype(task))
 
 
 @MODELS.register("frame_averaged_gnn")
@@ -244,7 +220,7 @@ class FrameAveragedGNNModel:
     @staticmethod
     def build(options, task):
         backbone = PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, distances=options.distances,
-                                    dtype=_dtype(task))
+                                    dtype=data_dtype(task))
         return FrameAveraged(backbone, NBODY_INPUTS, OnSet(Positions()), group=options.group,
                              stochastic=options.stochastic, on_degenerate=options.on_degenerate)
 
@@ -260,11 +236,11 @@ class FAGNNModel:
     def build(options, task):
         return FrameAveragedDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, group=options.group,
                                         stochastic=options.stochastic, on_degenerate=options.on_degenerate,
-                                        dtype=_dtype(task))
+                                        dtype=data_dtype(task))
 
 
 @TASKS.register("nbody")
-class NBodyTask(Task):
+class NBodyTask(TensorTask):
     """Positions after 1000 integrator steps of a charged 5-body system; MSE loss and metric.
 
     Args:
@@ -277,6 +253,7 @@ class NBodyTask(Task):
 
     Data = NBodyData
     Loss = NBodyLoss
+    Batch = NBodyBatch
     default_model = "equivariant_dynamics"
     primary_metric = "mse"
     curve_metrics = ("mse",)
@@ -284,51 +261,29 @@ class NBodyTask(Task):
     def __init__(self, config) -> None:
         super().__init__(config)
         d = config.data
-        if d.dtype not in ("float32", "float64"):
-            raise ValueError(f"data.dtype: expected 'float32' or 'float64', got {d.dtype!r}")
 
         def split(name: str, limit=None) -> Frames:
             dataset = NBodyDataset(d.path, name, input_frame=d.input_frame, target_frame=d.target_frame,
-                                   limit=limit, dtype=getattr(torch, d.dtype))
+                                   limit=limit, dtype=data_dtype(self))
             return Frames(dataset, cache=False)  # already tensors in memory
 
         self.train = split(d.train, d.max_train)
         self.val = {name: split(file_split, d.max_val) for name, file_split in d.val.items()}
 
-    def collate(self, frames) -> NBodyBatch:
-        return NBodyBatch(*(torch.stack(parts) for parts in zip(*frames)))
-
-    def batch_size(self, batch: NBodyBatch) -> int:
-        return batch.positions.shape[0]
-
     def augment(self, batch: NBodyBatch, step: int) -> NBodyBatch:
         if not self.config.data.augment:
             return batch
-        generator = torch.Generator().manual_seed(self.config.trainer.seed * 1_000_003 + step)
+        generator = self.augmentation_generator(step)
         g = E3().sample(1, generator=generator, dtype=batch.positions.dtype)
         moved = [rep.act(g, t.unsqueeze(0)).squeeze(0) for rep, t in
                  ((Positions(), batch.positions), (Vectors(), batch.velocities), (Positions(), batch.target))]
         return NBodyBatch(moved[0], moved[1], batch.charges, moved[2])
 
-    def save_model(self, model, path) -> None:
-        """Write one file with the model's registered name, options, dtype and weights, atomically.
-
-        Args:
-            model: The model.
-            path: The file to write.
-        """
-        atomic_save({"kind": self.config.model.name, "options": dataclasses.asdict(self.config.model),
-                     "dtype": self.config.data.dtype, "state_dict": model.state_dict()}, path)
-
     def predict(self, model, batch: NBodyBatch) -> dict:
         return {"positions": model(batch.positions, batch.velocities, batch.charges)}
 
     def loss(self, prediction, batch: NBodyBatch, count_reducer=None):
-        diff = prediction["positions"] - batch.target
-        count = diff.numel()
-        total = count_reducer({"positions": count})["positions"] if count_reducer is not None else count
-        summed = diff.pow(2).sum()
-        return summed / total, {"mse": float(summed.detach()) / count}
+        return mean_loss((prediction["positions"] - batch.target).pow(2), "positions", "mse", count_reducer)
 
     def metrics(self) -> SquaredError:
         return SquaredError()

@@ -7,7 +7,6 @@ follow their points, and ignore translations)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -16,10 +15,10 @@ from ..data import NormalsDataset
 from ..frames import FrameAveraged
 from ..groups import E3, SO3, OnSet, Permutations, Positions, Vectors
 from ..nn import PointNet
-from ..utils import atomic_save
 from ._batches import Frames
 from ._registry import MODELS, TASKS
-from ._task import LossOptions, ModelOptions, Symmetry, Task
+from ._task import LossOptions, ModelOptions, SummedMetrics, Symmetry, mean_loss
+from ._tensor_task import TensorBatch, TensorTask, data_dtype
 
 NORMALS_INPUTS = (OnSet(Positions()),)
 NORMALS_OUTPUTS = (OnSet(Vectors()),)
@@ -69,7 +68,7 @@ class NormalsLoss(LossOptions):
 
 
 @dataclass
-class NormalsBatch:
+class NormalsBatch(TensorBatch):
     """A batch of point clouds with their normals; ``to(device)`` moves both.
 
     Attributes:
@@ -79,17 +78,6 @@ class NormalsBatch:
 
     points: torch.Tensor
     normals: torch.Tensor
-
-    def to(self, device) -> NormalsBatch:
-        """The batch on ``device``.
-
-        Args:
-            device: Torch device.
-
-        Returns:
-            A new :class:`NormalsBatch`.
-        """
-        return NormalsBatch(self.points.to(device), self.normals.to(device))
 
 
 def normal_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -111,31 +99,21 @@ def normal_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - (prediction * target).sum(-1).pow(2)
 
 
-class NormalError:
+class NormalError(SummedMetrics):
     """Sums of ``1 - (n . n_hat)^2`` and of the unoriented angle ``arccos |n . n_hat|`` over points, reduced over
     ranks; ``compute()`` gives ``{"normal_loss": mean, "angle_deg": mean angle in degrees}``."""
 
     def __init__(self) -> None:
-        self.loss, self.angle, self.count = 0.0, 0.0, 0
+        super().__init__(("normal_loss", "angle_deg"))
 
     @torch.no_grad()
     def update(self, prediction: dict, batch: NormalsBatch) -> None:
         cos = (prediction["normals"].double() * batch.normals.double()).sum(-1)
-        self.loss += float((1 - cos.pow(2)).sum())
-        self.angle += float(torch.rad2deg(torch.arccos(cos.abs().clamp(max=1.0))).sum())
-        self.count += cos.numel()
-
-    def all_reduce(self) -> None:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            values = torch.tensor([self.loss, self.angle, self.count], dtype=torch.float64)
-            dist.all_reduce(values)
-            self.loss, self.angle, self.count = float(values[0]), float(values[1]), int(values[2])
+        self._add("normal_loss", float((1 - cos.pow(2)).sum()), cos.numel())
+        self._add("angle_deg", float(torch.rad2deg(torch.arccos(cos.abs().clamp(max=1.0))).sum()), cos.numel())
 
     def compute(self) -> dict[str, float]:
-        count = max(self.count, 1)
-        return {"normal_loss": self.loss / count, "angle_deg": self.angle / count}
+        return self._means()
 
 
 @dataclass
@@ -210,14 +188,10 @@ class UnitVectors(torch.nn.Module):
         return out / out.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny)
 
 
-def _dtype(task) -> torch.dtype:
-    return getattr(torch, task.config.data.dtype)
-
-
 def _pointnet(options, task) -> PointNet:
     return PointNet(local_widths=options.local_widths, global_widths=options.global_widths,
                     head_widths=options.head_widths, orient=options.orient, layer_norm=options.layer_norm,
-                    dtype=_dtype(task))
+                    dtype=data_dtype(task))
 
 
 @MODELS.register("pointnet")
@@ -247,7 +221,7 @@ class FrameAveragedPointNetModel:
 
 
 @TASKS.register("normals")
-class NormalsTask(Task):
+class NormalsTask(TensorTask):
     """Unit normals of point clouds; loss and metric ``mean(1 - (n . n_hat)^2)``; rotated evaluation splits.
 
     Args:
@@ -261,6 +235,7 @@ class NormalsTask(Task):
 
     Data = NormalsData
     Loss = NormalsLoss
+    Batch = NormalsBatch
     default_model = "pointnet"
     primary_metric = "normal_loss"
     curve_metrics = ("normal_loss",)
@@ -268,12 +243,10 @@ class NormalsTask(Task):
     def __init__(self, config) -> None:
         super().__init__(config)
         d = config.data
-        if d.dtype not in ("float32", "float64"):
-            raise ValueError(f"data.dtype: expected 'float32' or 'float64', got {d.dtype!r}")
         clash = sorted(set(d.val) & set(d.rotated))
         if clash:
             raise ValueError(f"data.rotated: the name {clash[0]!r} is also an upright split in data.val")
-        dtype = getattr(torch, d.dtype)
+        dtype = data_dtype(self)
 
         def split(name: str, limit=None, rotations=None) -> Frames:
             dataset = NormalsDataset(d.path, name, points=d.points, limit=limit, rotations=rotations, dtype=dtype)
@@ -300,39 +273,19 @@ class NormalsTask(Task):
         rotations = SO3().sample(clouds, generator=generator, dtype=torch.float64).linear
         return rotations[:d.max_val]
 
-    def collate(self, frames) -> NormalsBatch:
-        return NormalsBatch(*(torch.stack(parts) for parts in zip(*frames)))
-
-    def batch_size(self, batch: NormalsBatch) -> int:
-        return batch.points.shape[0]
-
     def augment(self, batch: NormalsBatch, step: int) -> NormalsBatch:
         if not self.config.data.augment:
             return batch
-        generator = torch.Generator().manual_seed(self.config.trainer.seed * 1_000_003 + step)
+        generator = self.augmentation_generator(step)
         rotations = SO3().sample(len(batch.points), generator=generator, dtype=torch.float64).linear
         turn = rotations.to(batch.points.dtype).transpose(1, 2)
         return NormalsBatch(batch.points @ turn, batch.normals @ turn)
-
-    def save_model(self, model, path) -> None:
-        """Write one file with the model's registered name, options, dtype and weights, atomically.
-
-        Args:
-            model: The model.
-            path: The file to write.
-        """
-        atomic_save({"kind": self.config.model.name, "options": dataclasses.asdict(self.config.model),
-                     "dtype": self.config.data.dtype, "state_dict": model.state_dict()}, path)
 
     def predict(self, model, batch: NormalsBatch) -> dict:
         return {"normals": model(batch.points)}
 
     def loss(self, prediction, batch: NormalsBatch, count_reducer=None):
-        per_point = normal_loss(prediction["normals"], batch.normals)
-        count = per_point.numel()
-        total = count_reducer({"normals": count})["normals"] if count_reducer is not None else count
-        summed = per_point.sum()
-        return summed / total, {"normal_loss": float(summed.detach()) / count}
+        return mean_loss(normal_loss(prediction["normals"], batch.normals), "normals", "normal_loss", count_reducer)
 
     def metrics(self) -> NormalError:
         return NormalError()

@@ -108,6 +108,18 @@ class Task:
         """
         return batch
 
+    def augmentation_generator(self, step: int) -> torch.Generator:
+        """The generator an augmentation draws from at ``step``: seeded from ``trainer.seed`` and the step alone, so
+        that a resumed run draws the same elements.
+
+        Args:
+            step: The optimizer step.
+
+        Returns:
+            A fresh CPU ``torch.Generator``.
+        """
+        return torch.Generator().manual_seed(self.config.trainer.seed * 1_000_003 + step)
+
     def batch_size(self, batch) -> int:
         """The number of examples in ``batch`` (for throughput).
 
@@ -201,6 +213,57 @@ class Task:
             The :class:`Symmetry`.
         """
         raise NotImplementedError
+
+
+def mean_loss(values: torch.Tensor, part: str, name: str, count_reducer=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The mean of ``values`` over the elements of the global batch, as :meth:`Task.loss` returns it.
+
+    Args:
+        values: The loss of each element of the local batch.
+        part: The name the element count goes by in ``count_reducer``.
+        name: The name of the logged local mean.
+        count_reducer: Maps local element counts to global ones in data-parallel runs (see :meth:`Task.loss`);
+            None in a single process.
+
+    Returns:
+        ``(sum of values / global count, {name: local mean})``.
+    """
+    count = values.numel()
+    total = count_reducer({part: count})[part] if count_reducer is not None else count
+    summed = values.sum()
+    return summed / total, {name: float(summed.detach()) / count}
+
+
+class SummedMetrics:
+    """A metric accumulator of sums and element counts per key, reduced over ranks: subclasses add each batch's sums
+    in ``update`` and turn them into metrics in ``compute`` (see :meth:`Task.metrics`).
+
+    Args:
+        keys: Keys that start at zero (every rank then reduces them, even one that saw no batch).
+    """
+
+    def __init__(self, keys: tuple[str, ...] = ()) -> None:
+        self.sums: dict[str, float] = dict.fromkeys(keys, 0.0)
+        self.counts: dict[str, int] = dict.fromkeys(keys, 0)
+
+    def _add(self, key: str, value: float, count: int) -> None:
+        self.sums[key] = self.sums.get(key, 0.0) + value
+        self.counts[key] = self.counts.get(key, 0) + count
+
+    def _means(self) -> dict[str, float]:
+        return {key: total / max(self.counts[key], 1) for key, total in self.sums.items()}
+
+    def all_reduce(self) -> None:
+        """Sum the accumulated totals and counts over the ranks of a process group (no-op in a single process)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        keys = sorted(self.sums)
+        values = torch.tensor([[self.sums[k], self.counts[k]] for k in keys], dtype=torch.float64)
+        dist.all_reduce(values)
+        for k, (total, count) in zip(keys, values.tolist()):
+            self.sums[k], self.counts[k] = total, int(count)
 
 
 class LossTerm(torch.nn.Module):
