@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data import edge_vectors_and_lengths
-from ._potential import InteratomicPotential, check_config, reference_energies, species_table
-from ._radial import BesselBasis, PolynomialCutoff
+from ._potential import InteratomicPotential, check_config
 
 
 @dataclass
@@ -93,18 +92,12 @@ class PlainPotential(InteratomicPotential):
 
     def __init__(self, config: PlainPotentialConfig) -> None:
         super().__init__()
-        self.config = config
-        dtype = getattr(torch, config.dtype)
+        dtype = self._species_and_radial_layers(config)
         c = config.channels
-        self.register_buffer("species_index", species_table(config.species), persistent=False)
-        self.embedding = torch.nn.Embedding(len(config.species), c, dtype=dtype)
-        self.radial_basis = BesselBasis(config.cutoff, config.num_radial, dtype=dtype)
-        self.envelope = PolynomialCutoff(config.cutoff)
         self.edge_embedding = _mlp(config.num_radial + 3, c, c, dtype)
         self.messages = torch.nn.ModuleList(_mlp(3 * c, c, c, dtype) for _ in range(config.num_layers))
         self.updates = torch.nn.ModuleList(_mlp(2 * c, c, c, dtype) for _ in range(config.num_layers))
         self.readout = _mlp(c, c, 1, dtype)
-        self.register_buffer("e0", reference_energies(config.species, config.e0s, dtype))
 
     def atomic_outputs(self, vectors: torch.Tensor, lengths: torch.Tensor, species: torch.Tensor,
                        edge_index: torch.Tensor, pool_frames: bool = False) -> torch.Tensor:

@@ -142,7 +142,8 @@ class InteratomicPotential(torch.nn.Module):
     and implements :meth:`atomic_energies`; :meth:`forward` differentiates the sum of the atomic energies. Forces
     are ``-dE/dpos``; stress is ``(1/V) dE/d(strain)`` under the symmetric strain that moves positions and cell
     together, in eV/A^3 with ASE's sign. Subclasses that hold ``e0`` and ``species_index`` buffers get
-    :meth:`normalise` and :meth:`species` from here.
+    :meth:`normalise` and :meth:`species` from here; a message-passing potential makes them, its species embedding,
+    radial basis and envelope with :meth:`_species_and_radial_layers`.
     """
 
     Config: ClassVar[type]
@@ -154,6 +155,19 @@ class InteratomicPotential(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         """The dtype the model computes in."""
         return self.e0.dtype
+
+    def _species_and_radial_layers(self, config) -> torch.dtype:
+        """Keep ``config`` and make what every message-passing potential starts from: the species lookup and the
+        E0s (buffers), the species embedding (``config.channels`` wide, N(0, 1): unit-variance features), the
+        Bessel radial basis and the envelope. Returns the model's dtype."""
+        self.config = config
+        dtype = getattr(torch, config.dtype)
+        self.register_buffer("species_index", species_table(config.species), persistent=False)
+        self.register_buffer("e0", reference_energies(config.species, config.e0s, dtype))
+        self.embedding = torch.nn.Embedding(len(config.species), config.channels, dtype=dtype)
+        self.radial_basis = BesselBasis(config.cutoff, config.num_radial, dtype=dtype)
+        self.envelope = PolynomialCutoff(config.cutoff)
+        return dtype
 
     @property
     def cutoff(self) -> float:
@@ -331,15 +345,10 @@ class EquivariantPotential(InteratomicPotential):
 
     def __init__(self, config: PotentialConfig) -> None:
         super().__init__()
-        self.config = config
-        dtype = getattr(torch, config.dtype)
+        dtype = self._species_and_radial_layers(config)
         c, lmax = config.channels, config.lmax
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
         hidden = o3.Irreps([(c, (l, (-1) ** l)) for l in range(lmax + 1)])
-        self.register_buffer("species_index", species_table(config.species), persistent=False)
-        self.embedding = torch.nn.Embedding(len(config.species), c, dtype=dtype)  # N(0, 1): unit-variance features
-        self.radial_basis = BesselBasis(config.cutoff, config.num_radial, dtype=dtype)
-        self.envelope = PolynomialCutoff(config.cutoff)
         self.spherical_harmonics = SphericalHarmonics(lmax, dtype=dtype)
         # The last layer makes only the scalars the readout reads (as NequIP and MACE): its l > 0 outputs would be
         # computed and thrown away.
@@ -353,7 +362,6 @@ class EquivariantPotential(InteratomicPotential):
         self.readout = EquivariantLinear(scalars, scalars, dtype)
         self.readout_mlp = torch.nn.Sequential(torch.nn.Linear(c, c, dtype=dtype), torch.nn.SiLU(),
                                                torch.nn.Linear(c, 1, dtype=dtype))
-        self.register_buffer("e0", reference_energies(config.species, config.e0s, dtype))
 
     def atomic_energies(self, data, pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """The atomic energies: interaction blocks on the edge spherical harmonics and radial basis, then a readout.
