@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from ase.build import add_adsorbate, bulk, fcc111, molecule
+from ase.build import bulk, molecule
 from ase.optimize import BFGS
 from torch_geometric.data import Batch
 
@@ -17,8 +17,9 @@ from equilib.frames import FrameAveragedPotential, FrameAveragedPotentialConfig
 from equilib.groups import E3, SE3, GroupElement, Positions, Scalars, Vectors, assert_equivariant, equivariance_error
 from equilib.nn import PlainPotential, PlainPotentialConfig
 from equilib.so3 import random_rotation
+from tests import potentials
+from tests.potentials import CUTOFF, data_of, force_difference, rattled, strained, stress_difference
 
-CUTOFF = 4.0
 MODES = ["global", "local"]
 
 
@@ -35,35 +36,16 @@ def backbone(seed=0, dtype="float64", perturb=0.3):
     return model
 
 
-def rattled(atoms, seed, scale):
-    atoms.positions += np.random.default_rng(seed).normal(0, scale, atoms.positions.shape)
-    return atoms
-
-
 def ethanol():
     return rattled(molecule("CH3CH2OH"), 0, 0.05)
 
 
 def adslab():
-    """OC20-style: a Cu(111) slab, periodic in x and y, with an O adatom."""
-    slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
-    add_adsorbate(slab, "O", 1.4, "fcc")
-    return rattled(slab, 1, 0.05)
+    return potentials.adslab(seed=1)
 
 
 def bulk_cell():
-    atoms = rattled(bulk("Cu", "fcc", a=3.6, cubic=True), 2, 0.1)
-    strain = np.eye(3) + 0.02 * np.random.default_rng(3).normal(size=(3, 3))
-    atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
-    return atoms
-
-
-def data_of(atoms):
-    return AtomicData.from_ase(atoms, cutoff=CUTOFF)
-
-
-def energy_of(model, atoms):
-    return float(model(data_of(atoms), compute_forces=False)["energy"].detach())
+    return strained(rattled(bulk("Cu", "fcc", a=3.6, cubic=True), 2, 0.1), 3)
 
 
 def elements(generator, count=4):
@@ -114,15 +96,8 @@ def test_proper_frames_are_invariant_under_rotations_only(generator):
 
 def _finite_difference_check(model, atoms, eps=1e-5):
     forces = model(data_of(atoms))["forces"].detach().numpy()
-    fd = np.zeros_like(forces)
-    for atom in range(len(atoms)):
-        for axis in range(3):
-            energies = []
-            for sign in (1, -1):
-                moved = atoms.copy()
-                moved.positions[atom, axis] += sign * eps
-                energies.append(energy_of(model, moved))
-            fd[atom, axis] = -(energies[0] - energies[1]) / (2 * eps)
+    fd = np.array([[force_difference(model, atoms, atom, axis, eps) for axis in range(3)]
+                   for atom in range(len(atoms))])
     scale = np.abs(forces).max()
     assert scale > 1e-2
     return np.abs(forces - fd).max() / scale
@@ -139,17 +114,8 @@ def test_forces_are_minus_the_energy_gradient_frames_included(mode, structure):
 def test_stress_is_the_strain_derivative_over_volume(mode):
     model, atoms = FrameAveragedPotential(backbone(), frames=mode), bulk_cell()
     stress = model(data_of(atoms), compute_stress=True)["stress"][0].detach().numpy()
-    eps, volume = 1e-5, atoms.get_volume()
     for i, j in [(0, 0), (1, 2), (2, 1), (0, 1)]:
-        energies = []
-        for sign in (1, -1):
-            deformation = np.eye(3)
-            deformation[i, j] += sign * eps / 2
-            deformation[j, i] += sign * eps / 2
-            strained = atoms.copy()
-            strained.set_cell(atoms.cell.array @ deformation, scale_atoms=True)
-            energies.append(energy_of(model, strained))
-        assert stress[i, j] == pytest.approx((energies[0] - energies[1]) / (2 * eps) / volume, abs=1e-8)
+        assert stress[i, j] == pytest.approx(stress_difference(model, atoms, i, j), abs=1e-8)
     assert np.abs(stress - stress.T).max() < 1e-12 and np.abs(stress).max() > 1e-3
 
 

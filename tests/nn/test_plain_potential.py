@@ -6,14 +6,22 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.build import add_adsorbate, bulk, fcc111
+from ase.build import bulk
 from torch_geometric.data import Batch
 
 from equilib.data import AtomicData
 from equilib.groups import E3, SO3, Positions, Translations, Vectors, assert_equivariant, equivariance_error
 from equilib.nn import EquivariantPotential, PlainPotential, PlainPotentialConfig
-
-CUTOFF = 4.0
+from tests.potentials import (
+    CUTOFF,
+    adslab,
+    data_of,
+    energy_of,
+    force_difference,
+    rattled,
+    strained,
+    stress_difference,
+)
 
 
 def make_model(dtype="float64", seed=0):
@@ -22,52 +30,20 @@ def make_model(dtype="float64", seed=0):
                                                avg_num_neighbors=10.0, e0s={29: -0.3, 8: -1.0}, dtype=dtype))
 
 
-def adslab():
-    slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
-    add_adsorbate(slab, "O", 1.4, "fcc")
-    slab.positions += np.random.default_rng(0).normal(0, 0.05, slab.positions.shape)
-    return slab
-
-
 def bulk_cell():
-    atoms = bulk("Cu", "fcc", a=3.6).repeat((2, 1, 1))
-    atoms.positions += np.random.default_rng(1).normal(0, 0.08, atoms.positions.shape)
-    strain = np.eye(3) + 0.02 * np.random.default_rng(2).normal(size=(3, 3))
-    atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
-    return atoms
-
-
-def data_of(atoms):
-    return AtomicData.from_ase(atoms, cutoff=CUTOFF)
-
-
-def energy_of(model, atoms):
-    return float(model(data_of(atoms), compute_forces=False)["energy"].detach())
+    return strained(rattled(bulk("Cu", "fcc", a=3.6).repeat((2, 1, 1)), 1, 0.08), 2)
 
 
 def test_forces_and_stress_are_derivatives_of_the_energy():
     model, atoms = make_model(), adslab()
     forces = model(data_of(atoms))["forces"].detach().numpy()
-    eps = 1e-5
     for atom, axis in [(0, 0), (4, 2), (8, 1), (8, 2)]:
-        plus, minus = atoms.copy(), atoms.copy()
-        plus.positions[atom, axis] += eps
-        minus.positions[atom, axis] -= eps
-        assert forces[atom, axis] == pytest.approx(-(energy_of(model, plus) - energy_of(model, minus)) / (2 * eps),
-                                                   abs=1e-9)
+        assert forces[atom, axis] == pytest.approx(force_difference(model, atoms, atom, axis), abs=1e-9)
     assert np.abs(forces).max() > 1e-4
     atoms = bulk_cell()
     stress = model(data_of(atoms), compute_stress=True)["stress"][0].detach().numpy()
     for i, j in [(0, 0), (1, 2), (0, 1)]:
-        energies = []
-        for sign in (1, -1):
-            deformation = np.eye(3)
-            deformation[i, j] += sign * eps / 2
-            deformation[j, i] += sign * eps / 2
-            strained = atoms.copy()
-            strained.set_cell(atoms.cell.array @ deformation, scale_atoms=True)
-            energies.append(energy_of(model, strained))
-        assert stress[i, j] == pytest.approx((energies[0] - energies[1]) / (2 * eps) / atoms.get_volume(), abs=1e-9)
+        assert stress[i, j] == pytest.approx(stress_difference(model, atoms, i, j), abs=1e-9)
     assert np.abs(stress - stress.T).max() < 1e-12
 
 

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from ase.build import add_adsorbate, bulk, fcc111
+from ase.build import bulk
 from torch_geometric.data import Batch
 
 from equilib.data import AtomicData
 from equilib.nn import EquivariantPotential, PotentialConfig
 from equilib.so3 import random_rotation
+from tests.potentials import adslab, energy_of, force_difference, rattled, strained, stress_difference
 
 BACKENDS = ["cg", "grid"]
 ALL_BACKENDS = ["cg", "grid", "gaunt", "cp"]
@@ -26,36 +27,16 @@ def make_model(backend, dtype="float64", seed=0):
     return model.to(getattr(torch, converted)) if converted else model
 
 
-def adslab():
-    slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
-    add_adsorbate(slab, "O", 1.4, "fcc")
-    slab.positions += np.random.default_rng(0).normal(0, 0.05, slab.positions.shape)
-    return slab
-
-
 def bulk_cell():
-    atoms = bulk("Pt", "fcc", a=3.9).repeat((2, 1, 1))
-    atoms.positions += np.random.default_rng(1).normal(0, 0.08, atoms.positions.shape)
-    strain = np.eye(3) + 0.02 * np.random.default_rng(2).normal(size=(3, 3))
-    atoms.set_cell(atoms.cell.array @ strain, scale_atoms=True)
-    return atoms
-
-
-def energy_of(model, atoms, cutoff=4.0):
-    return float(model(AtomicData.from_ase(atoms, cutoff=cutoff), compute_forces=False)["energy"])
+    return strained(rattled(bulk("Pt", "fcc", a=3.9).repeat((2, 1, 1)), 1, 0.08), 2)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_forces_are_minus_the_energy_gradient(backend):
     model, atoms = make_model(backend), adslab()
     out = model(AtomicData.from_ase(atoms, cutoff=4.0))
-    eps = 1e-5
     for atom, axis in [(0, 0), (4, 2), (8, 1)]:
-        plus, minus = atoms.copy(), atoms.copy()
-        plus.positions[atom, axis] += eps
-        minus.positions[atom, axis] -= eps
-        fd = -(energy_of(model, plus) - energy_of(model, minus)) / (2 * eps)
-        assert float(out["forces"][atom, axis]) == pytest.approx(fd, abs=1e-7)
+        assert float(out["forces"][atom, axis]) == pytest.approx(force_difference(model, atoms, atom, axis), abs=1e-7)
     assert out["forces"].abs().max() > 1e-3
 
 
@@ -63,18 +44,8 @@ def test_forces_are_minus_the_energy_gradient(backend):
 def test_stress_is_the_strain_derivative_over_volume(backend):
     model, atoms = make_model(backend), bulk_cell()
     stress = model(AtomicData.from_ase(atoms, cutoff=4.0), compute_stress=True)["stress"][0].detach().numpy()
-    eps = 1e-5
-    volume = atoms.get_volume()
     for i, j in [(0, 0), (1, 2), (2, 1), (0, 1)]:
-        energies = []
-        for sign in (1, -1):
-            strained = atoms.copy()
-            deformation = np.eye(3)
-            deformation[i, j] += sign * eps / 2
-            deformation[j, i] += sign * eps / 2
-            strained.set_cell(atoms.cell.array @ deformation, scale_atoms=True)
-            energies.append(energy_of(model, strained))
-        assert stress[i, j] == pytest.approx((energies[0] - energies[1]) / (2 * eps) / volume, abs=1e-7)
+        assert stress[i, j] == pytest.approx(stress_difference(model, atoms, i, j), abs=1e-7)
     assert np.abs(stress - stress.T).max() < 1e-12 and np.abs(stress).max() > 1e-4
 
 
