@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .._recipes import recipe_parser, write_npz, written
 from .generate import (
     NUM,
     SEED,
@@ -21,7 +21,6 @@ from .generate import (
     draw_stream,
     generate,
     trajectory_statistics,
-    write_npz,
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "data"
@@ -50,13 +49,10 @@ def report(data: dict, seed: int, num: dict[str, int], stream_train: int, stream
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m datasets.nbody",
-        description="EGNN's charged 5-particle n-body data (nbody_small), generated deterministically "
-                    "(see README.md here).",
-    )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default: the shipped data)")
-    parser.add_argument("--name", default=DEFAULT_NAME, help="file name without .npz (default charged5_small)")
+    parser = recipe_parser(
+        "python -m datasets.nbody",
+        "EGNN's charged 5-particle n-body data (nbody_small), generated deterministically (see README.md here).",
+        DEFAULT_OUT, DEFAULT_NAME)
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the one legacy RandomState stream (43)")
     parser.add_argument("--num-train", type=int, default=NUM["train"], help="training simulations kept (3000)")
     parser.add_argument("--num-valid", type=int, default=NUM["valid"], help="validation simulations kept (2000)")
@@ -80,8 +76,8 @@ def main(argv=None) -> dict:
     except ValueError as error:
         parser.error(str(error))
     path = write_npz(args.out / f"{args.name}.npz", data)
-    summary = {"file": str(path), "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - start, 1),
-               "frames": data["frames"].tolist(), **{split: len(data[f"{split}_charges"]) for split in SPLITS}}
+    summary = {**written(path, start), "frames": data["frames"].tolist(),
+               **{split: len(data[f"{split}_charges"]) for split in SPLITS}}
     if args.report:
         summary["report"] = report(data, args.seed, num, args.stream_train, args.stream_valid)
     print(json.dumps(summary, indent=2))

@@ -20,11 +20,8 @@ machine makes the same file. The reference's ``np.dot`` (BLAS, often with fused 
 from __future__ import annotations
 
 from functools import reduce
-from pathlib import Path
 
 import numpy as np
-
-from equilib.utils import atomic_write
 
 N_PARTICLES = 5
 DIM = 3
@@ -184,15 +181,6 @@ def metadata(seed: int, frames, stream_train: int, stream_valid: int) -> dict[st
             "dt": np.array(DT), "sample_every": np.array(SAMPLE_EVERY), "length": np.array(LENGTH),
             "max_force": np.array(MAX_FORCE), "loc_std": np.array(LOC_STD), "vel_norm": np.array(VEL_NORM),
             "task_frames": np.array(TASK_FRAMES), "recipe": np.array("datasets/nbody")}
-
-
-def write_npz(path: Path, data: dict[str, np.ndarray]) -> Path:
-    """Write ``data`` to a compressed ``.npz`` at ``path`` through a temporary file, so no partial file remains."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
-        np.savez_compressed(f, **data)
-    return path
 
 
 def task(data, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

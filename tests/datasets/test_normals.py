@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from datasets._recipes import write_npz
 from datasets.normals.__main__ import SMALL_NAME, SMALL_OUT, main
 from datasets.normals.generate import (
     ANALYTIC,
@@ -25,7 +26,6 @@ from datasets.normals.generate import (
     sample_surface,
     surface,
     triangulate,
-    write_npz,
 )
 from equilib.data import NormalsDataset
 
