@@ -3,12 +3,14 @@ scalar property of each molecule (the HOMO-LUMO gap, U0, the dipole moment's mag
 equilibrium positions, as a radius graph without a cell.
 
 The models are the interatomic potentials' networks (:class:`equilib.nn.EquivariantPotential`, and the plain and
-frame-averaged potentials): their "energy", the sum of the atomic outputs (or its mean over the atoms for intensive
-properties), is the property in normalised units; forces are never computed. :class:`QM9Property` holds the
-network and the normalisation fitted on the training molecules: for extensive properties (U0, U, H, G, ZPVE, Cv,
-alpha, R2) a per-element linear baseline ``sum_i E0[Z_i]`` (least squares on the element counts, as the E0s of a
-potential) and the root mean square of the residual as the scale; for intensive ones (the orbital energies, mu, the
-rotational constants) the mean and the standard deviation. Energies are reported in meV (the file holds Hartree),
+frame-averaged potentials); forces are never computed. Their atomic outputs are pooled into the property in
+normalised units: summed for extensive properties (U0, U, H, G, ZPVE, Cv, alpha, R2), averaged over the atoms for
+intensive ones, and for the dipole moment read as latent atomic charges ``q_i`` (made neutral) whose dipole
+``|sum_i q_i r_i|`` is the prediction (SchNet's and PaiNN's charge model, without PaiNN's atomic dipoles).
+:class:`QM9Property` holds the network and the normalisation fitted on the training molecules: for the sums a
+per-element linear baseline ``sum_i E0[Z_i]`` (least squares on the element counts, as the E0s of a potential) and
+the root mean square of the residual as the scale; for the means the mean and the standard deviation; for the
+dipole the root mean square. Energies are reported in meV (the file holds Hartree),
 the other properties in the file's units. The loss is the L1 error in normalised units; the metrics are the MAE and
 RMSE in the reported units. Predictions are E(3)-invariant (the equivariant and frame-averaged networks exactly,
 the plain one not).
@@ -44,8 +46,9 @@ from ._task import LossOptions, Symmetry, Task
 
 HARTREE_MEV = 27211.386245988  # meV per Hartree (CODATA 2018), the unit papers report QM9 energies in
 EXTENSIVE = ("U0", "U", "H", "G", "zpve", "Cv", "alpha", "r2")  # roughly additive over atoms
-NORMALISATIONS = ("auto", "linear", "mean")
-POOLINGS = ("auto", "sum", "mean")
+POOLINGS = ("auto", "sum", "mean", "dipole")
+NORMALISATIONS = ("auto", "linear", "mean", "scale")
+AUTO_NORMALISATION = {"sum": "linear", "mean": "mean", "dipole": "scale"}
 # the nn class each registered model name of the potentials builds, and its config class
 NETWORKS = {"equivariant_potential": (EquivariantPotential, PotentialConfig),
             "plain_potential": (PlainPotential, PlainPotentialConfig),
@@ -66,10 +69,12 @@ class QM9Data:
             1,000 of ``subset_seed``'s order are among its first 4,000); None: all.
         max_val: Evaluate this many molecules of each validation split, a seeded random subset; None: all.
         subset_seed: Seed of the order the subsets are taken from.
-        normalisation: ``"linear"`` (per-element least-squares baseline, for extensive properties), ``"mean"``
-            (mean and standard deviation) or ``"auto"`` (linear for U0, U, H, G, zpve, Cv, alpha, r2).
-        pooling: How the atomic outputs make the property: ``"sum"``, ``"mean"`` or ``"auto"`` (sum with the
-            linear normalisation, mean with the mean).
+        pooling: How the atomic outputs make the property: ``"sum"``, ``"mean"``, ``"dipole"`` (``|sum_i q_i
+            r_i|`` of the outputs as neutral latent charges) or ``"auto"`` (sum for U0, U, H, G, zpve, Cv, alpha,
+            r2; dipole for mu; mean for the others).
+        normalisation: ``"linear"`` (per-element least-squares baseline and the residual's root mean square),
+            ``"mean"`` (mean and standard deviation), ``"scale"`` (root mean square, no shift) or ``"auto"``
+            (linear for sum, mean for mean, scale for dipole pooling).
         augment: Rotate each training molecule by a random O(3) element drawn from (seed, step) (for models that
             are not invariant).
         batch_size: Molecules per training batch.
@@ -83,8 +88,8 @@ class QM9Data:
     max_train: int | None = None
     max_val: int | None = None
     subset_seed: int = 0
-    normalisation: str = "auto"
     pooling: str = "auto"
+    normalisation: str = "auto"
     augment: bool = False
     batch_size: int = 32
     eval_batch_size: int = 64
@@ -106,7 +111,7 @@ class QM9Normalisation:
     Attributes:
         target: The property's name in the QM9 file.
         unit: Its reported unit (``meV`` for the energies).
-        pooling: ``"sum"`` or ``"mean"`` of the atomic outputs.
+        pooling: ``"sum"``, ``"mean"`` or ``"dipole"`` of the atomic outputs.
         e0s: ``{Z: value}`` per-element baseline (empty for the mean normalisation).
         shift: Constant baseline (the training mean for the mean normalisation).
         scale: Scale of the normalised output (positive).
@@ -160,13 +165,15 @@ class QM9Property(torch.nn.Module):
         Returns:
             ``{"normalised": (graphs,) in the network's dtype, "property": (graphs,) float64 in the reported unit}``.
         """
-        energy = self.network(data, compute_forces=False)["energy"]
-        if self.normalisation.pooling == "mean":
-            energy = energy / data.natoms.to(energy.dtype)
-        baseline = scatter_sum(self.e0_table.index_select(0, data.atomic_numbers), batch_index(data), dim=0,
-                               dim_size=energy.shape[0])
-        n = self.normalisation
-        return {"normalised": energy, "property": n.scale * energy.double() + n.shift + baseline}
+        out = self.network(data, compute_forces=False)
+        pooled, batch, n = out["energy"], batch_index(data), self.normalisation
+        if n.pooling == "mean":
+            pooled = pooled / data.natoms.to(pooled.dtype)
+        elif n.pooling == "dipole":
+            pooled = dipole_norm(out["energies"], data.pos.to(pooled.dtype), batch, pooled.shape[0])
+        baseline = scatter_sum(self.e0_table.index_select(0, data.atomic_numbers), batch, dim=0,
+                               dim_size=pooled.shape[0])
+        return {"normalised": pooled, "property": n.scale * pooled.double() + n.shift + baseline}
 
     def save(self, path) -> None:
         """Write one file with the network (kind, config, weights), the normalisation and the package version.
@@ -201,6 +208,25 @@ class QM9Property(torch.nn.Module):
         network = classes[blob["network"]["kind"]].from_config(blob["network"]["config"])
         network.load_state_dict(blob["network"]["state_dict"])
         return cls(network, QM9Normalisation(**blob["normalisation"])).to(map_location)
+
+
+def dipole_norm(charges: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """``|sum_i q_i r_i|`` per graph, the charges first made neutral (their mean over the graph subtracted), so that
+    the value does not depend on the origin: E(3)-invariant for invariant charges.
+
+    Args:
+        charges: ``(atoms,)`` charges.
+        pos: ``(atoms, 3)`` positions.
+        batch: ``(atoms,)`` graph of each atom.
+        num_graphs: Number of graphs.
+
+    Returns:
+        ``(graphs,)`` dipole magnitudes in charge x length (smooth at zero: ``sqrt(|.|^2 + tiny)``).
+    """
+    atoms = scatter_sum(torch.ones_like(charges), batch, dim=0, dim_size=num_graphs)
+    neutral = charges - (scatter_sum(charges, batch, dim=0, dim_size=num_graphs) / atoms).index_select(0, batch)
+    moment = scatter_sum(neutral.unsqueeze(-1) * pos, batch, dim=0, dim_size=num_graphs)
+    return (moment.pow(2).sum(-1) + torch.finfo(moment.dtype).tiny).sqrt()
 
 
 class PropertyError(MetricAccumulator):
@@ -267,7 +293,7 @@ class QM9Task(Task):
 
     Raises:
         FileNotFoundError: If ``data.path`` does not exist.
-        ValueError: If ``data.target`` is not a property of the file, a split, ``normalisation`` or ``pooling`` is
+        ValueError: If ``data.target`` is not a property of the file, a split, ``pooling`` or ``normalisation`` is
             unknown, or ``max_train`` is below 1.
     """
 
@@ -285,12 +311,12 @@ class QM9Task(Task):
             raise ValueError(f"data.target: expected one of {qm9.target_names}, got {d.target!r}")
         if d.max_train is not None and d.max_train < 1:
             raise ValueError(f"data.max_train: expected a positive int or None, got {d.max_train!r}")
-        normalisation = _choice(d.normalisation, NORMALISATIONS, "data.normalisation")
-        if normalisation == "auto":
-            normalisation = "linear" if d.target in EXTENSIVE else "mean"
         pooling = _choice(d.pooling, POOLINGS, "data.pooling")
         if pooling == "auto":
-            pooling = "sum" if normalisation == "linear" else "mean"
+            pooling = "sum" if d.target in EXTENSIVE else "dipole" if d.target == "mu" else "mean"
+        normalisation = _choice(d.normalisation, NORMALISATIONS, "data.normalisation")
+        if normalisation == "auto":
+            normalisation = AUTO_NORMALISATION[pooling]
         unit = qm9.units[qm9.target_names.index(d.target)]
         self.factor, self.unit = (HARTREE_MEV, "meV") if unit == "Ha" else (1.0, unit)
         self.species = sorted(int(z) for z in np.unique(qm9.data["atomic_numbers"]))
@@ -314,8 +340,10 @@ class QM9Task(Task):
                                for f in self.train.frames])
             residual = y - counts[:, list(e0s)] @ np.array(list(e0s.values()))
             shift, scale = 0.0, float(np.sqrt(np.mean(residual ** 2)))
-        else:
+        elif kind == "mean":
             scale = float(y.std())
+        else:
+            shift, scale = 0.0, float(np.sqrt(np.mean(y ** 2)))
         if not scale > 0:  # one training molecule, or a constant property
             scale = 1.0
         return QM9Normalisation(self.config.data.target, self.unit, pooling, e0s, shift, scale)

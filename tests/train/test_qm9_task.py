@@ -8,7 +8,7 @@ import torch
 
 from equilib.groups import E3, assert_equivariant, equivariance_error
 from equilib.train import QM9Property, Trainer, load_config
-from equilib.train._qm9_task import HARTREE_MEV, PropertyError
+from equilib.train._qm9_task import HARTREE_MEV, PropertyError, dipole_norm
 
 SMALL = "datasets/qm9/small/qm9_small.npz"
 WEIGHTS = {1: -0.5, 6: -37.8, 7: -54.6, 8: -75.1, 9: -99.7}  # Ha per element: a synthetic, exactly linear U0
@@ -84,7 +84,9 @@ def test_mean_normalisation_and_units(tmp_path):
     raw = trainer.task.val["valid"].frames[0]
     assert 1000 < float(raw.y) < 20000  # the gap in meV (a few eV), not in Hartree
     mu = Trainer(config(tmp_path / "mu", "data.target=mu"))
-    assert mu.task.unit == "D" and mu.task.factor == 1.0
+    n, y = mu.task.normalisation, np.array([float(f.y) for f in mu.train.frames])
+    assert (mu.task.unit, mu.task.factor, n.pooling, n.shift, n.e0s) == ("D", 1.0, "dipole", 0.0, {})
+    assert n.scale == pytest.approx(np.sqrt(np.mean(y ** 2)))
     methane = Trainer(config(tmp_path / "u0", "data.target=U0", "data.val={train: train}")).task.val["train"].frames[0]
     assert methane.atomic_numbers.tolist() == [6, 1, 1, 1, 1]
     assert float(methane.y) == pytest.approx(-40.47893 * HARTREE_MEV, abs=0.01 * HARTREE_MEV / 1000)
@@ -98,6 +100,18 @@ def test_the_metric_is_the_mae_in_the_reported_unit():
     assert out["mae"] == pytest.approx((0.5 + 0 + 2) / 3) and out["rmse"] == pytest.approx(((0.25 + 4) / 3) ** 0.5)
 
 
+def test_the_dipole_pooling_is_the_moment_of_neutral_charges():
+    pos = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 1.5], [5.0, 1.0, 2.0], [5.0, 3.0, 2.0], [5.0, 1.0, 6.0]],
+                       dtype=torch.float64)
+    batch = torch.tensor([0, 0, 1, 1, 1])
+    charges = torch.tensor([0.4, -0.4, 1.0, 1.0, 1.0], dtype=torch.float64)  # the second graph: neutral, no moment
+    assert torch.allclose(dipole_norm(charges, pos, batch, 2), torch.tensor([0.6, 0.0], dtype=torch.float64),
+                          atol=1e-12)
+    shifted = dipole_norm(charges + torch.tensor([0.3, 0.3, 0.0, 0.0, 0.0], dtype=torch.float64),
+                          pos + torch.tensor([7.0, -2.0, 1.0], dtype=torch.float64), batch, 2)
+    assert torch.allclose(shifted, torch.tensor([0.6, 0.0], dtype=torch.float64), atol=1e-12)
+
+
 def perturbed(model, seed=0, size=0.3):
     """Weights moved from the initialisation: at initialisation the plain network hardly looks at edge directions."""
     generator = torch.Generator().manual_seed(seed)
@@ -108,7 +122,9 @@ def perturbed(model, seed=0, size=0.3):
 
 
 @pytest.mark.parametrize("model, extra", [("equivariant_potential", []),
+                                          ("equivariant_potential", ["data.target=mu"]),
                                           ("frame_averaged_potential", ["model.frames=global"]),
+                                          ("frame_averaged_potential", ["model.frames=global", "data.target=mu"]),
                                           ("frame_averaged_potential", ["model.frames=local"])])
 def test_predictions_are_invariant_in_float64(tmp_path, model, extra):
     trainer = Trainer(config(tmp_path, "model.dtype=float64", *extra, model=model))
