@@ -5,9 +5,11 @@ a learning curve (test MAE against the number of training molecules).
 
 Each run trains its config once (resuming when its directory holds a checkpoint; a finished run is not trained
 again) and is then evaluated once on the whole test split (13,083 molecules; cached in ``test.json`` in the run's
-directory): the EMA model at the end of training, MAE and RMSE in the property's unit, the largest relative
+directory): the EMA model at the end of training, MAE and RMSE in the property's unit, the MAE with every test
+molecule rotated by a random O(3) element (what a model that is not invariant loses), the largest relative
 equivariance error under E(3) on the first 64 test molecules (8 random elements), and the wall time of training
-(evaluations included; the machine may have been shared). The learning curve trains the chosen models on nested
+(evaluations included; the machine may have been shared; ``--timing`` also times 30 training steps of each model in
+this process and scales them to the run). The learning curve trains the chosen models on nested
 random subsets (1,000 of them among the 4,000, among the 16,000) with ``epochs * sqrt(16000 / n)`` epochs.
 
     OMP_NUM_THREADS=1 python scripts/qm9_compare.py                      # equivariant, fa_gnn, plain_gnn on gap, mu
@@ -35,6 +37,7 @@ from equilib.groups import equivariance_error
 from equilib.train import Trainer, evaluate, load_config
 from equilib.train._qm9_task import QM9Task
 from equilib.utils import atomic_path
+from scripts._experiments import axes, save_figure, seconds_per_epoch, train
 
 RUNS = {  # name -> (config, overrides, label)
     "equivariant": ("models/qm9_equivariant.yaml", [], "equivariant potential network (grid, lmax 2, 3 layers)"),
@@ -62,26 +65,21 @@ def config_of(name: str, target: str, size: int, out: Path, extra: list[str]):
                                      "logging.progress=false", *extra])
 
 
-def train(config) -> None:
-    trainer = Trainer(config)
-    if trainer.checkpoint_path.is_file():
-        trainer.load_checkpoint()
-    trainer.run()
-
-
 def test_split(config) -> QM9Task:
     """The task with the whole test split as its one validation split (its training molecules give the same
-    normalisation as the run's)."""
-    data = dataclasses.replace(config.data, val={"test": "test"}, max_val=None)
+    normalisation as the run's); its ``augment`` rotates each molecule of batch k by a Haar O(3) element drawn from
+    (seed, k)."""
+    data = dataclasses.replace(config.data, val={"test": "test"}, max_val=None, augment=True)
     return QM9Task(dataclasses.replace(config, data=data))
 
 
 def test_summary(config, tasks: dict) -> dict:
-    """Test MAE/RMSE of the finished run's EMA model, its equivariance error and wall time (cached in test.json)."""
+    """Test MAE/RMSE of the finished run's EMA model, as the molecules come and each randomly rotated, its
+    equivariance error and wall time (cached in test.json)."""
     out = Path(config.trainer.out_dir)
     cache = out / "test.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())
+    if cache.is_file() and "test_rotated_mae" in (cached := json.loads(cache.read_text())):
+        return cached
     trainer = Trainer(config)
     trainer.load_checkpoint()
     key = (config.data.target, config.data.max_train)
@@ -90,15 +88,18 @@ def test_summary(config, tasks: dict) -> dict:
     task = tasks[key]
     model = trainer.ema.module.eval()
     frames = task.val["test"]
-    batches = (task.collate([frames[k] for k in range(s, min(s + TEST_BATCH, len(frames)))])
-               for s in range(0, len(frames), TEST_BATCH))
+    batches = [task.collate([frames[k] for k in range(s, min(s + TEST_BATCH, len(frames)))])
+               for s in range(0, len(frames), TEST_BATCH)]
     metrics = evaluate(model, batches, task.predict, task.metrics()).compute()
+    rotated = (task.augment(batch, k) for k, batch in enumerate(batches))
+    rotated_metrics = evaluate(model, rotated, task.predict, task.metrics()).compute()
     s = task.symmetry(model, task.collate([frames[k] for k in range(min(TEST_BATCH, len(frames)))]))
     error = equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, samples=8,
                                generator=torch.Generator().manual_seed(0))
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    summary = {"test_mae": metrics["mae"], "test_rmse": metrics["rmse"], "unit": task.unit,
+    summary = {"test_mae": metrics["mae"], "test_rmse": metrics["rmse"], "test_rotated_mae": rotated_metrics["mae"],
+               "unit": task.unit,
                "equivariance": float(error.detach()), "minutes": float(rows[-1]["seconds"]) / 60,
                "steps": int(rows[-1]["step"]), "epochs": config.trainer.max_epochs,
                "valid_mae": float([r for r in rows if r.get("valid/mae")][-1]["valid/mae"]),
@@ -109,12 +110,7 @@ def test_summary(config, tasks: dict) -> dict:
 
 
 def curve_figure(points: dict, target: str, unit: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = axes((6.5, 4.2))
     for name, rows in points.items():
         sizes = sorted(rows)
         ax.plot(sizes, [rows[n] for n in sizes], marker="o", label=f"{RUNS[name][2]} (this work)")
@@ -125,10 +121,7 @@ def curve_figure(points: dict, target: str, unit: str, path: Path) -> None:
            title=f"QM9 {target}: test MAE against training-set size")
     ax.grid(True, which="both", linewidth=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -151,6 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/qm9_compare")
     parser.add_argument("--results", default=None, help="where the table, CSVs and figure go (default --out)")
     parser.add_argument("--report-only", action="store_true", help="no training: tables from finished runs")
+    parser.add_argument("--timing", action="store_true",
+                        help="also time 30 training steps of each model of the main table in this process")
     parser.add_argument("overrides", nargs="*", help="section.key=value for every run")
     args = parser.parse_args(argv)
     names = [] if args.runs == "none" else args.runs.split(",")
@@ -172,11 +167,16 @@ def main(argv=None) -> int:
             train(config)
         if (Path(config.trainer.out_dir) / "metrics.csv").is_file():
             summaries[key] = test_summary(config, tasks)
+    alone = {}  # model -> seconds per epoch of training steps, timed in this process (16,000 molecules)
+    if args.timing:
+        for name in names:
+            alone[name] = seconds_per_epoch(configs[main_runs[names.index(name)]], steps=30, warmup=5)
     date = datetime.date.today().isoformat()
     lines = [f"# QM9: test MAE on the whole test split, {torch.get_num_threads()} thread(s)", "",
-             "| target | model | train molecules | epochs | test MAE | test RMSE | published EGNN / PaiNN "
-             "(full budget) | ours / EGNN | equivariance error | train minutes |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| target | model | train molecules | epochs | test MAE | rotated test MAE | test RMSE | published EGNN / "
+             "PaiNN (full budget) | ours / EGNN | equivariance error | train minutes (shared machine) |"
+             + (" minutes from 30 timed steps |" if alone else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if alone else "")]
     table = []
     for (name, target, size) in main_runs:
         if (name, target, size) not in summaries:
@@ -185,9 +185,12 @@ def main(argv=None) -> int:
         published = PUBLISHED.get(target, {})
         ratio = f"{s['test_mae'] / published['EGNN']:.1f}x" if "EGNN" in published else "-"
         paper = " / ".join(f"{published[p]:g}" for p in ("EGNN", "PaiNN") if p in published) or "-"
+        timed = f" {alone[name] * s['epochs'] / 60:.0f} |" if name in alone else ""
         lines.append(f"| {target} | {RUNS[name][2]} | {size} | {s['epochs']} | {s['test_mae']:.4g} {s['unit']} | "
-                     f"{s['test_rmse']:.4g} | {paper} | {ratio} | {s['equivariance']:.1e} | {s['minutes']:.0f} |")
+                     f"{s['test_rotated_mae']:.4g} | {s['test_rmse']:.4g} | {paper} | {ratio} | "
+                     f"{s['equivariance']:.1e} | {s['minutes']:.0f} |{timed}")
         table.append({"target": target, "model": name, "train_molecules": size, **s,
+                      "seconds_per_epoch_timed": alone.get(name),
                       "egnn": published.get("EGNN"), "painn": published.get("PaiNN")})
     points, curve_rows = {}, []
     for (name, target, size) in curve_runs:
