@@ -145,7 +145,8 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default=None, help="where the table, CSVs and figure go (default --out)")
     parser.add_argument("--report-only", action="store_true", help="no training: tables from finished runs")
     parser.add_argument("--timing", action="store_true",
-                        help="also time 30 training steps of each model of the main table in this process")
+                        help="time 30 training steps of each model of the main table in this process first (kept in "
+                             "<out>/timing.json for later reports)")
     parser.add_argument("overrides", nargs="*", help="section.key=value for every run")
     args = parser.parse_args(argv)
     names = [] if args.runs == "none" else args.runs.split(",")
@@ -160,6 +161,13 @@ def main(argv=None) -> int:
     main_runs = [(n, t, args.size) for t in args.targets.split(",") for n in names]
     curve_runs = [(n, args.curve_target, size) for n in curve for size in sizes]
     configs = {key: config_of(*key, out, args.overrides) for key in dict.fromkeys(main_runs + curve_runs)}
+    timing = out / "timing.json"  # model -> seconds per epoch of training steps timed alone (16,000 molecules)
+    alone = json.loads(timing.read_text()) if timing.is_file() else {}
+    if args.timing:  # first, before this process evaluates anything
+        for name in names:
+            alone[name] = seconds_per_epoch(configs[main_runs[names.index(name)]], steps=30, warmup=5)
+        with atomic_path(timing) as tmp:
+            Path(tmp).write_text(json.dumps(alone, indent=1))
     tasks: dict = {}
     summaries = {}
     for key, config in configs.items():
@@ -167,10 +175,6 @@ def main(argv=None) -> int:
             train(config)
         if (Path(config.trainer.out_dir) / "metrics.csv").is_file():
             summaries[key] = test_summary(config, tasks)
-    alone = {}  # model -> seconds per epoch of training steps, timed in this process (16,000 molecules)
-    if args.timing:
-        for name in names:
-            alone[name] = seconds_per_epoch(configs[main_runs[names.index(name)]], steps=30, warmup=5)
     date = datetime.date.today().isoformat()
     lines = [f"# QM9: test MAE on the whole test split, {torch.get_num_threads()} thread(s)", "",
              "| target | model | train molecules | epochs | test MAE | rotated test MAE | test RMSE | published EGNN / "
@@ -185,7 +189,7 @@ def main(argv=None) -> int:
         published = PUBLISHED.get(target, {})
         ratio = f"{s['test_mae'] / published['EGNN']:.1f}x" if "EGNN" in published else "-"
         paper = " / ".join(f"{published[p]:g}" for p in ("EGNN", "PaiNN") if p in published) or "-"
-        timed = f" {alone[name] * s['epochs'] / 60:.0f} |" if name in alone else ""
+        timed = (f" {alone[name] * s['epochs'] / 60:.0f} |" if name in alone else " - |") if alone else ""
         lines.append(f"| {target} | {RUNS[name][2]} | {size} | {s['epochs']} | {s['test_mae']:.4g} {s['unit']} | "
                      f"{s['test_rotated_mae']:.4g} | {s['test_rmse']:.4g} | {paper} | {ratio} | "
                      f"{s['equivariance']:.1e} | {s['minutes']:.0f} |{timed}")
