@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import edge_vectors_and_lengths
+from ..data import batch_index, edge_vectors_and_lengths
 from ..nn import InteratomicPotential, PlainPotential, PlainPotentialConfig
-from ._pca import GROUPS, TOLERANCE, group_name, pca_frames, relative_gaps, sign_matrices
+from ._frame_set import FrameSet, frame_set
+from ._pca import GROUPS, TOLERANCE, group_name, pca_frames, relative_gaps
 
 MODES = ("global", "local")
-ON_DEGENERATE = ("warn", "raise", "ignore")
+ON_DEGENERATE = ("expand", "warn", "raise", "ignore")
 
 
 @dataclass
@@ -36,7 +37,8 @@ class FrameAveragedPotentialConfig:
         group: ``"E3"``/``"O3"`` (8 frames, rotations and reflections) or ``"SE3"``/``"SO3"`` (4 proper frames).
         stochastic: One random frame per structure (global) or per atom (local) in training mode.
         tolerance: Relative eigenvalue gap below which a spectrum is degenerate (> 0).
-        on_degenerate: ``"warn"``, ``"raise"`` or ``"ignore"`` when a spectrum is degenerate.
+        on_degenerate: ``"expand"`` (exact tie-break frames), ``"warn"``, ``"raise"`` or ``"ignore"`` when a
+            spectrum is degenerate.
 
     Raises:
         ValueError: If an option is unknown or ``tolerance`` is not positive.
@@ -48,7 +50,7 @@ class FrameAveragedPotentialConfig:
     group: str = "E3"
     stochastic: bool = False
     tolerance: float = TOLERANCE
-    on_degenerate: str = "warn"
+    on_degenerate: str = "expand"
 
     def __post_init__(self) -> None:
         if isinstance(self.backbone, dict):
@@ -67,7 +69,7 @@ def check_frame_options(frames: str, group, stochastic: bool, tolerance: float, 
         group: A group name or object (``E3``, ``SE3``, ``O3``, ``SO3``).
         stochastic: A bool.
         tolerance: A positive number.
-        on_degenerate: ``"warn"``, ``"raise"`` or ``"ignore"``.
+        on_degenerate: ``"expand"``, ``"warn"``, ``"raise"`` or ``"ignore"``.
 
     Returns:
         The group's name.
@@ -108,11 +110,13 @@ class FrameAveragedPotential(InteratomicPotential):
     the crystal is the same). Local frames depend only on edge vectors, which are the same for every periodic image,
     so local-frame energies are exactly invariant to wrapping and lattice translations too.
 
-    **Degenerate spectra** (relative eigenvalue gap below ``tolerance``: symmetric molecules; in local mode atoms
-    with one neighbour, or high-symmetry sites such as ideal fcc lattice sites): their frames are arbitrary, so
-    their contributions are not exactly invariant; ``on_degenerate`` warns (default), raises or ignores. They never
-    give NaN: their frames are held fixed in the derivatives (the derivative of ``eigh`` diverges there), so their
-    forces are the gradient at fixed frames. Atoms without neighbours (local) have no edge to frame.
+    **Degenerate spectra** (relative eigenvalue gap below ``tolerance``: symmetric molecules; in local mode
+    high-symmetry sites such as ideal lattice sites, or atoms with one neighbour): with ``on_degenerate="expand"``
+    (default) they get the tie-break frames of :func:`~equilib.frames.frame_set` (the orbit of their point group, a
+    varying number per structure or atom), which keep the average exactly invariant; ``"warn"``, ``"raise"`` or
+    ``"ignore"`` keep the arbitrary PCA frames, whose contributions are then not exactly invariant. Either way they
+    never give NaN: their frames are held fixed in the derivatives (the derivative of ``eigh`` diverges there), so
+    their forces are the gradient at fixed frames. Atoms without neighbours (local) have no edge to frame.
 
     **Stochastic frames** (``stochastic=True``): in training mode one random frame per structure (global) or per
     atom (local), drawn from ``generator`` (torch's global generator when None, which training checkpoints keep): an
@@ -128,7 +132,7 @@ class FrameAveragedPotential(InteratomicPotential):
         stochastic: One random frame in training mode.
         generator: Torch generator of the stochastic draws.
         tolerance: Relative eigenvalue gap below which a spectrum is degenerate (> 0).
-        on_degenerate: ``"warn"``, ``"raise"`` or ``"ignore"``.
+        on_degenerate: ``"expand"`` (default), ``"warn"``, ``"raise"`` or ``"ignore"``.
 
     Raises:
         TypeError: If ``backbone`` is not a PlainPotential.
@@ -152,7 +156,7 @@ class FrameAveragedPotential(InteratomicPotential):
 
     def __init__(self, backbone: PlainPotential, frames: str = "global", group="E3", stochastic: bool = False,
                  generator: torch.Generator | None = None, tolerance: float = TOLERANCE,
-                 on_degenerate: str = "warn") -> None:
+                 on_degenerate: str = "expand") -> None:
         super().__init__()
         if not isinstance(backbone, PlainPotential):
             raise TypeError(f"backbone: expected an equilib.nn.PlainPotential, got {type(backbone).__name__}")
@@ -180,7 +184,7 @@ class FrameAveragedPotential(InteratomicPotential):
 
     @property
     def num_frames(self) -> int:
-        """Frames per structure (global) or atom (local): 8 for E3/O3, 4 for SE3/SO3."""
+        """Frames per structure (global) or atom (local) with a simple spectrum: 8 for E3/O3, 4 for SE3/SO3."""
         return GROUPS[self.group]
 
     def _apply(self, fn, recurse: bool = True):
@@ -226,6 +230,11 @@ class FrameAveragedPotential(InteratomicPotential):
     def atomic_energies(self, data, pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """The frame-averaged atomic energies.
 
+        The backbone runs once on a graph of copies: every atom once per frame of its structure (global) or of
+        itself (local), every edge once per frame of the atom it points to, with its vector ``R^T v`` in that frame.
+        Global copies of a structure are separate graphs, averaged per atom at the end; local copies of an atom are
+        averaged after every layer (sources are seen through their averaged features).
+
         Args:
             data: The :class:`~equilib.data.AtomicData` or ``Batch`` (neighbor list, atomic numbers).
             pos: ``(atoms, 3)`` positions in the model's dtype (global frames are differentiated through them).
@@ -241,26 +250,62 @@ class FrameAveragedPotential(InteratomicPotential):
         edge_index = data.edge_index
         vectors, lengths = edge_vectors_and_lengths(pos, cell, edge_index, data.cell_offsets, batch)
         species = self.species(data.atomic_numbers)
-        center = edge_index[1]
-        if self.frames == "global":
-            rotations = self.global_frames(pos, batch, cell.shape[0])
-            owner = batch.index_select(0, center)
-        else:
-            rotations = self.local_frames(vectors, lengths, center, pos.shape[0])
-            owner = center
+        frames = self._frame_set(pos, batch, cell.shape[0], vectors, lengths, edge_index[1])
         if self.stochastic and self.training:
-            draw = torch.randint(rotations.shape[1], (rotations.shape[0],), generator=self.generator)
-            rotations = rotations[torch.arange(rotations.shape[0], device=pos.device), draw.to(pos.device)]
-            rotations = rotations.unsqueeze(1)
-        per_edge = rotations.index_select(0, owner)  # (E, F, 3, 3)
-        framed = torch.einsum("efij,ei->fej", per_edge, vectors)  # R^T v for every frame: (F, E, 3)
-        y = self.backbone.atomic_outputs(framed, lengths, species, edge_index, pool_frames=self.frames == "local")
+            frames = self._draw(frames)
+        counts = frames.counts
+        offsets = torch.cumsum(counts, 0) - counts
+        owner = batch if self.frames == "global" else torch.arange(pos.shape[0], device=pos.device)
+        copies = counts.index_select(0, owner)  # frames of each atom
+        atom, first, k = _repeat(copies)  # the copies of the atoms: atom, its first copy, frame index k
+        node_frame = offsets.index_select(0, owner).index_select(0, atom) + k
+        edge, _, k = _repeat(copies.index_select(0, edge_index[1]))  # every edge once per frame of its center
+        target = first.index_select(0, edge_index[1, edge]) + k
+        source = first.index_select(0, edge_index[0, edge])
         if self.frames == "global":
-            y = y.mean(0)
+            source = source + k  # the source's copy in the same frame (same structure)
+        rotations = frames.rotations.index_select(0, node_frame.index_select(0, target))
+        framed = torch.einsum("eij,ei->ej", rotations, vectors.index_select(0, edge))  # R^T v
+        y = self.backbone.atomic_outputs(framed, lengths.index_select(0, edge), species.index_select(0, atom),
+                                         torch.stack([source, target]), pool=atom if self.frames == "local" else None)
+        y = torch.zeros(pos.shape[0], dtype=y.dtype, device=y.device).index_add(0, atom, y) / copies.to(y.dtype)
         return self.normalise(y, species)
 
-    def global_frames(self, pos: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
-        """The PCA frames of each structure's atom positions (uniform weights).
+    def frame_set(self, data) -> FrameSet:
+        """The frames the model averages ``data`` over (all of them, as in eval mode).
+
+        Args:
+            data: The :class:`~equilib.data.AtomicData` or ``Batch`` (with a neighbor list).
+
+        Returns:
+            A :class:`~equilib.frames.FrameSet` over the structures (global) or the atoms (local; ``centroids`` zero).
+
+        Raises:
+            ValueError: If ``on_degenerate="raise"`` and a spectrum is degenerate.
+        """
+        pos = data.pos.to(self.dtype)
+        cell = data.cell.to(self.dtype).reshape(-1, 3, 3)
+        batch = batch_index(data)
+        vectors, lengths = edge_vectors_and_lengths(pos, cell, data.edge_index, data.cell_offsets, batch)
+        with torch.no_grad():
+            return self._frame_set(pos, batch, cell.shape[0], vectors, lengths, data.edge_index[1])
+
+    def _frame_set(self, pos, batch, num_graphs: int, vectors, lengths, center) -> FrameSet:
+        if self.frames == "global":
+            return self.global_frames(pos, batch, num_graphs)
+        return self.local_frames(vectors, lengths, center, pos.shape[0])
+
+    def _draw(self, frames: FrameSet) -> FrameSet:
+        """One random frame of each structure (global) or atom (local), from ``generator``."""
+        counts = frames.counts
+        offsets = torch.cumsum(counts, 0) - counts
+        u = torch.rand(counts.shape[0], generator=self.generator, dtype=torch.float64).to(counts.device)
+        pick = offsets + torch.minimum((u * counts).long(), counts - 1)
+        return FrameSet(frames.centroids, frames.rotations.index_select(0, pick),
+                        torch.arange(counts.shape[0], device=counts.device), frames.spectrum)
+
+    def global_frames(self, pos: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> FrameSet:
+        """The frames of each structure's atom positions (uniform weights).
 
         Args:
             pos: ``(atoms, 3)`` positions.
@@ -268,7 +313,8 @@ class FrameAveragedPotential(InteratomicPotential):
             num_graphs: Number of structures.
 
         Returns:
-            ``(graphs, F, 3, 3)`` frames, differentiable in ``pos`` (held fixed where degenerate).
+            The :class:`~equilib.frames.FrameSet` of the structures, differentiable in ``pos`` (held fixed where
+            degenerate).
 
         Raises:
             ValueError: If ``on_degenerate="raise"`` and a spectrum is degenerate, or a structure has no atoms.
@@ -280,12 +326,12 @@ class FrameAveragedPotential(InteratomicPotential):
         return self._frames(pos, batch, weights, "structure")
 
     def local_frames(self, vectors: torch.Tensor, lengths: torch.Tensor, center: torch.Tensor,
-                     num_atoms: int) -> torch.Tensor:
-        """The PCA frames of each atom's neighbourhood: its envelope-weighted second moment of edge vectors.
+                     num_atoms: int) -> FrameSet:
+        """The frames of each atom's neighbourhood: of its envelope-weighted second moment of edge vectors.
 
         The second moment about the atom (not about the neighbours' centroid) is the covariance of the symmetric
         cloud ``{v_ij, -v_ij}``, whose centroid is zero, so :func:`~equilib.frames.pca_frames` computes it. Atoms
-        without a neighbour of positive weight get the sign matrices as frames (no edge uses them).
+        without a neighbour of positive weight get the identity as their one frame (no message reaches them).
 
         Args:
             vectors: ``(E, 3)`` edge vectors.
@@ -294,53 +340,73 @@ class FrameAveragedPotential(InteratomicPotential):
             num_atoms: Number of atoms.
 
         Returns:
-            ``(atoms, F, 3, 3)`` frames, differentiable in the vectors (held fixed where degenerate).
+            The :class:`~equilib.frames.FrameSet` of the atoms (``centroids`` zero), differentiable in the vectors
+            (held fixed where degenerate).
 
         Raises:
             ValueError: If ``on_degenerate="raise"`` and a neighbourhood is degenerate.
         """
-        count = self.num_frames
-        signs = sign_matrices(vectors.dtype, vectors.device)[:count]
-        frames = torch.diag_embed(signs).unsqueeze(0).expand(num_atoms, count, 3, 3)
         weights = self.backbone.envelope(lengths).clamp(min=0)  # rounding makes u slightly negative at the cutoff
         total = torch.zeros(num_atoms, dtype=weights.dtype, device=weights.device)
         total = total.index_add(0, center, weights.detach())
         framed_atoms = torch.nonzero(total > 0).flatten()
-        if len(framed_atoms) == 0:
-            return frames
         compact = torch.full((num_atoms,), -1, dtype=torch.long, device=center.device)
         compact[framed_atoms] = torch.arange(len(framed_atoms), device=center.device)
         owner = compact.index_select(0, center)
         keep = owner >= 0
         points, owner, w = vectors[keep], owner[keep], weights[keep]
-        rotations = self._frames(torch.cat([points, -points]), torch.cat([owner, owner]), torch.cat([w, w]), "atom",
-                                 labels=framed_atoms)
-        return frames.index_copy(0, framed_atoms, rotations)
+        with warnings.catch_warnings():  # a collinear neighbourhood's frames turn freely about its axis, but the
+            # framed vectors are its own edges, which lie on the axis: their framed values are still exact
+            warnings.filterwarnings("ignore", message=".*continuous stabiliser", category=RuntimeWarning)
+            frames = self._frames(torch.cat([points, -points]), torch.cat([owner, owner]), torch.cat([w, w]), "atom",
+                                  labels=framed_atoms, num_clouds=len(framed_atoms))
+        counts = torch.ones(num_atoms, dtype=torch.long, device=center.device)
+        counts[framed_atoms] = frames.counts
+        graph = torch.arange(num_atoms, device=center.device).repeat_interleave(counts)
+        identity = torch.eye(3, dtype=vectors.dtype, device=vectors.device).expand(num_atoms, 3, 3)
+        rotations = identity.index_select(0, graph).index_copy(0, torch.nonzero(total.index_select(0, graph) > 0)
+                                                               .flatten(), frames.rotations)
+        spectrum = torch.zeros(num_atoms, 3, dtype=vectors.dtype, device=vectors.device)
+        return FrameSet(torch.zeros_like(spectrum), rotations, graph,
+                        spectrum.index_copy(0, framed_atoms, frames.spectrum.detach()))
 
     def _frames(self, points: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, what: str,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
-        """PCA frames of the clouds ``index`` groups, differentiable except where the spectrum is degenerate.
+                labels: torch.Tensor | None = None, num_clouds: int | None = None) -> FrameSet:
+        """The frames of the clouds ``index`` groups: differentiable PCA frames where the spectrum is simple; where
+        it is degenerate, the tie-break frames of :func:`~equilib.frames.frame_set` (``"expand"``) or the arbitrary
+        PCA frames (reported), held fixed in the derivatives either way.
 
         The backward of a batched ``eigh`` is NaN for every matrix with a repeated eigenvalue, even one whose frames
-        get no gradient, so where a cloud is degenerate the frames are detached and those of the regular clouds
-        come from a second ``eigh`` on them alone."""
+        get no gradient, so where a cloud is degenerate the frames of the regular clouds come from a second ``eigh``
+        on them alone."""
+        if num_clouds == 0:
+            empty = points.new_zeros(0, 3)
+            return FrameSet(empty, points.new_zeros(0, 3, 3), index.new_zeros(0), empty)
         frames = pca_frames(points, batch=index, weights=weights, group=self.group, on_degenerate="ignore")
         gaps = relative_gaps(frames.spectrum.detach())
         degenerate = (gaps < self.tolerance).any(-1)
+        num, count = frames.rotations.shape[:2]
         if not bool(degenerate.any()):
-            return frames.rotations
-        self._report(degenerate, gaps, what, labels)
-        fixed = frames.rotations.detach()
+            graph = torch.arange(num, device=index.device).repeat_interleave(count)
+            return FrameSet(frames.centroids, frames.rotations.reshape(-1, 3, 3), graph, frames.spectrum)
+        if self.on_degenerate == "expand":
+            fixed = frame_set(points.detach(), index, weights.detach(), self.group, self.tolerance)
+        else:
+            self._report(degenerate, gaps, what, labels)
+            graph = torch.arange(num, device=index.device).repeat_interleave(count)
+            fixed = FrameSet(frames.centroids, frames.rotations.detach().reshape(-1, 3, 3), graph, frames.spectrum)
         regular = torch.nonzero(~degenerate).flatten()
         if len(regular) == 0 or not frames.rotations.requires_grad:
-            return fixed
+            return fixed._replace(rotations=fixed.rotations.detach())
         compact = torch.full_like(degenerate, -1, dtype=torch.long)
         compact[regular] = torch.arange(len(regular), device=regular.device)
         owner = compact.index_select(0, index)
         keep = owner >= 0
         exact = pca_frames(points[keep], batch=owner[keep], weights=weights[keep], group=self.group,
                            on_degenerate="ignore")
-        return fixed.index_copy(0, regular, exact.rotations)
+        slots = torch.nonzero(~degenerate.index_select(0, fixed.graph)).flatten()
+        rotations = fixed.rotations.detach().index_copy(0, slots, exact.rotations.reshape(-1, 3, 3))
+        return fixed._replace(rotations=rotations)
 
     def _report(self, degenerate: torch.Tensor, gaps: torch.Tensor, what: str, labels: torch.Tensor | None) -> None:
         if self.on_degenerate == "ignore":
@@ -358,3 +424,11 @@ class FrameAveragedPotential(InteratomicPotential):
         if self.on_degenerate == "raise":
             raise ValueError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def _repeat(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Item ``n`` repeated ``counts[n]`` times: for every repeat, its item, the position of the item's first repeat,
+    and its index ``k`` among the item's repeats."""
+    item = torch.arange(counts.shape[0], device=counts.device).repeat_interleave(counts)
+    first = torch.cumsum(counts, 0) - counts
+    return item, first, torch.arange(item.shape[0], device=counts.device) - first.index_select(0, item)

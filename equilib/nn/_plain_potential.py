@@ -68,8 +68,9 @@ class PlainPotential(InteratomicPotential):
     """A message-passing potential that sees raw Cartesian edge vectors: not rotation-invariant by itself.
 
     Same call and outputs as :class:`~equilib.nn.EquivariantPotential` (``energy``, ``energies``, ``forces``,
-    ``stress``), the same normalisation and save/load. :meth:`atomic_outputs` evaluates the network on edge vectors
-    with leading axes (frames), which is how :class:`equilib.frames.FrameAveragedPotential` averages it.
+    ``stress``), the same normalisation and save/load. :meth:`atomic_outputs` evaluates the network on any graph of
+    edge vectors, which is how :class:`equilib.frames.FrameAveragedPotential` runs it on copies of a structure seen in
+    each of its frames.
 
     Args:
         config: The hyper-parameters (the model's dtype is ``config.dtype``).
@@ -100,48 +101,48 @@ class PlainPotential(InteratomicPotential):
         self.readout = _mlp(c, c, 1, dtype)
 
     def atomic_outputs(self, vectors: torch.Tensor, lengths: torch.Tensor, species: torch.Tensor,
-                       edge_index: torch.Tensor, pool_frames: bool = False) -> torch.Tensor:
-        """The network's atomic outputs ``y`` (before the normalisation) for edge vectors with leading axes.
+                       edge_index: torch.Tensor, pool: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's outputs ``y`` (before the normalisation) on a graph given by its edge vectors.
 
-        The leading axes of ``vectors`` (frames) are carried through every layer: copy ``f`` of the graph sees the
-        edge vectors ``vectors[f]``. With ``pool_frames`` the node features are averaged over those axes after each
-        layer, so the next layer's messages see features that no longer depend on the frame (what local frame
-        averaging needs).
+        Frame averaging runs it on a graph of copies (each node a copy of an atom seen in one frame, each edge a
+        copy of an edge with its vector in that frame). With ``pool`` (the atom each node copies) the node features
+        are averaged over the copies of each atom after every layer, so the next layer's messages see features that
+        no longer depend on the frame (what local frame averaging needs).
 
         Args:
-            vectors: ``(..., E, 3)`` edge vectors (each copy of the graph expressed in its own frame).
-            lengths: ``(E,)`` edge lengths (the same in every frame).
-            species: ``(N,)`` species indices (:meth:`species`).
-            edge_index: ``(2, E)`` neighbor list, ``edge_index[1]`` the center that receives the message.
-            pool_frames: Average the node features over the leading axes after each layer.
+            vectors: ``(E, 3)`` edge vectors.
+            lengths: ``(E,)`` their lengths.
+            species: ``(N,)`` species indices (:meth:`species`) of the nodes.
+            edge_index: ``(2, E)`` neighbor list, ``edge_index[1]`` the node that receives the message.
+            pool: ``(N,)`` torch.long atom of each node, or None.
 
         Returns:
-            ``(..., N)``, or ``(N,)`` with ``pool_frames``.
+            ``(N,)`` outputs of the nodes.
 
         Raises:
-            ValueError: If the shapes do not fit (``vectors`` (..., E, 3), ``lengths`` (E,), ``edge_index`` (2, E)).
+            ValueError: If the shapes do not fit (``vectors`` (E, 3), ``lengths`` (E,), ``edge_index`` (2, E),
+                ``pool`` (N,)).
         """
-        num_edges = edge_index.shape[-1]
-        if (vectors.dim() < 2 or tuple(vectors.shape[-2:]) != (num_edges, 3) or tuple(lengths.shape) != (num_edges,)
-                or edge_index.dim() != 2 or edge_index.shape[0] != 2):
-            raise ValueError(f"vectors, lengths, edge_index: expected shapes (..., E, 3), (E,), (2, E), got "
-                             f"{tuple(vectors.shape)}, {tuple(lengths.shape)}, {tuple(edge_index.shape)}")
-        lead = tuple(vectors.shape[:-2])
+        num_edges, num_nodes = edge_index.shape[-1], species.shape[0]
+        if (tuple(vectors.shape) != (num_edges, 3) or tuple(lengths.shape) != (num_edges,) or edge_index.dim() != 2
+                or edge_index.shape[0] != 2 or (pool is not None and tuple(pool.shape) != (num_nodes,))):
+            raise ValueError(f"vectors, lengths, edge_index, pool: expected shapes (E, 3), (E,), (2, E), (N,), got "
+                             f"{tuple(vectors.shape)}, {tuple(lengths.shape)}, {tuple(edge_index.shape)}, "
+                             f"{None if pool is None else tuple(pool.shape)}")
         source, target = edge_index[0], edge_index[1]
-        num_atoms = species.shape[0]
-        radial = self.radial_basis(lengths).expand(*lead, num_edges, -1)
         envelope = self.envelope(lengths).unsqueeze(-1)
-        edges = self.edge_embedding(torch.cat([radial, vectors / self.config.cutoff], dim=-1))  # (..., E, C)
-        h = self.embedding(species)  # (N, C): the same in every frame until a layer has seen the edges
+        edges = self.edge_embedding(torch.cat([self.radial_basis(lengths), vectors / self.config.cutoff], dim=-1))
+        h = self.embedding(species)
+        if pool is not None:
+            copies = torch.bincount(pool).to(h.dtype).unsqueeze(-1)
         for message, update in zip(self.messages, self.updates):
-            h = h.expand(*lead, *h.shape[-2:])
-            m = message(torch.cat([h.index_select(-2, target), h.index_select(-2, source), edges], dim=-1))
-            m = m * envelope
-            summed = torch.zeros(*lead, num_atoms, m.shape[-1], dtype=m.dtype, device=m.device)
-            summed = summed.index_add(-2, target, m) / self.config.avg_num_neighbors
+            m = message(torch.cat([h.index_select(0, target), h.index_select(0, source), edges], dim=-1)) * envelope
+            summed = torch.zeros(num_nodes, m.shape[-1], dtype=m.dtype, device=m.device)
+            summed = summed.index_add(0, target, m) / self.config.avg_num_neighbors
             h = h + update(torch.cat([h, summed], dim=-1))
-            if pool_frames and lead:
-                h = h.reshape(-1, num_atoms, h.shape[-1]).mean(0)
+            if pool is not None:
+                atoms = torch.zeros(copies.shape[0], h.shape[-1], dtype=h.dtype, device=h.device)
+                h = (atoms.index_add(0, pool, h) / copies).index_select(0, pool)
         return self.readout(h).squeeze(-1)
 
     def atomic_energies(self, data, pos: torch.Tensor, cell: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:

@@ -158,14 +158,15 @@ class FrameAveragedPotentialOptions(PlainPotentialOptions):
         stochastic: One random frame per structure (global) or atom (local) in each training step, drawn from
             torch's global generator (which checkpoints keep); all frames at evaluation.
         tolerance: Relative eigenvalue gap below which a PCA spectrum is degenerate.
-        on_degenerate: What a degenerate spectrum does: ``warn``, ``raise`` or ``ignore``.
+        on_degenerate: What a degenerate spectrum does: ``expand`` (exact tie-break frames), ``warn``, ``raise`` or
+            ``ignore``.
     """
 
     frames: str = "global"
     group: str = "E3"
     stochastic: bool = False
     tolerance: float = TOLERANCE
-    on_degenerate: str = "warn"
+    on_degenerate: str = "expand"
 
 
 def _plain_potential(options: PlainPotentialOptions, task, name: str) -> PlainPotential:

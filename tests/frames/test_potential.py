@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from ase.build import bulk, molecule
+from ase.build import add_adsorbate, bulk, fcc111, molecule
 from ase.optimize import BFGS
 from torch_geometric.data import Batch
 
@@ -172,12 +172,57 @@ def test_stochastic_frames_average_all_frames_at_evaluation():
             assert model(data, compute_forces=False)["energy"].shape == (1,)
 
 
-def test_degenerate_spectra_warn_raise_and_never_give_nan():
+def ideal_adslab():
+    """An unrattled Cu(111) slab with O in an fcc hollow: every atom sits on a C3v site, whose neighbourhood has a
+    uniaxial second moment (two equal eigenvalues)."""
+    slab = fcc111("Cu", (2, 2, 2), vacuum=5.0)
+    add_adsorbate(slab, "O", 1.4, "fcc")
+    return slab
+
+
+def test_degenerate_spectra_get_exact_tie_break_frames(generator):
+    """Methane (a spherical top) and the ideal slab (C3v sites) are degenerate globally or locally: the tie-break
+    frames keep energy and forces exactly E(3)-equivariant, where the arbitrary PCA frames do not."""
+    g = elements(generator)
+    for atoms, mode in [(molecule("CH4"), "global"), (molecule("CH4"), "local"), (ideal_adslab(), "local")]:
+        data = data_of(atoms)
+        inputs, in_reps = (data.pos, data.cell), (Positions(), Vectors())
+        model = FrameAveragedPotential(backbone(), frames=mode)
+        assert int(model.frame_set(data).counts.max()) > model.num_frames  # expanded
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # nothing to report: the average is exact
+            assert_equivariant(as_function(model, data, "energy"), E3(), inputs, in_reps, Scalars(), elements=g)
+            assert_equivariant(as_function(model, data, "forces"), E3(), inputs, in_reps, Vectors(), elements=g)
+        arbitrary = FrameAveragedPotential(backbone(), frames=mode, on_degenerate="ignore")
+        error = equivariance_error(as_function(arbitrary, data, "forces"), E3(), inputs, in_reps, Vectors(),
+                                   elements=g)
+        assert error > 1e-6, (mode, error)  # so the checks above can fail
+    counts = FrameAveragedPotential(backbone(), frames="local").frame_set(data_of(ideal_adslab())).counts
+    assert int((counts > 8).sum()) >= 3  # sites far enough from the adsorbate keep a uniaxial or isotropic moment
+    assert FrameAveragedPotential(backbone()).frame_set(data_of(molecule("CH4"))).counts.tolist() == [24]  # T_d
+
+
+def test_degenerate_spectra_in_batches_equal_one_at_a_time():
+    model = FrameAveragedPotential(backbone(), frames="local")
+    for mode in MODES:
+        model = FrameAveragedPotential(backbone(), frames=mode)
+        structures = [data_of(f()) for f in (lambda: molecule("CH4"), ethanol, ideal_adslab)]
+        batch = model(Batch.from_data_list(structures))
+        start = 0
+        for k, data in enumerate(structures):
+            single = model(data)
+            n = data.num_nodes
+            assert float(batch["energy"][k]) == pytest.approx(float(single["energy"][0]), abs=1e-12)
+            assert torch.allclose(batch["forces"][start:start + n], single["forces"], atol=1e-12, rtol=0)
+            start += n
+
+
+def test_degenerate_spectra_warn_raise_and_never_give_nan(generator):
     methane = molecule("CH4")  # a spherical top: every global frame is arbitrary, the carbon's neighbourhood too
     dimer = molecule("CO")  # one neighbour each: rank-one neighbourhoods
     for atoms in (methane, dimer):
         for mode in MODES:
-            model = FrameAveragedPotential(backbone(), frames=mode)
+            model = FrameAveragedPotential(backbone(), frames=mode, on_degenerate="warn")
             with pytest.warns(RuntimeWarning, match="degenerate PCA spectrum"):
                 out = model(data_of(atoms), compute_stress=False)
             assert torch.isfinite(out["forces"]).all() and torch.isfinite(out["energy"]).all()
@@ -186,12 +231,21 @@ def test_degenerate_spectra_warn_raise_and_never_give_nan():
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
                 FrameAveragedPotential(backbone(), frames=mode, on_degenerate="ignore")(data_of(atoms))
+    with pytest.warns(RuntimeWarning, match="continuous stabiliser"):  # a linear molecule turns freely about its axis
+        FrameAveragedPotential(backbone())(data_of(dimer))
+    with warnings.catch_warnings():  # but its own edges lie on the axis: nothing to report, exact
+        warnings.simplefilter("error", RuntimeWarning)
+        data = data_of(dimer)
+        fn = as_function(FrameAveragedPotential(backbone(), frames="local"), data, "forces")
+        assert_equivariant(fn, E3(), (data.pos, data.cell), (Positions(), Vectors()), Vectors(),
+                           elements=elements(generator))
     for mode in MODES:  # a degenerate structure next to a regular one: the regular one keeps its exact forces
-        model = FrameAveragedPotential(backbone(), frames=mode, on_degenerate="ignore")
-        mixed = model(Batch.from_data_list([data_of(methane), data_of(ethanol())]))
-        alone = model(data_of(ethanol()))
-        assert torch.isfinite(mixed["forces"]).all()
-        assert torch.allclose(mixed["forces"][len(methane):], alone["forces"], atol=1e-12, rtol=0)
+        for option in ("expand", "ignore"):
+            model = FrameAveragedPotential(backbone(), frames=mode, on_degenerate=option)
+            mixed = model(Batch.from_data_list([data_of(methane), data_of(ethanol())]))
+            alone = model(data_of(ethanol()))
+            assert torch.isfinite(mixed["forces"]).all()
+            assert torch.allclose(mixed["forces"][len(methane):], alone["forces"], atol=1e-12, rtol=0)
     lone = data_of(molecule("H2O"))
     lone.edge_index = lone.edge_index[:, :0]  # no neighbours at all: nothing to frame, nothing reported
     lone.cell_offsets = lone.cell_offsets[:0]
@@ -241,7 +295,7 @@ def test_errors():
     with pytest.raises(ValueError, match="tolerance: expected a positive number, got 0"):
         FrameAveragedPotential(plain, tolerance=0)
     with pytest.raises(ValueError, match="on_degenerate: expected one of"):
-        FrameAveragedPotential(plain, on_degenerate="expand")
+        FrameAveragedPotential(plain, on_degenerate="sometimes")
     with pytest.raises(ValueError, match="stochastic: expected a bool"):
         FrameAveragedPotential(plain, stochastic="yes")
     with pytest.raises(TypeError, match="backbone: expected an equilib.nn.PlainPotential, got Linear"):

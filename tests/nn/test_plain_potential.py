@@ -83,22 +83,30 @@ def test_energy_and_forces_vanish_smoothly_at_the_cutoff():
     assert forces[0] < 1e-5 and forces[1] == 0
 
 
-def test_leading_axes_are_independent_copies_and_pooling_averages_them():
+def test_graph_of_copies_and_pooling_over_them():
+    """Three copies of a graph as one disjoint graph: without ``pool`` each copy is its own graph; with ``pool``
+    the copies of an atom share their features after every layer."""
     model, data = make_model(), data_of(adslab())
+    n, e = data.num_nodes, data.edge_index.shape[1]
     generator = torch.Generator().manual_seed(0)
-    vectors = torch.randn(3, data.edge_index.shape[1], 3, dtype=torch.float64, generator=generator)
-    lengths = torch.rand(data.edge_index.shape[1], dtype=torch.float64) + 1.0
+    vectors = torch.randn(3, e, 3, dtype=torch.float64, generator=generator)
+    lengths = torch.rand(e, dtype=torch.float64, generator=generator) + 1.0
     species = model.species(data.atomic_numbers)
-    stacked = model.atomic_outputs(vectors, lengths, species, data.edge_index)
+    union = torch.cat([data.edge_index + f * n for f in range(3)], dim=1)
+    atom = torch.arange(n).repeat(3)
+    stacked = model.atomic_outputs(vectors.reshape(-1, 3), lengths.repeat(3), species.repeat(3), union)
     for f in range(3):
-        assert torch.allclose(stacked[f], model.atomic_outputs(vectors[f], lengths, species, data.edge_index),
-                              atol=1e-13, rtol=0)
-    pooled = model.atomic_outputs(vectors, lengths, species, data.edge_index, pool_frames=True)
-    assert pooled.shape == (data.num_nodes,)
-    same = model.atomic_outputs(vectors[:1].expand(3, -1, -1), lengths, species, data.edge_index, pool_frames=True)
-    assert torch.allclose(same, stacked[0], atol=1e-13, rtol=0)  # pooling identical copies changes nothing
-    with pytest.raises(ValueError, match=r"vectors, lengths, edge_index: expected shapes"):
-        model.atomic_outputs(vectors[..., :2], lengths, species, data.edge_index)
+        alone = model.atomic_outputs(vectors[f], lengths, species, data.edge_index)
+        assert torch.allclose(stacked[f * n:(f + 1) * n], alone, atol=1e-13, rtol=0)
+    pooled = model.atomic_outputs(vectors.reshape(-1, 3), lengths.repeat(3), species.repeat(3), union, pool=atom)
+    assert torch.allclose(pooled[:n], pooled[n:2 * n], atol=1e-13, rtol=0)
+    assert not torch.allclose(pooled[:n], stacked[:n], atol=1e-6)
+    same = model.atomic_outputs(vectors[0].repeat(3, 1), lengths.repeat(3), species.repeat(3), union, pool=atom)
+    assert torch.allclose(same[:n], stacked[:n], atol=1e-13, rtol=0)  # pooling identical copies changes nothing
+    with pytest.raises(ValueError, match=r"vectors, lengths, edge_index, pool: expected shapes"):
+        model.atomic_outputs(vectors[0, :, :2], lengths, species, data.edge_index)
+    with pytest.raises(ValueError, match=r"vectors, lengths, edge_index, pool: expected shapes"):
+        model.atomic_outputs(vectors[0], lengths, species, data.edge_index, pool=atom)
 
 
 def test_batches_e0s_save_load_and_dtype(tmp_path):
