@@ -21,17 +21,33 @@ from ._registry import CALLBACKS, LOSS_TERMS, MODELS, TASKS, build_entry, build_
 
 @dataclass
 class OptimizerConfig:
-    """The ``optimizer`` section: AdamW with gradient clipping.
+    """The ``optimizer`` section: AdamW or M-FAC, with gradient clipping.
 
     Attributes:
-        lr: AdamW learning rate (peak, after warmup).
-        weight_decay: AdamW decoupled weight decay.
+        kind: ``"adamw"`` or ``"mfac"`` (the M-FAC optimizer, Frantar, Kurtic, Alistarh, NeurIPS 2021: steps along the
+            inverse damped empirical Fisher of the last ``mfac_window`` gradients).
+        lr: Learning rate (peak, after warmup).
+        weight_decay: AdamW: decoupled weight decay; M-FAC: L2 coefficient added to the gradient.
         grad_clip: Largest global gradient norm; gradients are rescaled above it.
+        mfac_damping: ``mfac``: damping of the Fisher (``> 0``).
+        mfac_window: ``mfac``: number of recent gradients in the Fisher (memory: this many copies of the parameters).
+        mfac_momentum: ``mfac``: momentum of the preconditioned step, in ``[0, 1)``.
+
+    Raises:
+        ValueError: If ``kind`` is neither ``"adamw"`` nor ``"mfac"``.
     """
 
+    kind: str = "adamw"  # "adamw" or "mfac"
     lr: float = 5e-3
     weight_decay: float = 0.0
     grad_clip: float = 10.0
+    mfac_damping: float = 1e-5
+    mfac_window: int = 64
+    mfac_momentum: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("adamw", "mfac"):
+            raise ValueError(f"optimizer.kind: expected 'adamw' or 'mfac', got {self.kind!r}")
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""The trainer, the same for every task: AdamW, warmup + cosine or plateau schedules, gradient clipping, an EMA of
-the weights for evaluation, extra loss terms and callbacks, atomic checkpoints with exact resume, per-evaluation
-metrics in CSV (and TensorBoard), and data parallel training.
+"""The trainer, the same for every task: AdamW (or M-FAC), warmup + cosine or plateau schedules, gradient clipping, an
+EMA of the weights for evaluation, extra loss terms and callbacks, atomic checkpoints with exact resume,
+per-evaluation metrics in CSV (and TensorBoard), and data parallel training.
 
 Data parallel: launched by ``torchrun`` (or inside an initialised process group), each of the ``world`` ranks takes
 every world-th example of the global batch (``data.batch_size``), losses are normalised by the global element
@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from ..curvature._mfac_optimizer import MFAC
 from ..utils import atomic_save, atomic_write
 from ._batches import batches, epoch_order, rank_batches
 from ._config import TrainConfig
@@ -129,8 +130,12 @@ class Trainer:
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.trainer.ema_decay),
                                  use_buffers=False)
         opt = config.optimizer
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay,
-                                           foreach=True)  # one kernel per step for all tensors, on CPUs too
+        if opt.kind == "mfac":
+            self.optimizer = MFAC(self.model.parameters(), lr=opt.lr, damping=opt.mfac_damping, window=opt.mfac_window,
+                                  momentum=opt.mfac_momentum, weight_decay=opt.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay,
+                                               foreach=True)  # one kernel per step for all tensors, on CPUs too
         total = config.trainer.max_steps or config.trainer.max_epochs * self.steps_per_epoch
         if config.schedule.kind == "cosine":
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(config, total))
