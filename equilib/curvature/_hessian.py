@@ -20,11 +20,12 @@ METHODS = ("autograd", "fd")
 class Hessian(ParameterOperator):
     """The Hessian of a loss over one or several batches with respect to a model's (chosen) parameters.
 
-    The loss over several batches is exact (see :class:`~equilib.curvature.DataLoss`): a task's loss is that of the
-    union of the batches (energies per structure, forces per atom); a plain callable's batch losses are averaged with
-    ``weights``. Products are taken at the parameters' current values, with the model as :func:`loss_mode` sets it
-    (training mode, so that potentials keep the graph of their forces; dropout and normalisation layers in evaluation
-    mode); :meth:`check_deterministic` catches other randomness. Under ``torch.distributed`` each rank passes its own
+    The loss over several batches is exact: a task's loss is that of the union of the batches (each batch's element
+    counts per loss part are recorded first, and every batch's loss is divided by the totals: energies per structure,
+    forces per atom over all batches); a plain callable's batch losses are averaged with ``weights``. Products are
+    taken at the parameters' current values, with the model as :func:`~equilib.curvature.loss_mode` sets it (training
+    mode, so that potentials keep the graph of their forces; dropout and normalisation layers in evaluation mode);
+    :meth:`check_deterministic` catches other randomness. Under ``torch.distributed`` each rank passes its own
     batches and every rank gets the product of the loss over all of them (the products are summed over ranks; pass
     the same vector on every rank).
 
@@ -44,7 +45,8 @@ class Hessian(ParameterOperator):
     Raises:
         TypeError: If ``model`` is not a module, or ``loss`` or ``params`` has the wrong type.
         ValueError: If ``method`` is unknown, ``fd_eps`` is not a positive number, or ``params``, ``blocks``,
-            ``data`` or ``weights`` are invalid (see :class:`~equilib.curvature.DataLoss`).
+            ``data`` or ``weights`` are invalid (no batch, a one-shot iterator, a weight per batch missing or
+            negative, weights with a task loss).
 
     Examples:
         >>> import torch

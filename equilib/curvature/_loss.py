@@ -119,7 +119,7 @@ def task_loss(task) -> TaskLoss:
     """An equilib task's training loss (predict, then loss) for the curvature operators.
 
     Over several batches the operators use the loss of their union: energies weighted per structure and forces per
-    atom over all batches, not per batch (see :class:`DataLoss`).
+    atom over all batches, not per batch (see the module's notes).
 
     Args:
         task: An object with ``predict(model, batch)`` and ``loss(prediction, batch, count_reducer=None)``.

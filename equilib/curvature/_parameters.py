@@ -39,6 +39,8 @@ class ParameterSpace:
     Attributes:
         names: The chosen parameters' names.
         parameters: The chosen ``torch.nn.Parameter`` objects, in the same order.
+        shapes: Their shapes.
+        sizes: Their numbers of elements.
         dim: Length of the flat vector.
         dtype: The parameters' (common) floating dtype.
         device: The parameters' (common) device.

@@ -202,6 +202,24 @@ def test_empirical_fisher_is_the_average_outer_product_of_sample_gradients():
     assert close(by_task.gradients.mean(0), Hessian(model, mse, [concatenated(batches)]).gradient(), 1e-12)
 
 
+def test_float32_models_give_float32_operators(generator):
+    model, batches = mlp(), regression()
+    reference = dense_hessian(model, batches)
+    model.float()
+    batches32 = [(x.float(), y.float()) for x, y in batches]
+    weights = [x.shape[0] for x, _ in batches]
+    hessian = Hessian(model, mse, batches32, weights=weights)
+    assert hessian.dtype == torch.float32
+    v = torch.randn(32, generator=generator, dtype=F64)
+    assert close(hessian.matvec(v.float()).double(), reference @ v, 1e-5)
+    differences = Hessian(model, mse, batches32, weights=weights, method="fd").matvec(v.float()).double()
+    assert close(differences, reference @ v, 1e-3)
+    assert close(GGN(model, lambda m, b: m(b[0]), lambda out, b: (out - b[1]).pow(2).mean(), batches32,
+                     weights=weights).matvec(v.float()).double(),
+                 GGN(mlp(), lambda m, b: m(b[0]), lambda out, b: (out - b[1]).pow(2).mean(), batches,
+                     weights=weights).matvec(v), 1e-5)
+
+
 def test_scipy_eigsh_gives_the_dense_largest_eigenvalue():
     model, batches = mlp(), regression()
     reference = dense_hessian(model, batches)
