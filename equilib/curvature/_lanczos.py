@@ -14,7 +14,10 @@ nodes ``theta_i``, weights ``(e_1^T s_i)^2``.
 A residual ``beta_j`` below ``100 eps ||T||`` (``eps`` of the operator's dtype) marks an invariant subspace: the
 Krylov space holds exact eigenpairs and the recurrence stops there (:func:`lanczos`), or, when more eigenpairs are
 wanted (:func:`top_eigenpairs`), restarts from a random vector orthogonal to the basis with a zero coupling, which
-also finds further copies of repeated eigenvalues.
+also finds further copies of repeated eigenvalues. The threshold is tight on purpose: rounding noise above it (the
+computed residual of an exactly invariant space grows like ``eps ||A||^2 / min beta``) only costs further steps,
+whose nodes carry negligible weight, while a looser one could cut a genuinely small coupling (a narrow bulk far below
+the outliers in float32).
 
 The argument checks and the random vectors (Rademacher or Gaussian, drawn in float64 on the CPU from the caller's
 ``torch.Generator``, so the same seed gives the same numbers on every device and dtype) that all estimators share
@@ -133,7 +136,7 @@ def lanczos(op: CurvatureOperator, steps: int, start: torch.Tensor | None = None
         pass
     m = len(krylov.alphas)
     return Lanczos(torch.tensor(krylov.alphas, dtype=torch.float64), torch.tensor(krylov.betas[:m - 1],
-                   dtype=torch.float64), krylov.betas[m - 1], krylov.basis[:, :m] if keep_basis else None,
+                   dtype=torch.float64), krylov.betas[m - 1], krylov.basis(m).clone() if keep_basis else None,
                    krylov.invariant, krylov.matvecs)
 
 
@@ -159,7 +162,7 @@ def top_eigenpairs(op: CurvatureOperator, k: int = 1, which: str = "largest", to
             (largest ``|theta|``, descending by magnitude).
         tol: Relative residual tolerance, positive.
         max_steps: Most Lanczos steps (operator products), at least ``k``; capped at ``op.dim``. The basis holds
-            up to ``max_steps + 1`` vectors.
+            one vector per step taken (up to ``max_steps + 1``).
         generator: Random source of the start (and restart) vectors.
 
     Returns:
@@ -210,7 +213,7 @@ def top_eigenpairs(op: CurvatureOperator, k: int = 1, which: str = "largest", to
             settled = previous is None
         if (settled and bool(converged.all())) or not running or m == krylov.capacity:
             break
-    vectors = krylov.basis[:, :m] @ s[:, chosen].to(device=op.device, dtype=op.dtype)
+    vectors = krylov.basis(m) @ s[:, chosen].to(device=op.device, dtype=op.dtype)
     return Eigenpairs(theta[chosen], vectors, residuals, converged, krylov.matvecs)
 
 
@@ -241,51 +244,62 @@ def _select(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
 class _Krylov:
     """The Lanczos recurrence, one operator product per :meth:`step`, the basis reorthogonalised twice.
 
-    ``betas[j]`` couples ``q_{j+1}`` to ``q_{j+2}`` (0-based ``j``); after ``m`` steps ``betas[m - 1]`` is the
-    residual ``beta_m``. ``scale`` is the largest ``|alpha|`` or ``beta`` seen, a lower bound of ``||A||``.
+    The Lanczos vectors are the rows of a buffer that doubles as needed (up to ``capacity + 1`` rows), so a run
+    that converges early holds little memory. ``betas[j]`` couples ``q_{j+1}`` to ``q_{j+2}`` (0-based ``j``); after
+    ``m`` steps ``betas[m - 1]`` is the residual ``beta_m``. ``scale`` is the largest ``|alpha|`` or ``beta`` seen, a
+    lower bound of ``||A||``.
     """
 
     def __init__(self, op: CurvatureOperator, start: torch.Tensor, capacity: int, generator, restart: bool):
         self.op, self.capacity, self.generator, self.restart = op, capacity, generator, restart
-        self.basis = torch.empty(op.dim, capacity + 1, dtype=op.dtype, device=op.device)
-        self.basis[:, 0] = start
+        self.rows = torch.empty(min(capacity + 1, 16), op.dim, dtype=op.dtype, device=op.device)
+        self.rows[0] = start
         self.alphas: list[float] = []
         self.betas: list[float] = []
         self.scale, self.matvecs, self.invariant = 0.0, 0, False
+
+    def basis(self, m: int) -> torch.Tensor:
+        """``(dim, m)``: the first ``m`` Lanczos vectors as columns."""
+        return self.rows[:m].T
 
     def step(self) -> bool:
         """One Lanczos step; returns whether another step can follow (False on an invariant subspace without
         restart, or when the whole space is spanned)."""
         j = len(self.alphas)
-        q = self.basis[:, j]
+        q = self.rows[j]
         w = self.op.matvec(q)
         self.matvecs += 1
         alpha = float(torch.dot(q, w))
         w = w - alpha * q
         if j > 0:
-            w = w - self.betas[j - 1] * self.basis[:, j - 1]
-        w = _orthogonalise(w, self.basis[:, :j + 1])
+            w = w - self.betas[j - 1] * self.rows[j - 1]
+        w = _orthogonalise(w, self.rows[:j + 1])
         beta = float(torch.linalg.vector_norm(w))
         self.alphas.append(alpha)
         self.scale = max(self.scale, abs(alpha), beta)
+        if j + 2 > self.rows.shape[0]:
+            grown = torch.empty(min(2 * self.rows.shape[0], self.capacity + 1), self.op.dim, dtype=self.op.dtype,
+                                device=self.op.device)
+            grown[:j + 1] = self.rows[:j + 1]
+            self.rows = grown
         spanned = j + 1 == self.op.dim
         if spanned or beta <= NEGLIGIBLE * torch.finfo(self.op.dtype).eps * self.scale:
             self.betas.append(0.0)
             self.invariant = True
             if spanned or not self.restart:
                 return False
-            w = _orthogonalise(random_vectors(self.op, 1, "gaussian", self.generator)[:, 0], self.basis[:, :j + 1])
-            self.basis[:, j + 1] = w / torch.linalg.vector_norm(w)
+            w = _orthogonalise(random_vectors(self.op, 1, "gaussian", self.generator)[:, 0], self.rows[:j + 1])
+            self.rows[j + 1] = w / torch.linalg.vector_norm(w)
             return True
         self.betas.append(beta)
-        self.basis[:, j + 1] = w / beta
+        self.rows[j + 1] = w / beta
         return True
 
 
-def _orthogonalise(w: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """``w`` minus its projection on the orthonormal columns of ``basis``: classical Gram-Schmidt, twice."""
+def _orthogonalise(w: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``w`` minus its projection on the orthonormal rows of ``rows``: classical Gram-Schmidt, twice."""
     for _ in range(2):
-        w = w - basis @ (basis.T @ w)
+        w = w - rows.T @ (rows @ w)
     return w
 
 
