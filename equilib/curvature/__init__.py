@@ -1,10 +1,36 @@
 """Curvature diagnostics: second-order information of any equilib model's training loss.
 
-:class:`CurvatureOperator` is the contract: a symmetric linear operator on flat parameter vectors (``matvec``,
-``matmat``, named ``blocks``, ``to_scipy``); :class:`DenseOperator` wraps a matrix (the tests' reference). See
-docs/curvature.md.
+Operators (:class:`CurvatureOperator`: a symmetric linear operator on flat parameter vectors, with named ``blocks`` and
+a SciPy view): :class:`Hessian` of a loss (double backward, triple for force losses, or finite differences of
+gradients), the generalized Gauss-Newton :class:`GGN`, the :class:`EmpiricalFisher`, M-FAC's damped inverse Fisher
+(:class:`StaticMFAC`, :class:`DynamicMFAC`), and :class:`DenseOperator` (the tests' reference). Losses: any
+``loss(model, batch)`` or an equilib task (:func:`task_loss`), over one batch or an exact average over many, summed
+over ranks under ``torch.distributed``.
+
+Estimators (only ``matvec``/``matmat``, so they run on every operator): :func:`top_eigenpairs` (Lanczos with full
+reorthogonalisation) and :func:`power_iteration`; :func:`hutchinson`, :func:`hutchpp`, :func:`block_traces`,
+:func:`frobenius_norm`; :func:`spectral_density` (stochastic Lanczos quadrature) with :func:`smooth`,
+:func:`plot_density` and :func:`trace_of_function`; :func:`stability` ratios and :func:`preconditioned_sharpness`.
+:class:`MFAC` is the M-FAC optimizer. See docs/curvature.md.
 """
 
 from ._base import CurvatureOperator, DenseOperator
+from ._density import SpectralDensity, plot_density, smooth, spectral_density, trace_of_function
+from ._fisher import EmpiricalFisher
+from ._gauss_newton import GGN
+from ._hessian import Hessian
+from ._lanczos import Eigenpairs, Lanczos, lanczos, top_eigenpairs
+from ._loss import TaskLoss, loss_mode, task_loss
+from ._mfac import DynamicMFAC, StaticMFAC
+from ._mfac_optimizer import MFAC
+from ._parameters import ParameterSpace
+from ._power import power_iteration
+from ._stability import PreconditionedOperator, Stability, adam_preconditioner, preconditioned_sharpness, stability
+from ._trace import BlockTraces, Estimate, block_traces, frobenius_norm, hutchinson, hutchpp
 
-__all__ = ["CurvatureOperator", "DenseOperator"]
+__all__ = ["BlockTraces", "CurvatureOperator", "DenseOperator", "DynamicMFAC", "Eigenpairs", "EmpiricalFisher",
+           "Estimate", "GGN", "Hessian", "Lanczos", "MFAC", "ParameterSpace", "PreconditionedOperator",
+           "SpectralDensity", "Stability", "StaticMFAC", "TaskLoss", "adam_preconditioner", "block_traces",
+           "frobenius_norm", "hutchinson", "hutchpp", "lanczos", "loss_mode", "plot_density", "power_iteration",
+           "preconditioned_sharpness", "smooth", "spectral_density", "stability", "task_loss", "top_eigenpairs",
+           "trace_of_function"]

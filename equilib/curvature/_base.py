@@ -21,11 +21,16 @@ class CurvatureOperator:
     Subclasses implement :meth:`_matvec` (and may override :meth:`_matmat` with a batched product); the public
     methods check shapes and dtypes, so estimators get clear errors.
 
-    Attributes:
+    Args:
         dim: Length of the vectors the operator acts on.
         dtype: Floating dtype of the vectors.
         device: Device of the vectors.
-        blocks: ``{name: slice}``: named, disjoint, contiguous parts of the vector (in order, covering it).
+        blocks: ``{name: slice}``: named, disjoint, contiguous parts of the vector (in order, covering it); None
+            for one block ``"all"``.
+
+    Raises:
+        ValueError: If ``dim`` is not a positive int or the blocks do not tile the vector.
+        TypeError: If ``dtype`` is not floating.
     """
 
     def __init__(self, dim: int, dtype: torch.dtype, device, blocks: dict[str, slice] | None = None) -> None:
