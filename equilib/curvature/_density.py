@@ -26,7 +26,8 @@ import torch
 
 from ..utils import atomic_path
 from ._base import CurvatureOperator
-from ._lanczos import check_count, check_generator, check_operator, check_positive, lanczos, random_vectors
+from ._checks import check_count, check_generator, check_operator, check_positive, random_vectors
+from ._lanczos import lanczos
 from ._trace import Estimate
 
 

@@ -15,15 +15,8 @@ from __future__ import annotations
 import torch
 
 from ._base import CurvatureOperator
-from ._lanczos import (
-    NEGLIGIBLE,
-    Eigenpairs,
-    check_count,
-    check_generator,
-    check_operator,
-    check_positive,
-    random_vectors,
-)
+from ._checks import check_count, check_generator, check_operator, check_positive, random_vectors
+from ._lanczos import NEGLIGIBLE, Eigenpairs
 
 
 def power_iteration(op: CurvatureOperator, k: int = 1, tol: float = 1e-6, max_iters: int = 1000,

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import torch
 
 from ._base import CurvatureOperator
-from ._lanczos import Eigenpairs, check_operator, top_eigenpairs
+from ._checks import check_operator
+from ._lanczos import Eigenpairs, top_eigenpairs
 
 THRESHOLD = 2.0  # eta * lambda_max (GD) and eta * tr(H) (SGD) at the stability limit
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 
 from ._base import CurvatureOperator
-from ._lanczos import check_count, check_generator, check_operator, random_vectors
+from ._checks import check_count, check_generator, check_operator, random_vectors
 
 CHUNK = 32  # probes per matmat
 

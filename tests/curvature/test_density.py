@@ -5,9 +5,8 @@ import math
 import pytest
 import torch
 
-from equilib.curvature import DenseOperator
-from equilib.curvature._density import plot_density, smooth, spectral_density, trace_of_function
-from equilib.curvature._lanczos import random_vectors
+from equilib.curvature import DenseOperator, plot_density, smooth, spectral_density, trace_of_function
+from equilib.curvature._checks import random_vectors
 
 
 def spiked(dim=200, seed=0):

@@ -6,10 +6,7 @@ import torch
 import torch.multiprocessing as mp
 from torch_geometric.data import Batch
 
-from equilib.curvature._fisher import EmpiricalFisher
-from equilib.curvature._gauss_newton import GGN
-from equilib.curvature._hessian import Hessian
-from equilib.curvature._loss import task_loss
+from equilib.curvature import GGN, EmpiricalFisher, Hessian, task_loss
 from tests.curvature.test_operators import MeanTask, PotentialTask, mlp, mse, potential, regression, structures
 
 pytestmark = pytest.mark.slow  # spawns processes; the full suite (CI) runs it

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from equilib.curvature import DenseOperator
-from equilib.curvature._lanczos import lanczos, random_vectors, top_eigenpairs
-from equilib.curvature._power import power_iteration
+from equilib.curvature import DenseOperator, lanczos, power_iteration, top_eigenpairs
+from equilib.curvature._checks import random_vectors
 
 OUTLIERS = (50.0, 40.0, 30.0, 25.0, 20.0, -35.0, -12.0)
 

@@ -8,9 +8,7 @@ import io
 import pytest
 import torch
 
-from equilib.curvature import CurvatureOperator
-from equilib.curvature._mfac import DynamicMFAC, StaticMFAC
-from equilib.curvature._mfac_optimizer import MFAC
+from equilib.curvature import MFAC, CurvatureOperator, DynamicMFAC, StaticMFAC
 from equilib.train import Trainer
 from tests.train.test_tasks import nbody_config
 

@@ -11,11 +11,7 @@ from ase.build import bulk, molecule
 from torch.func import functional_call
 from torch_geometric.data import Batch
 
-from equilib.curvature._fisher import EmpiricalFisher
-from equilib.curvature._gauss_newton import GGN
-from equilib.curvature._hessian import Hessian
-from equilib.curvature._loss import loss_mode, task_loss
-from equilib.curvature._parameters import ParameterSpace
+from equilib.curvature import GGN, EmpiricalFisher, Hessian, ParameterSpace, loss_mode, task_loss
 from equilib.data import AtomicData
 from equilib.nn import PlainPotential, PlainPotentialConfig
 from equilib.train import LossConfig, compute_loss

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from equilib.curvature import DenseOperator
-from equilib.curvature._stability import (
+from equilib.curvature import (
+    DenseOperator,
     PreconditionedOperator,
     adam_preconditioner,
     preconditioned_sharpness,

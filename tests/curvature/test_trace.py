@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from equilib.curvature import DenseOperator
-from equilib.curvature._trace import block_traces, frobenius_norm, hutchinson, hutchpp
+from equilib.curvature import DenseOperator, block_traces, frobenius_norm, hutchinson, hutchpp
 
 BLOCKS = {"a": slice(0, 10), "b": slice(10, 40), "c": slice(40, 60)}
 
