@@ -3,7 +3,8 @@ values logged in ``metrics.csv`` and TensorBoard as ``<name>/<key>``.
 
 ``equivariance_error``: the relative equivariance error of the EMA model under the task's group on the first
 ``batches`` batches of a validation split, worst over ``samples`` elements drawn from a fixed seed (the same elements
-every time, so the curve shows the model, not the draw).
+every time, so the curve shows the model, not the draw). ``curvature`` (its own module): the training loss's sharpness,
+trace and stability ratios on a fixed curvature batch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..groups import equivariance_error
+from . import _curvature_callback  # noqa: F401  (registers the curvature callback)
 from ._registry import CALLBACKS
 from ._task import Callback
 
