@@ -234,8 +234,7 @@ def plot_landscape(result: LossSlice | LossSurface, path: str | os.PathLike, lev
             ``alpha`` and ``beta``, with a colour bar).
         path: The PNG file to write; its directory must exist.
         levels: Number of contour levels of a surface, at least 2.
-        title: Figure title; None: the number of points and the loss at the centre (``alpha = beta = 0``) if it was
-            evaluated.
+        title: Figure title; None: the number of points and the range of the loss.
 
     Returns:
         ``path`` as a ``pathlib.Path``.
@@ -258,7 +257,6 @@ def plot_landscape(result: LossSlice | LossSurface, path: str | os.PathLike, lev
     if isinstance(result, LossSlice):
         ax.plot(result.alphas.numpy(), result.losses.numpy(), marker=".", linewidth=1.0)
         ax.set(xlabel="alpha", ylabel="loss")
-        centre = result.losses[result.alphas == 0]
     else:
         if len(result.alphas) < 2 or len(result.betas) < 2:
             raise ValueError(f"result: a contour plot needs at least two alphas and two betas, got "
@@ -268,9 +266,9 @@ def plot_landscape(result: LossSlice | LossSurface, path: str | os.PathLike, lev
                    colors="k", linewidths=0.4)
         figure.colorbar(filled, ax=ax, label="loss")
         ax.set(xlabel="alpha", ylabel="beta")
-        centre = result.losses[result.alphas == 0][:, result.betas == 0].reshape(-1)
     if title is None:
-        title = f"{result.losses.numel()} points" + (f", loss {float(centre[0]):.4g} at 0" if len(centre) else "")
+        low, high = float(result.losses.min()), float(result.losses.max())
+        title = f"{result.losses.numel()} points, loss {low:.4g} to {high:.4g}"
     ax.set_title(title)
     figure.tight_layout()
     path = Path(path)
