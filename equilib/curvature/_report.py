@@ -159,7 +159,8 @@ def plot_stability(steps: Sequence[int], ratios: dict[str, Sequence[float | None
     """Draw step size times curvature against the training step, with the stability limits as horizontal lines.
 
     The y axis is logarithmic when every value is positive (an indefinite Hessian early in training can have a
-    negative trace; then it is symmetric-logarithmic). Missing (None or NaN) values are left out.
+    negative trace; then it is symmetric-logarithmic, linear within the smallest nonzero magnitude). Missing (None or
+    NaN) values are left out.
 
     Args:
         steps: The training steps.
@@ -194,8 +195,12 @@ def plot_stability(steps: Sequence[int], ratios: dict[str, Sequence[float | None
         ax.plot([s for s, _ in points], [v for _, v in points], marker="o", markersize=3, label=label)
     for k, (label, value) in enumerate(limits.items()):
         ax.axhline(value, color="black", linestyle=("--", ":", "-.")[k % 3], linewidth=1.0, label=label)
-    positive = all(v > 0 for points in series.values() for _, v in points)
-    ax.set(xlabel="step", ylabel="step size x curvature", yscale="log" if positive else "symlog")
+    values = [v for points in series.values() for _, v in points]
+    if all(v > 0 for v in values):
+        ax.set_yscale("log")
+    else:  # linear within the smallest nonzero magnitude, logarithmic beyond
+        ax.set_yscale("symlog", linthresh=min((abs(v) for v in values if v != 0), default=1.0))
+    ax.set(xlabel="step", ylabel="step size x curvature")
     ax.legend(fontsize=8)
     figure.tight_layout()
     path = Path(path)

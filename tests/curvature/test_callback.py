@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from equilib.curvature import Hessian, task_loss, top_eigenpairs
+from equilib.curvature._report import plot_stability
 from equilib.train import Trainer, load_config
 from equilib.train._curvature_callback import cast_batch, curvature_indices
 from tests.train.test_tasks import nbody_config
@@ -152,3 +153,15 @@ def test_a_random_model_is_refused(tmp_path):
 def test_option_errors(option, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, ["task=nbody", f"callbacks=[{{name: curvature, {option}}}]"])
+
+
+def test_the_stability_figure(tmp_path):
+    """A negative trace (an indefinite Hessian early in training) and a missing value are drawn; bad series refused."""
+    path = plot_stability([10, 20, 30], {"lr * lambda_max": [0.03, 0.08, 0.2], "lr * trace": [0.03, -0.15, None]},
+                          tmp_path / "stability.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match=r"ratios: 'lr \* trace' has 1 values for 2 steps"):
+        plot_stability([1, 2], {"lr * trace": [0.1]}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="ratios: expected at least one finite value"):
+        plot_stability([1], {"lr * trace": [float("nan")]}, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
