@@ -309,7 +309,8 @@ class CurvatureCallback(Callback):
 
         Raises:
             ValueError: If a count is not a positive int, ``trace_probes`` is not a non-negative multiple of 3,
-                ``tol`` is not positive, ``max_steps`` is below ``top_k`` or ``dtype`` is unknown.
+                ``tol`` is not positive, ``max_steps`` is below ``top_k``, ``dtype`` is unknown or ``density`` is not a
+                bool.
         """
 
         every: int = 500
