@@ -121,8 +121,10 @@ def test_the_equivariance_term_makes_a_plain_model_more_equivariant(tmp_path):
     ("model.name=transformer", r"model.name: unknown model 'transformer'; known: equivariant_dynamics, "
                                r"equivariant_potential, fa_gnn, frame_averaged_gnn, frame_averaged_pointnet, "
                                r"frame_averaged_potential, plain_gnn, plain_potential, pointnet"),
-    ("loss.terms=[{name: curvature}]", r"loss.terms\[0\].name: unknown loss term 'curvature'; known: equivariance"),
-    ("callbacks=[{name: hessian}]", r"callbacks\[0\].name: unknown callback 'hessian'; known: equivariance_error"),
+    ("loss.terms=[{name: curvature}]",
+     r"loss.terms\[0\].name: unknown loss term 'curvature'; known: equivariance, hessian_alignment"),
+    ("callbacks=[{name: hessian}]",
+     r"callbacks\[0\].name: unknown callback 'hessian'; known: curvature, equivariance_error"),
     ("callbacks=[{name: equivariance_error, evry: 3}]", r"unknown key callbacks\[0\].evry \(known: batches, every"),
     ("loss.terms=[{weight: 3}]", r"loss.terms\[0\]: expected a mapping with a 'name'"),
     ("data.augmnt=true", r"unknown key data.augmnt \(known: augment, batch_size"),
