@@ -14,6 +14,7 @@ from equilib.curvature import ParameterSpace, task_loss
 from equilib.curvature._alignment import hessian_alignment, hessian_diagonal, metal_domains, split_domains
 from equilib.data import AtomicDataset
 from equilib.train import Trainer
+from tests.interrupted import resumed_after_interrupt
 from tests.train.test_tasks import nbody_config
 from tests.train.test_trainer import DATA
 from tests.train.test_trainer import _config as potential_config
@@ -160,19 +161,8 @@ TERM = "loss.terms=[{name: hessian_alignment, weight: 0.1, probes: 2}]"
 def test_the_loss_term_trains_and_resumes_exactly(tmp_path):
     reference = Trainer(_tiny(tmp_path / "ref", TERM))
     reference.run()
-    interrupted = Trainer(_tiny(tmp_path / "run", TERM))
-    original = interrupted.train_step
-
-    def dies_at_step_4(batch):
-        if interrupted.step == 3:  # after the checkpoint of step 2
-            raise KeyboardInterrupt
-        return original(batch)
-
-    interrupted.train_step = dies_at_step_4
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.run()
-    resumed = Trainer(_tiny(tmp_path / "run", TERM))
-    resumed.load_checkpoint()
+    # killed after the checkpoint of step 2
+    resumed = resumed_after_interrupt(lambda: Trainer(_tiny(tmp_path / "run", TERM)), 3)
     assert resumed.step == 2 and int(resumed.terms[0].steps) == 2
     resumed.run()
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in reference.history]

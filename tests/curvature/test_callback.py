@@ -15,6 +15,7 @@ from equilib.curvature import Hessian, task_loss, top_eigenpairs
 from equilib.curvature._report import plot_stability
 from equilib.train import Trainer, load_config
 from equilib.train._curvature_callback import cast_batch, curvature_indices
+from tests.interrupted import resumed_after_interrupt
 from tests.train.test_tasks import nbody_config
 
 CURVATURE = "callbacks=[{name: curvature, every: 4, top_k: 2, tol: 1.0e-8, trace_probes: 9, density_steps: 8}]"
@@ -81,19 +82,8 @@ def test_resume_with_the_callback_gives_the_same_run(tmp_path):
     make = lambda out: _config(out, CURVATURE.replace("every: 4", "every: 3"))  # noqa: E731
     reference = Trainer(make(tmp_path / "ref"))
     reference.run()
-    interrupted = Trainer(make(tmp_path / "run"))
-    original = interrupted.train_step
-
-    def dies_at_step_7(batch):
-        if interrupted.step == 6:  # after the checkpoint and the reading of step 6
-            raise KeyboardInterrupt
-        return original(batch)
-
-    interrupted.train_step = dies_at_step_7
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.run()
-    resumed = Trainer(make(tmp_path / "run"))
-    resumed.load_checkpoint()
+    # killed after the checkpoint and the reading of step 6
+    resumed = resumed_after_interrupt(lambda: Trainer(make(tmp_path / "run")), 6)
     assert resumed.step == 6
     resumed.run()
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731

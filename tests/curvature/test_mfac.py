@@ -10,6 +10,7 @@ import torch
 
 from equilib.curvature import MFAC, CurvatureOperator, DynamicMFAC, StaticMFAC
 from equilib.train import Trainer
+from tests.interrupted import resumed_after_interrupt
 from tests.train.test_tasks import nbody_config
 
 F64 = torch.float64
@@ -245,19 +246,7 @@ def test_the_trainer_builds_mfac_from_the_config_and_resumes_it_exactly(tmp_path
     reference = Trainer(config(tmp_path / "reference"))
     assert isinstance(reference.optimizer, MFAC) and reference.optimizer._fisher.window == 4
     assert reference.run()["train_loss"] > 0 and reference.optimizer._fisher.updates == 6
-    interrupted = Trainer(config(tmp_path / "run"))
-    original = interrupted.train_step
-
-    def dies_at_step_5(batch):
-        if interrupted.step == 4:  # after the checkpoint of step 3
-            raise KeyboardInterrupt
-        return original(batch)
-
-    interrupted.train_step = dies_at_step_5
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.run()
-    resumed = Trainer(config(tmp_path / "run"))
-    resumed.load_checkpoint()
+    resumed = resumed_after_interrupt(lambda: Trainer(config(tmp_path / "run")), 4)  # after the checkpoint of step 3
     assert resumed.step == 3 and resumed.optimizer._fisher.updates == 3
     resumed.run()
     for a, b in zip(resumed.model.parameters(), reference.model.parameters()):

@@ -8,6 +8,7 @@ import torch
 
 from equilib.groups import equivariance_error
 from equilib.train import Trainer, load_config
+from tests.interrupted import resumed_after_interrupt
 from tests.train.test_trainer import _config as potential_config
 
 NBODY = "datasets/nbody/data/charged5_small.npz"
@@ -45,19 +46,7 @@ def test_resume_after_a_kill_gives_the_same_run(task, tmp_path):
     make = CONFIGS[task]
     reference = Trainer(make(tmp_path / "ref"))
     reference.run()
-    interrupted = Trainer(make(tmp_path / "run"))
-    original = interrupted.train_step
-
-    def dies_at_step_8(batch):
-        if interrupted.step == 7:  # after the checkpoint of step 6
-            raise KeyboardInterrupt
-        return original(batch)
-
-    interrupted.train_step = dies_at_step_8
-    with pytest.raises(KeyboardInterrupt):
-        interrupted.run()
-    resumed = Trainer(make(tmp_path / "run"))
-    resumed.load_checkpoint()
+    resumed = resumed_after_interrupt(lambda: Trainer(make(tmp_path / "run")), 7)  # after the checkpoint of step 6
     assert resumed.step == 6 and resumed.position == 5 % resumed.steps_per_epoch + 1  # batches done in its epoch
     resumed.run()
     assert _strip(resumed.history) == _strip(reference.history)
