@@ -3,8 +3,7 @@
 Two ways to a product ``H v``: ``"autograd"`` differentiates the gradient (kept with ``create_graph``) along ``v``
 -- a double backward, a triple one for a loss of forces ``-dE/dpos`` -- and ``"fd"`` takes central differences of
 gradients, ``(g(theta + h v) - g(theta - h v)) / 2h``, which needs no higher derivative than training does (for
-kernels without triple backward, and about 30% faster at gradient memory on an E+F potential; curvature notes 3.2,
-4.1). Both accumulate the products batch by batch, so only one batch's graph is alive at a time.
+kernels without triple backward; it keeps no third-order graph, so it needs only a gradient's memory). Both accumulate the products batch by batch, so only one batch's graph is alive at a time.
 """
 
 from __future__ import annotations
