@@ -7,8 +7,10 @@ Three parts, each printed as a markdown table (``--out`` also writes them to a f
    the forces) over ``--batches`` batches of the bundled OC20-style data, in each of ``--dtypes``: the time and peak
    memory of one gradient (``Hessian.gradient``, what training differentiates), one Hessian-vector product
    (``Hessian(...).matvec``, a triple backward) and one finite-difference product (``method="fd"``, two gradients),
-   and the finite-difference product's relative error against the autograd one. ``--loss-kinds mae,mse`` runs the
-   config with each ``loss.kind``.
+   the gradient with its graph kept (the first half of an autograd product), and the finite-difference product's
+   relative error against the autograd one. ``--loss-kinds mae,mse`` runs the config with each ``loss.kind``. The
+   model's statistics come from all training frames; its parameters are the ones drawn in float32, cast for
+   float64, so that both dtypes are the same function.
 2. **lambda_max by Lanczos against power iteration** on the same operator (the config's own loss): the products and
    seconds of ``top_eigenpairs(k=1, tol=--tol)`` and ``power_iteration(tol=--tol)``, their relative errors against a
    reference lambda_max from ``--ref-steps`` Lanczos steps, and how many products each needs until its estimate
@@ -61,6 +63,7 @@ from equilib.curvature import (
     hutchinson,
     hutchpp,
     lanczos,
+    loss_mode,
     power_iteration,
     task_loss,
     top_eigenpairs,
@@ -127,16 +130,29 @@ def stays_within(history: list[float], reference: float, tol: float) -> int | No
     return outside[-1] + 2 if outside else 1
 
 
+_INITIAL: dict = {}  # the parameters drawn in float32, per config and overrides
+
+
 def potential(args, dtype: str, kind: str | None, out_dir: str):
     """A trainer of ``--config`` in ``dtype`` (its ``loss.kind`` replaced by ``kind`` unless None) and ``--batches``
-    batches of ``--batch-size`` training structures."""
+    batches of ``--batch-size`` training structures (the first ones). Its statistics (energy offsets, neighbour
+    counts) come from all training frames, as in training; its parameters are those the trainer draws in float32,
+    cast (torch draws other numbers in float64, so the two dtypes would otherwise be different models)."""
     from equilib.train import Trainer, load_config
 
-    overrides = [f"model.dtype={dtype}", "data.val={}", "logging.progress=false", f"trainer.out_dir={out_dir}",
-                 f"data.max_train_frames={max(args.batches * args.batch_size, args.compare_structures)}"]
-    if kind is not None:
-        overrides.append(f"loss.kind={kind}")
-    trainer = Trainer(load_config(args.config, overrides + list(args.override)))
+    def build(dtype):
+        overrides = [f"model.dtype={dtype}", "data.val={}", "logging.progress=false", f"trainer.out_dir={out_dir}"]
+        overrides += [f"loss.kind={kind}"] if kind is not None else []
+        return Trainer(load_config(args.config, overrides + list(args.override)))
+
+    trainer = build(dtype)
+    key = (str(args.config), tuple(args.override))
+    if key not in _INITIAL:
+        first = trainer if dtype == "float32" else build("float32")
+        _INITIAL[key] = [p.detach().clone() for p in first.model.parameters()]
+    with torch.no_grad():
+        for parameter, initial in zip(trainer.model.parameters(), _INITIAL[key], strict=True):
+            parameter.copy_(initial)
     size = args.batch_size
     batches = [trainer.batch(range(k * size, (k + 1) * size)) for k in range(args.batches)]
     return trainer, batches
@@ -151,6 +167,16 @@ def describe(trainer, batches) -> str:
             f"{edges} edges), loss {loss.kind}: energy x {loss.energy_weight} + forces x {loss.forces_weight}")
 
 
+def graph_gradient(hessian: Hessian):
+    """The first half of an autograd product: each batch's gradient with its graph kept (``create_graph=True``)."""
+    def run():
+        with loss_mode(hessian.model), torch.enable_grad():
+            for term in hessian.loss.terms():
+                hessian.space.gradient(term(hessian.model), create_graph=True)
+
+    return run
+
+
 def cost_row(args, kind: str | None, dtype: str, out_dir: str) -> tuple[list, str]:
     """Part 1 for one loss kind and dtype: the table row and the problem's description."""
     trainer, batches = potential(args, dtype, kind, out_dir)
@@ -161,13 +187,15 @@ def cost_row(args, kind: str | None, dtype: str, out_dir: str) -> tuple[list, st
     v = v.to(hessian.dtype)
     exact, approx = hessian.matvec(v), fd.matvec(v)
     fd_error = float((approx - exact).norm() / exact.norm())
-    fns = {"gradient": hessian.gradient, "hvp": lambda: hessian.matvec(v), "fd": lambda: fd.matvec(v)}
+    fns = {"gradient": hessian.gradient, "graph": graph_gradient(hessian), "hvp": lambda: hessian.matvec(v),
+           "fd": lambda: fd.matvec(v)}
     ms = median_ms(fns, args.warmup, args.repeats)
     mib = {name: peak_mib(fn) for name, fn in fns.items()}
     g, gm = ms["gradient"], mib["gradient"]
-    row = [trainer.config.loss.kind, dtype, f"{g:.0f}", f"{ms['hvp']:.0f} ({ms['hvp'] / g:.2f}x)",
-           f"{ms['fd']:.0f} ({ms['fd'] / g:.2f}x)", f"{gm:.1f}", f"{mib['hvp']:.1f} ({mib['hvp'] / gm:.2f}x)",
-           f"{mib['fd']:.1f} ({mib['fd'] / gm:.2f}x)", f"{fd_error:.1e}"]
+    row = [trainer.config.loss.kind, dtype, f"{g:.0f}", f"{ms['graph']:.0f} ({ms['graph'] / g:.2f}x)",
+           f"{ms['hvp']:.0f} ({ms['hvp'] / g:.2f}x)", f"{ms['fd']:.0f} ({ms['fd'] / g:.2f}x)", f"{gm:.1f}",
+           f"{mib['hvp']:.1f} ({mib['hvp'] / gm:.2f}x)", f"{mib['fd']:.1f} ({mib['fd'] / gm:.2f}x)",
+           f"{fd_error:.1e}"]
     return row, describe(trainer, batches)
 
 
@@ -183,8 +211,10 @@ def part_cost(args, report: Report, out_dir: str) -> None:
            f"{torch.finfo(torch.float64).eps ** (1 / 3):.1e} (float64) x max(1, |theta|) along the unit vector; "
            f"median of {args.repeats} calls after {args.warmup}, taking turns; memory: peak above the start during "
            f"one call (torch.profiler).\n")
-    report.table(["loss", "dtype", "gradient ms", "HVP ms (/ grad)", "FD-HVP ms (/ grad)", "gradient MiB",
-                  "HVP MiB (/ grad)", "FD-HVP MiB (/ grad)", "FD rel. error"], rows)
+    report("'gradient, graph kept' is the first half of an autograd HVP: each batch's gradient with "
+           "`create_graph=True` (the rest is the backward of g.v through that graph).\n")
+    report.table(["loss", "dtype", "gradient ms", "gradient, graph kept ms", "HVP ms (/ grad)", "FD-HVP ms (/ grad)",
+                  "gradient MiB", "HVP MiB (/ grad)", "FD-HVP MiB (/ grad)", "FD rel. error"], rows)
 
 
 def eigen_rows(args, dtype: str, out_dir: str) -> tuple[list, list, str]:
@@ -200,8 +230,8 @@ def eigen_rows(args, dtype: str, out_dir: str) -> tuple[list, list, str]:
     reference = float(values[-1])
     residual = run.residual * float(vectors[-1, -1].abs())
     notes = [f"{dtype}: reference lambda_max {reference:.6g} from {run.matvecs} Lanczos steps ({ref_seconds:.0f} s; "
-             f"relative residual {residual / abs(reference):.1e}); smallest Ritz value {float(values[0]):.4g}; that "
-             f"run's largest Ritz value stays within {args.tol:g} of the reference after "
+             f"Lanczos residual estimate {residual / abs(reference):.1e} relative); smallest Ritz value "
+             f"{float(values[0]):.4g}; that run's largest Ritz value stays within {args.tol:g} of the reference after "
              f"{stays_within(ritz, reference, args.tol)} products"]
     rows = []
     for seed in range(args.seed + 1, args.seed + 1 + args.seeds):
@@ -326,8 +356,8 @@ def count_pyhessian_products() -> dict:
 
 @contextlib.contextmanager
 def default_dtype(dtype: torch.dtype):
-    """PyHessian draws its vectors with ``torch.randn(p.size())`` in the default dtype, so a float64 model needs the
-    default dtype set to float64 (its products fail with a dtype mismatch otherwise)."""
+    """PyHessian draws its start vectors with ``torch.randn(p.size())`` in the default dtype: set it to the model's,
+    so that they are drawn as for the other libraries (float32 vectors also run on a float64 model)."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -368,14 +398,15 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def mlp_rows(args, name: str, pyhessian, curvlinops) -> tuple[list, list, list]:
-    """Part 3a for one dtype: rows of the eigenvalue, trace and product tables."""
+def mlp_rows(args, name: str, pyhessian, curvlinops) -> tuple[list, list, list, list]:
+    """Part 3a for one dtype: rows of the eigenvalue, trace and product tables, and notes."""
     dtype = DTYPES[name]
     model, x, y = mlp_problem(args, dtype)
     dense = exact_hessian(model, x, y)
     top, trace = float(torch.linalg.eigvalsh(dense)[-1]), float(dense.trace())
     mse = torch.nn.functional.mse_loss
     hessian = Hessian(model, lambda m, b: mse(m(b[0]), b[1]), (x, y))
+    notes = []
     v64 = torch.randn(hessian.dim, generator=torch.Generator().manual_seed(args.seed), dtype=torch.float64)
     exact_hv, v = dense @ v64, v64.to(dtype)
 
@@ -413,6 +444,11 @@ def mlp_rows(args, name: str, pyhessian, curvlinops) -> tuple[list, list, list]:
             return float(sum(samples) / len(samples)), len(samples)
 
         traces["PyHessian `trace` (Hutchinson; stops when the mean changes by less than tol)"] = ph_trace
+        try:
+            ph.density(iter=10, n_v=1)
+            notes.append(f"{name}: PyHessian `density` ran")
+        except Exception as error:  # noqa: BLE001 - report what the library could not do
+            notes.append(f"{name}: PyHessian `density` failed: {first_line(error)}")
         hvps["PyHessian `hessian_vector_product` (on its kept gradient graph)"] = lambda: pyhessian_product(ph, v)
     if curvlinops is not None:
         ch, s_setup = timed(lambda: curvlinops.HessianLinearOperator(model, torch.nn.MSELoss(),
@@ -442,14 +478,14 @@ def mlp_rows(args, name: str, pyhessian, curvlinops) -> tuple[list, list, list]:
     ms = median_ms(hvps, args.warmup, max(args.repeats, 10))
     rows_hvp = [[name, label, f"{float((fn().double() - exact_hv).norm() / exact_hv.norm()):.1e}",
                  f"{ms[label]:.2f}"] for label, fn in hvps.items()]
-    return rows_eig, rows_trace, rows_hvp
+    return rows_eig, rows_trace, rows_hvp, notes
 
 
 def compare_mlp(args, report: Report, pyhessian, curvlinops) -> None:
-    rows_eig, rows_trace, rows_hvp = [], [], []
+    rows_eig, rows_trace, rows_hvp, notes = [], [], [], []
     for name in args.dtypes:
-        eig, trace, hvp = mlp_rows(args, name, pyhessian, curvlinops)
-        rows_eig, rows_trace, rows_hvp = rows_eig + eig, rows_trace + trace, rows_hvp + hvp
+        eig, trace, hvp, more = mlp_rows(args, name, pyhessian, curvlinops)
+        rows_eig, rows_trace, rows_hvp, notes = rows_eig + eig, rows_trace + trace, rows_hvp + hvp, notes + more
     report(f"### 3a. A small MLP regression (8-{args.mlp_hidden}-{args.mlp_hidden}-1 tanh, {args.mlp_samples} "
            f"samples, MSE, 200 Adam steps; exact Hessian by `torch.func.hessian` in float64)\n")
     report(f"Top eigenvalue, tol {args.tol:g} for every method (a relative residual for Lanczos, a relative change "
@@ -460,6 +496,10 @@ def compare_mlp(args, report: Report, pyhessian, curvlinops) -> None:
     report.table(["dtype", "estimator", "mean rel. error", "max rel. error", "HVPs", "ms"], rows_trace)
     report("One product with the same vector: relative difference from the exact `H v`, median ms (taking turns):\n")
     report.table(["dtype", "library", "rel. difference", "ms"], rows_hvp)
+    for note in notes:
+        report(f"- {note}")
+    if notes:
+        report()
 
 
 class EnergyOnly(torch.nn.Module):
