@@ -1,9 +1,10 @@
 """The Hessian of a model's loss over its parameters, as products with vectors.
 
-Two ways to a product ``H v``: ``"autograd"`` differentiates the gradient (kept with ``create_graph``) along ``v``
--- a double backward, a triple one for a loss of forces ``-dE/dpos`` -- and ``"fd"`` takes central differences of
-gradients, ``(g(theta + h v) - g(theta - h v)) / 2h``, which needs no higher derivative than training does (for
-kernels without triple backward; it keeps no third-order graph, so it needs only a gradient's memory). Both accumulate the products batch by batch, so only one batch's graph is alive at a time.
+Two ways to a product ``H v``: ``"autograd"`` differentiates the gradient (kept with ``create_graph``) along ``v`` -- a
+double backward, a triple one for a loss of forces ``-dE/dpos`` -- and ``"fd"`` takes central differences of gradients,
+``(g(theta + h v) - g(theta - h v)) / 2h``, which needs no higher derivative than training does (for kernels without
+triple backward; it keeps no third-order graph, so it needs only a gradient's memory). Both accumulate the products
+batch by batch, so only one batch's graph is alive at a time.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ class Hessian(ParameterOperator):
         weights: With a plain loss, one non-negative weight per batch (e.g. the batch sizes, for a per-sample mean
             loss); None: equal weights.
         method: ``"autograd"`` (exact up to rounding) or ``"fd"`` (central differences of gradients; relative error
-            about 1e-9 in float64, 1e-4 in float32).
-        fd_eps: With ``"fd"``, the step's length relative to ``max(1, |theta|)`` (the step is
-            ``fd_eps * max(1, |theta|) * v / |v|``); None: the cube root of the dtype's machine epsilon.
+            about 1e-9 in float64 and a few 1e-3 in float32 on a potential's loss).
+        fd_eps: With ``"fd"``, the step's length relative to ``max(1, rms(theta))``, the root mean square of the
+            chosen parameters (the step is ``fd_eps * max(1, rms(theta)) * v / |v|``: about one rounding-optimal step
+            per entry of typical size); None: the cube root of the dtype's machine epsilon.
         blocks: ``"parameter"``, ``"module"`` or ``"all"`` (see :class:`~equilib.curvature.ParameterSpace`).
 
     Raises:
@@ -114,7 +116,7 @@ class Hessian(ParameterOperator):
         """Central differences of the gradient along each column; the parameters are restored afterwards."""
         out = torch.zeros_like(vectors)
         theta = [p.detach().clone() for p in self.space.parameters]
-        scale = self.fd_eps * max(1.0, float(self.space.flatten(theta).norm()))
+        scale = self.fd_eps * max(1.0, float(self.space.flatten(theta).norm()) / self.dim ** 0.5)
         try:
             for j in range(vectors.shape[1]):
                 norm = float(vectors[:, j].norm())
