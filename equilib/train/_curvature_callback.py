@@ -22,9 +22,9 @@ parameters' size); ``dtype: model`` uses the training model in its own dtype, wi
 
 At the end of training rank 0 writes ``<out_dir>/curvature/``: ``report.md``, ``readings.csv`` and
 ``stability.png`` (``lr * lambda_max`` and ``lr * trace`` along training against 2), and ``density_<step>.png`` /
-``.csv`` (stochastic Lanczos quadrature; with ``density: true`` at every call, otherwise at the end only). The end is
-recognised as a call off the ``every`` schedule, ``trainer.max_steps`` or the last step of ``trainer.max_epochs``; a
-run stopped by ``trainer.max_minutes`` exactly on the schedule writes no report.
+``.csv`` (stochastic Lanczos quadrature; with ``density: true`` at every call, otherwise at the end only). The end
+is the trainer's last step (``trainer.finishing``), whether the run reached ``max_steps``, ran out of epochs or of
+``max_minutes``.
 """
 
 from __future__ import annotations
@@ -391,7 +391,7 @@ class CurvatureCallback(Callback):
         lr = trainer.optimizer.param_groups[0]["lr"]
         reading = measure(op, lr, o.top_k, o.tol, o.max_steps, o.trace_probes,
                           adam_diagonal(trainer.optimizer, trainer.model, hessian.space.names), o.seed)
-        final = self._final(trainer)
+        final = trainer.finishing
         density = None
         if o.density or final:
             density = spectral_density(op, o.density_steps, o.density_probes,
@@ -405,12 +405,6 @@ class CurvatureCallback(Callback):
             if final:
                 self._report(trainer, values, hessian.dim, sum(trainer.task.batch_size(b) for b in batches))
         return values
-
-    def _final(self, trainer) -> bool:
-        """Whether this is the run's last call (off the schedule, at ``max_steps`` or at the last epoch's end)."""
-        tc = trainer.config.trainer
-        return (trainer.step % self.options.every != 0 or (tc.max_steps is not None and trainer.step >= tc.max_steps)
-                or trainer.step >= tc.max_epochs * trainer.steps_per_epoch)
 
     def _report(self, trainer, values: dict, dim: int, structures: int) -> None:
         prefix = f"{self.name}/"

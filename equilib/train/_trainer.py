@@ -115,6 +115,7 @@ class Trainer:
         self.device = torch.device(config.trainer.device)
         self.terms = torch.nn.ModuleList(_plugins(config.loss.terms, LOSS_TERMS, "loss.terms", self.task))
         self.callbacks = _plugins(config.callbacks, CALLBACKS, "callbacks", self.task)
+        self.finishing = False  # True while the callbacks of the run's last step run
         self._setup(self.task.build_model())
         self.step, self.epoch, self.position = 0, 0, 0
         self.history: list[dict] = []
@@ -307,6 +308,7 @@ class Trainer:
         return self.history[-1]
 
     def _run_callbacks(self, final: bool) -> None:
+        self.finishing = final  # callbacks read it: True at the run's last step, however the run ends
         values = {}
         for callback in self.callbacks:
             if self.step % callback.options.every == 0 or final:

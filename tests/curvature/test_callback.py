@@ -155,3 +155,14 @@ def test_the_stability_figure(tmp_path):
     with pytest.raises(ValueError, match="ratios: expected at least one finite value"):
         plot_stability([1], {"lr * trace": [float("nan")]}, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_run_stopped_by_its_time_limit_on_the_schedule_writes_the_report(tmp_path):
+    """``max_minutes`` ends the run after its first step, which is also on the callback's schedule (every step): the
+    trainer marks that step as the last one, and the callback writes its report there."""
+    trainer = Trainer(_config(tmp_path / "run", CURVATURE.replace("every: 4", "every: 1"),
+                              "trainer.max_minutes=1.0e-9"))
+    trainer.run()
+    assert trainer.step == 1
+    written = {p.name for p in (tmp_path / "run" / "curvature").iterdir()}
+    assert {"report.md", "readings.csv", "density_1.png"} <= written
