@@ -10,8 +10,14 @@ import torch
 from torch.func import functional_call, grad, hessian
 from torch_geometric.data import Batch
 
-from equilib.curvature import ParameterSpace, task_loss
-from equilib.curvature._alignment import hessian_alignment, hessian_diagonal, metal_domains, split_domains
+from equilib.curvature import (
+    ParameterSpace,
+    hessian_alignment,
+    hessian_diagonal,
+    metal_domains,
+    split_domains,
+    task_loss,
+)
 from equilib.data import AtomicDataset
 from equilib.train import Trainer
 from tests.interrupted import resumed_after_interrupt

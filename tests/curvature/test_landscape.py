@@ -6,15 +6,18 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from equilib.curvature import Hessian, ParameterSpace, task_loss, top_eigenpairs
-from equilib.curvature._landscape import (
+from equilib.curvature import (
+    Hessian,
     LossSlice,
     LossSurface,
+    ParameterSpace,
     filter_normalize,
     loss_slice_1d,
     loss_surface_2d,
     plot_landscape,
     random_direction,
+    task_loss,
+    top_eigenpairs,
 )
 from tests.curvature.test_operators import PotentialTask, potential, structures
 
