@@ -15,16 +15,12 @@ from collections.abc import Sequence
 import torch
 
 from ..groups import GroupElement, OnSet, Positions, Representation
-from ._frame_set import MAX_FRAMES, ON_DEGENERATE, frame_set
+from ._frame_set import MAX_FRAMES, ON_DEGENERATE, exclusive_cumsum, frame_set, random_frames
 from ._pca import GROUPS, TOLERANCE, group_name
 
 
 def _as_tuple(value) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
-
-
-def _exclusive_cumsum(counts: torch.Tensor) -> torch.Tensor:
-    return torch.cumsum(counts, 0) - counts
 
 
 def _repeat_groups(group: torch.Tensor, copies: torch.Tensor, num_groups: int):
@@ -34,10 +30,10 @@ def _repeat_groups(group: torch.Tensor, copies: torch.Tensor, num_groups: int):
     """
     order = torch.argsort(group, stable=True)
     sizes = torch.bincount(group, minlength=num_groups)
-    first = _exclusive_cumsum(sizes)
+    first = exclusive_cumsum(sizes)
     rows_per_copy = sizes.index_select(0, copies)
     copy = torch.arange(len(copies), device=group.device).repeat_interleave(rows_per_copy)
-    start = _exclusive_cumsum(rows_per_copy)
+    start = exclusive_cumsum(rows_per_copy)
     within = torch.arange(len(copy), device=group.device) - start.index_select(0, copy)
     item = order.index_select(0, first.index_select(0, copies).index_select(0, copy) + within)
     return item, copy, start
@@ -166,15 +162,14 @@ class FrameAveraged(torch.nn.Module):
             return g, graph
         counts = torch.bincount(graph, minlength=systems)
         if frames is None:
-            draw = torch.rand(systems, generator=self.generator, dtype=torch.float64)
-            frames = (draw * counts.cpu()).long().clamp(max=counts.cpu() - 1)
+            frames = random_frames(counts, self.generator)
         frames = frames.to(graph.device)
         if (frames.shape != (systems,) or frames.dtype != torch.long or bool((frames < 0).any())
                 or bool((frames >= counts).any())):
             raise ValueError(f"frames: expected a torch.long tensor of shape ({systems},) with values below each "
                              f"system's number of frames {counts.tolist()[:10]}, got {frames.dtype} "
                              f"{tuple(frames.shape)}")
-        pick = _exclusive_cumsum(counts) + frames
+        pick = exclusive_cumsum(counts) + frames
         return GroupElement(**{name: part.index_select(0, pick) for name, part in g.parts().items()}), \
             torch.arange(systems, device=graph.device)
 
@@ -290,7 +285,7 @@ class FrameAveraged(torch.nn.Module):
         if not torch.equal(edge_graph, batch.index_select(0, edge_index[1])):
             raise ValueError("edge_index: an edge joins two different graphs")
         order = torch.argsort(batch, stable=True)
-        first = _exclusive_cumsum(torch.bincount(batch, minlength=systems))
+        first = exclusive_cumsum(torch.bincount(batch, minlength=systems))
         rank = torch.empty_like(batch)
         sorted_graph = batch.index_select(0, order)
         rank[order] = torch.arange(len(batch), device=batch.device) - first.index_select(0, sorted_graph)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..nn import PlainDynamicsGNN
-from ._frame_set import frame_set
+from ._frame_set import frame_set, random_frames
 
 LATENT_GROUPS = {"E3": "O3", "SE3": "SO3"}
 
@@ -69,10 +69,8 @@ class FrameAveragedDynamicsGNN(PlainDynamicsGNN):
         frames = frame_set(cloud.detach(), group=group, tolerance=self.tolerance, on_degenerate=on_degenerate)
         if not (self.stochastic and self.training):
             return frames.rotations, frames.graph
-        counts = frames.counts
-        draw = torch.rand(len(counts), generator=self.generator, dtype=torch.float64).to(counts.device)
-        pick = torch.cumsum(counts, 0) - counts + (draw * counts).long().clamp(max=counts - 1)
-        return frames.rotations.index_select(0, pick), torch.arange(len(counts), device=counts.device)
+        drawn = frames.one_per_cloud(random_frames(frames.counts, self.generator))
+        return drawn.rotations, drawn.graph
 
     @staticmethod
     def _average(vectors: torch.Tensor, rotations: torch.Tensor, graph: torch.Tensor, systems: int) -> torch.Tensor:

@@ -44,6 +44,40 @@ class FrameSet(NamedTuple):
         """``(G,)`` number of frames of each cloud."""
         return torch.bincount(self.graph, minlength=self.centroids.shape[0])
 
+    def one_per_cloud(self, frames: torch.Tensor) -> FrameSet:
+        """The set with one frame of each cloud: ``frames[g]``, an index among cloud ``g``'s frames.
+
+        Args:
+            frames: ``(G,)`` torch.long, each below its cloud's number of frames.
+
+        Returns:
+            The :class:`FrameSet` of ``G`` frames, cloud ``g``'s ``g``-th.
+        """
+        pick = exclusive_cumsum(self.counts) + frames.to(self.graph.device)
+        return FrameSet(self.centroids, self.rotations.index_select(0, pick),
+                        torch.arange(len(pick), device=self.graph.device), self.spectrum)
+
+
+def exclusive_cumsum(counts: torch.Tensor) -> torch.Tensor:
+    """Where each group starts when groups of ``counts`` elements follow one another: ``cumsum(counts) - counts``."""
+    return torch.cumsum(counts, 0) - counts
+
+
+def random_frames(counts: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A uniformly random index below each count (one frame of each cloud, for stochastic frame averaging), drawn
+    in float64 on the CPU from ``generator`` (torch's global generator when None).
+
+    Args:
+        counts: ``(G,)`` positive numbers of frames.
+        generator: A CPU ``torch.Generator``, or None.
+
+    Returns:
+        ``(G,)`` torch.long on ``counts``' device.
+    """
+    draw = torch.rand(len(counts), generator=generator, dtype=torch.float64)
+    cpu = counts.cpu()
+    return (draw * cpu).long().clamp(max=cpu - 1).to(counts.device)
+
 
 def frame_set(
     positions: torch.Tensor,

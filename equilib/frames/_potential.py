@@ -20,8 +20,8 @@ import torch
 
 from ..data import batch_index, edge_vectors_and_lengths
 from ..nn import InteratomicPotential, PlainPotential, PlainPotentialConfig
-from ._frame_set import FrameSet, frame_set
-from ._pca import GROUPS, TOLERANCE, group_name, pca_frames, relative_gaps
+from ._frame_set import FrameSet, exclusive_cumsum, frame_set, random_frames
+from ._pca import GROUPS, TOLERANCE, group_name, relative_gaps
 
 MODES = ("global", "local")
 ON_DEGENERATE = ("expand", "warn", "raise", "ignore")
@@ -252,9 +252,9 @@ class FrameAveragedPotential(InteratomicPotential):
         species = self.species(data.atomic_numbers)
         frames = self._frame_set(pos, batch, cell.shape[0], vectors, lengths, edge_index[1])
         if self.stochastic and self.training:
-            frames = self._draw(frames)
+            frames = frames.one_per_cloud(random_frames(frames.counts, self.generator))  # per structure or atom
         counts = frames.counts
-        offsets = torch.cumsum(counts, 0) - counts
+        offsets = exclusive_cumsum(counts)
         owner = batch if self.frames == "global" else torch.arange(pos.shape[0], device=pos.device)
         copies = counts.index_select(0, owner)  # frames of each atom
         atom, first, k = _repeat(copies)  # the copies of the atoms: atom, its first copy, frame index k
@@ -294,15 +294,6 @@ class FrameAveragedPotential(InteratomicPotential):
         if self.frames == "global":
             return self.global_frames(pos, batch, num_graphs)
         return self.local_frames(vectors, lengths, center, pos.shape[0])
-
-    def _draw(self, frames: FrameSet) -> FrameSet:
-        """One random frame of each structure (global) or atom (local), from ``generator``."""
-        counts = frames.counts
-        offsets = torch.cumsum(counts, 0) - counts
-        u = torch.rand(counts.shape[0], generator=self.generator, dtype=torch.float64).to(counts.device)
-        pick = offsets + torch.minimum((u * counts).long(), counts - 1)
-        return FrameSet(frames.centroids, frames.rotations.index_select(0, pick),
-                        torch.arange(counts.shape[0], device=counts.device), frames.spectrum)
 
     def global_frames(self, pos: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> FrameSet:
         """The frames of each structure's atom positions (uniform weights).
@@ -359,7 +350,7 @@ class FrameAveragedPotential(InteratomicPotential):
             # framed vectors are its own edges, which lie on the axis: their framed values are still exact
             warnings.filterwarnings("ignore", message=".*continuous stabiliser", category=RuntimeWarning)
             frames = self._frames(torch.cat([points, -points]), torch.cat([owner, owner]), torch.cat([w, w]), "atom",
-                                  labels=framed_atoms, num_clouds=len(framed_atoms))
+                                  labels=framed_atoms)
         counts = torch.ones(num_atoms, dtype=torch.long, device=center.device)
         counts[framed_atoms] = frames.counts
         graph = torch.arange(num_atoms, device=center.device).repeat_interleave(counts)
@@ -371,7 +362,7 @@ class FrameAveragedPotential(InteratomicPotential):
                         spectrum.index_copy(0, framed_atoms, frames.spectrum.detach()))
 
     def _frames(self, points: torch.Tensor, index: torch.Tensor, weights: torch.Tensor, what: str,
-                labels: torch.Tensor | None = None, num_clouds: int | None = None) -> FrameSet:
+                labels: torch.Tensor | None = None) -> FrameSet:
         """The frames of the clouds ``index`` groups: differentiable PCA frames where the spectrum is simple; where
         it is degenerate, the tie-break frames of :func:`~equilib.frames.frame_set` (``"expand"``) or the arbitrary
         PCA frames (reported), held fixed in the derivatives either way.
@@ -379,22 +370,19 @@ class FrameAveragedPotential(InteratomicPotential):
         The backward of a batched ``eigh`` is NaN for every matrix with a repeated eigenvalue, even one whose frames
         get no gradient, so where a cloud is degenerate the frames of the regular clouds come from a second ``eigh``
         on them alone."""
-        if num_clouds == 0:
+        if index.numel() == 0:  # no cloud
             empty = points.new_zeros(0, 3)
             return FrameSet(empty, points.new_zeros(0, 3, 3), index.new_zeros(0), empty)
-        frames = pca_frames(points, batch=index, weights=weights, group=self.group, on_degenerate="ignore")
+        frames = frame_set(points, index, weights, self.group, self.tolerance, on_degenerate="ignore")
         gaps = relative_gaps(frames.spectrum.detach())
         degenerate = (gaps < self.tolerance).any(-1)
-        num, count = frames.rotations.shape[:2]
         if not bool(degenerate.any()):
-            graph = torch.arange(num, device=index.device).repeat_interleave(count)
-            return FrameSet(frames.centroids, frames.rotations.reshape(-1, 3, 3), graph, frames.spectrum)
+            return frames
         if self.on_degenerate == "expand":
             fixed = frame_set(points.detach(), index, weights.detach(), self.group, self.tolerance)
         else:
             self._report(degenerate, gaps, what, labels)
-            graph = torch.arange(num, device=index.device).repeat_interleave(count)
-            fixed = FrameSet(frames.centroids, frames.rotations.detach().reshape(-1, 3, 3), graph, frames.spectrum)
+            fixed = frames
         regular = torch.nonzero(~degenerate).flatten()
         if len(regular) == 0 or not frames.rotations.requires_grad:
             return fixed._replace(rotations=fixed.rotations.detach())
@@ -402,11 +390,9 @@ class FrameAveragedPotential(InteratomicPotential):
         compact[regular] = torch.arange(len(regular), device=regular.device)
         owner = compact.index_select(0, index)
         keep = owner >= 0
-        exact = pca_frames(points[keep], batch=owner[keep], weights=weights[keep], group=self.group,
-                           on_degenerate="ignore")
+        exact = frame_set(points[keep], owner[keep], weights[keep], self.group, self.tolerance, on_degenerate="ignore")
         slots = torch.nonzero(~degenerate.index_select(0, fixed.graph)).flatten()
-        rotations = fixed.rotations.detach().index_copy(0, slots, exact.rotations.reshape(-1, 3, 3))
-        return fixed._replace(rotations=rotations)
+        return fixed._replace(rotations=fixed.rotations.detach().index_copy(0, slots, exact.rotations))
 
     def _report(self, degenerate: torch.Tensor, gaps: torch.Tensor, what: str, labels: torch.Tensor | None) -> None:
         if self.on_degenerate == "ignore":
@@ -430,5 +416,5 @@ def _repeat(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     """Item ``n`` repeated ``counts[n]`` times: for every repeat, its item, the position of the item's first repeat,
     and its index ``k`` among the item's repeats."""
     item = torch.arange(counts.shape[0], device=counts.device).repeat_interleave(counts)
-    first = torch.cumsum(counts, 0) - counts
+    first = exclusive_cumsum(counts)
     return item, first, torch.arange(item.shape[0], device=counts.device) - first.index_select(0, item)
