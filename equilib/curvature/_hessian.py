@@ -115,8 +115,8 @@ class Hessian(ParameterOperator):
     def _differences(self, vectors: torch.Tensor) -> torch.Tensor:
         """Central differences of the gradient along each column; the parameters are restored afterwards."""
         out = torch.zeros_like(vectors)
-        theta = [p.detach().clone() for p in self.space.parameters]
-        scale = self.fd_eps * max(1.0, float(self.space.flatten(theta).norm()) / self.dim ** 0.5)
+        theta = self.space.values()
+        scale = self.fd_eps * max(1.0, float(theta.norm()) / self.dim ** 0.5)
         try:
             for j in range(vectors.shape[1]):
                 norm = float(vectors[:, j].norm())
@@ -125,15 +125,9 @@ class Hessian(ParameterOperator):
                 step = scale / norm
                 gradients = []
                 for sign in (1.0, -1.0):
-                    self._move(theta, self.space.unflatten(vectors[:, j]), sign * step)
+                    self.space.assign(theta + sign * step * vectors[:, j])
                     gradients.append(self._local_gradient())
                 out[:, j] = (gradients[0] - gradients[1]) / (2 * step)
         finally:
-            self._move(theta, None, 0.0)
+            self.space.assign(theta)
         return out
-
-    @torch.no_grad()
-    def _move(self, theta: list[torch.Tensor], direction: list[torch.Tensor] | None, step: float) -> None:
-        """Set the parameters to ``theta + step * direction`` (to ``theta`` when ``direction`` is None)."""
-        for p, start, d in zip(self.space.parameters, theta, direction or [None] * len(theta)):
-            p.copy_(start if d is None else start + step * d)

@@ -305,22 +305,17 @@ def _evaluate(model: torch.nn.Module, loss, data, space: ParameterSpace, weights
               points: list[tuple[float, ...]]) -> torch.Tensor:
     """The loss over all batches (and ranks) at ``theta + sum_k c_k directions[k]`` for each point ``c``."""
     data_loss = DataLoss(model, loss, data, weights, device=space.device)
-    theta = [p.detach().clone() for p in space.parameters]
-    moves = [space.unflatten(d) for d in directions]
+    theta = space.values()
     values = torch.zeros(len(points), dtype=torch.float64)
     try:
         with loss_mode(model):
             for i, point in enumerate(points):
-                with torch.no_grad():
-                    for k, p in enumerate(space.parameters):
-                        moved = theta[k].clone()
-                        for c, move in zip(point, moves):
-                            moved.add_(move[k], alpha=c)
-                        p.copy_(moved)
+                moved = theta.clone()
+                for c, direction in zip(point, directions):
+                    moved.add_(direction, alpha=c)
+                space.assign(moved)
                 with torch.enable_grad():  # potentials differentiate their energy for forces
                     values[i] = sum(float(term(model).detach()) for term in data_loss.terms())
     finally:
-        with torch.no_grad():
-            for p, start in zip(space.parameters, theta):
-                p.copy_(start)
+        space.assign(theta)
     return all_reduce_sum(values)

@@ -15,6 +15,7 @@ import re
 import torch
 
 from ._base import CurvatureOperator
+from ._checks import random_vectors
 
 BLOCKS = ("parameter", "module", "all")
 ROOT = "(root)"  # the block name of parameters the model itself owns, with blocks="module"
@@ -127,6 +128,16 @@ class ParameterSpace:
         """
         return self.flatten([p.detach() for p in self.parameters]).clone()
 
+    @torch.no_grad()
+    def assign(self, vector: torch.Tensor) -> None:
+        """Set the chosen parameters to the values of a flat vector, in place.
+
+        Args:
+            vector: ``(dim,)`` in the parameters' dtype (e.g. :meth:`values`, moved along a direction).
+        """
+        for p, piece in zip(self.parameters, self.unflatten(vector)):
+            p.copy_(piece)
+
     def gradient(self, value: torch.Tensor, create_graph: bool = False) -> list[torch.Tensor]:
         """The gradient of a 0-d tensor with respect to the chosen parameters.
 
@@ -223,8 +234,7 @@ class ParameterOperator(CurvatureOperator):
             RuntimeError: If it is larger than ``rtol``.
         """
         tolerance = torch.finfo(self.dtype).eps ** 0.5 if rtol is None else rtol
-        generator = torch.Generator().manual_seed(seed)
-        v = torch.randn(self.dim, generator=generator, dtype=torch.float64).to(self.dtype).to(self.device)
+        v = random_vectors(self, 1, "gaussian", torch.Generator().manual_seed(seed))[:, 0]
         first, second = self.matvec(v), self.matvec(v)
         scale = float(first.norm())
         difference = float((first - second).norm()) / (scale if scale > 0 else 1.0)
