@@ -102,8 +102,7 @@ def hessian_alignment(model: torch.nn.Module, loss, batch, domains: Callable, pa
     for name, value in (("gradient_weight", gradient_weight), ("hessian_weight", hessian_weight)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
-    if probes is not None and (isinstance(probes, bool) or not isinstance(probes, int) or probes < 1):
-        raise ValueError(f"probes: expected None (the exact diagonal) or an int >= 1, got {probes!r}")
+    _check_probes(probes)
     check_generator(generator)
     space = ParameterSpace(model, params)
     parts = split_domains(batch, domains)
@@ -158,8 +157,7 @@ def hessian_diagonal(model: torch.nn.Module, loss, batch, params=None, probes: i
         >>> one.tolist()  # z = (1, -1) or (-1, 1): off by z_1 z_2 H_12 = -6
         [-4.0, 12.0]
     """
-    if probes is not None and (isinstance(probes, bool) or not isinstance(probes, int) or probes < 1):
-        raise ValueError(f"probes: expected None (the exact diagonal) or an int >= 1, got {probes!r}")
+    _check_probes(probes)
     check_generator(generator)
     space = ParameterSpace(model, params)
     vectors = None if probes is None else random_vectors(space, probes, "rademacher", generator)
@@ -277,6 +275,11 @@ def _select(batch, index: torch.Tensor):
     from torch_geometric.data import Batch
 
     return Batch.from_data_list(batch.index_select(index.cpu()))
+
+
+def _check_probes(probes) -> None:
+    if probes is not None and (isinstance(probes, bool) or not isinstance(probes, int) or probes < 1):
+        raise ValueError(f"probes: expected None (the exact diagonal) or an int >= 1, got {probes!r}")
 
 
 def _diagonal(space: ParameterSpace, gradient: torch.Tensor, vectors: torch.Tensor | None,

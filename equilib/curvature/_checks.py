@@ -16,7 +16,6 @@ from ._base import CurvatureOperator
 DISTRIBUTIONS = ("rademacher", "gaussian")
 
 
-
 def check_operator(op, name: str = "op") -> None:
     """Checks that ``op`` is a :class:`CurvatureOperator`.
 

@@ -147,9 +147,8 @@ def top_eigenpairs(op: CurvatureOperator, k: int = 1, which: str = "largest", to
     basis; such a new block holds copies of eigenvalues already found, so once a complete block leaves the wanted
     values unchanged, no later one can change them, and the run may stop. Repeated eigenvalues whose Krylov space is
     not exactly invariant (degenerate multiplets) are found once, as with any single-vector Krylov method. Eigenvalue
-    errors are at most the residual and, for an
-    eigenvalue separated by a gap ``g`` from the rest, about ``residual^2 / g``; eigenvector angles about
-    ``residual / g`` (Golub & Van Loan, section 10.1.4).
+    errors are at most the residual and, for an eigenvalue separated by a gap ``g`` from the rest, about
+    ``residual^2 / g``; eigenvector angles about ``residual / g`` (Golub & Van Loan, section 10.1.4).
 
     Args:
         op: The symmetric operator.
