@@ -18,7 +18,7 @@ import torch
 
 from equilib.groups import equivariance_error
 from equilib.train import Trainer, load_config
-from equilib.utils import atomic_path
+from equilib.utils import atomic_savefig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,6 +120,5 @@ def save_figure(fig, path: Path, dpi: int) -> None:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi)
+    atomic_savefig(fig, path, dpi)
     plt.close(fig)

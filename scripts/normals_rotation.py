@@ -18,7 +18,6 @@ the run, and the largest equivariance error under E(3) x S_m on a test batch; it
 
 from __future__ import annotations
 
-import csv
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from equilib.train._normals_task import normal_loss
-from equilib.utils import atomic_path
+from equilib.utils import atomic_path, atomic_write_csv
 from scripts import _experiments as experiments
 from scripts._experiments import mean_sd
 
@@ -115,14 +114,6 @@ def family_table(summaries: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
-def write_csv(path: Path, rows: list[dict], columns) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
-
-
 def curves(summaries: dict[str, list[dict]], path: Path) -> None:
     fig, ax = experiments.axes((6.5, 4))
     for k, (name, runs) in enumerate(summaries.items()):
@@ -183,15 +174,14 @@ def main(argv=None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     with atomic_path(results / "results.md") as tmp:
         tmp.write_text("\n".join(lines))
-    write_csv(results / "results.csv", [r for runs in summaries.values() for r in runs], COLUMNS)
+    atomic_write_csv([r for runs in summaries.values() for r in runs], results / "results.csv", COLUMNS)
     history_columns = ["run", "seed", "step", "epoch", "seconds", "train_loss",
                        *(f"{s}/{m}" for s in ("val", *SPLITS) for m in ("normal_loss", "angle_deg"))]
-    write_csv(results / "curves.csv", [{"run": r["run"], "seed": r["seed"], **row} for runs in summaries.values()
-                                       for r in runs for row in r["history"]], history_columns)
-    write_csv(results / "families.csv", [{"run": r["run"], "seed": r["seed"], "family": family, **values}
-                                         for runs in summaries.values() for r in runs
-                                         for family, values in r["families"].items()],
-              ["run", "seed", "family", "shapes", *SPLITS])
+    atomic_write_csv([{"run": r["run"], "seed": r["seed"], **row} for runs in summaries.values()
+                      for r in runs for row in r["history"]], results / "curves.csv", history_columns)
+    atomic_write_csv([{"run": r["run"], "seed": r["seed"], "family": family, **values}
+                      for runs in summaries.values() for r in runs for family, values in r["families"].items()],
+                     results / "families.csv", ["run", "seed", "family", "shapes", *SPLITS])
     curves(summaries, results / "curves.png")
     return 0
 

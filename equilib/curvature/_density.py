@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..utils import atomic_path
+from ..utils import atomic_savefig
 from ._base import CurvatureOperator
 from ._checks import check_count, check_generator, check_operator, check_positive, random_vectors
 from ._lanczos import lanczos
@@ -222,7 +222,4 @@ def plot_density(result: SpectralDensity, path: str | os.PathLike, sigma: float 
     ax.set(xlabel="eigenvalue", ylabel="density", yscale="log" if log_scale else "linear",
            title=f"SLQ: {len(result.nodes)} probes, {result.matvecs} products, sigma {sigma:.3g}")
     figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120)
-    return path
+    return atomic_savefig(figure, path)

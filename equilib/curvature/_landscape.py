@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..utils import atomic_path
+from ..utils import atomic_savefig
 from ._checks import check_count, check_generator, random_vectors
 from ._loss import DataLoss, all_reduce_sum, loss_mode
 from ._parameters import ParameterSpace
@@ -271,10 +271,7 @@ def plot_landscape(result: LossSlice | LossSurface, path: str | os.PathLike, lev
         title = f"{result.losses.numel()} points, loss {low:.4g} to {high:.4g}"
     ax.set_title(title)
     figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120)
-    return path
+    return atomic_savefig(figure, path)
 
 
 def _check_direction(direction, space: ParameterSpace, name: str) -> torch.Tensor:

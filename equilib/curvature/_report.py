@@ -9,13 +9,12 @@ weights. The ``curvature`` training callback and the ``equilib curvature`` comma
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..utils import atomic_path, atomic_write
+from ..utils import atomic_savefig, atomic_write, atomic_write_csv
 from ._density import SpectralDensity, plot_density
 
 REPORT = "report.md"
@@ -28,26 +27,6 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
-
-
-def write_csv(rows: Sequence[dict], path: str | os.PathLike, columns: Sequence[str] | None = None) -> Path:
-    """Write ``rows`` as a CSV file with a header (atomically); missing values are empty cells.
-
-    Args:
-        rows: One mapping per row.
-        path: The file to write; its directory must exist.
-        columns: The columns in order; None: every key of the rows, in order of first appearance.
-
-    Returns:
-        ``path`` as a ``pathlib.Path``.
-    """
-    columns = list(columns) if columns is not None else list(dict.fromkeys(k for row in rows for k in row))
-    path = Path(path)
-    with atomic_write(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 class Report:
@@ -115,7 +94,7 @@ class Report:
         if not rows:
             raise ValueError(f"rows: expected at least one row for table {name!r}, got none")
         columns = list(columns) if columns is not None else list(dict.fromkeys(k for row in rows for k in row))
-        path = write_csv(rows, self.directory / f"{name}.csv", columns)
+        path = atomic_write_csv(rows, self.directory / f"{name}.csv", columns)
         self.files.append(path)
         self._lines += [f"## {heading}", ""]
         if note:
@@ -203,10 +182,7 @@ def plot_stability(steps: Sequence[int], ratios: dict[str, Sequence[float | None
     ax.set(xlabel="step", ylabel="step size x curvature")
     ax.legend(fontsize=8)
     figure.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120)
-    return path
+    return atomic_savefig(figure, path)
 
 
 def write_density(result: SpectralDensity, directory: str | os.PathLike, stem: str = "density") -> list[Path]:
@@ -231,4 +207,4 @@ def write_density(result: SpectralDensity, directory: str | os.PathLike, stem: s
     rows = [{"probe": p, "node": float(x), "weight": float(w)}
             for p, (nodes, weights) in enumerate(zip(result.nodes, result.weights))
             for x, w in zip(nodes.tolist(), weights.tolist())]
-    return [figure, write_csv(rows, directory / f"{stem}.csv", ("probe", "node", "weight"))]
+    return [figure, atomic_write_csv(rows, directory / f"{stem}.csv", ("probe", "node", "weight"))]

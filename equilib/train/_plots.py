@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_path
+from ..utils import atomic_savefig
 
 
 def _figure_module():
@@ -18,12 +18,6 @@ def _figure_module():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    return path
 
 
 def learning_curves(history: list[dict], path: str | os.PathLike,
@@ -63,7 +57,7 @@ def learning_curves(history: list[dict], path: str | os.PathLike,
         ax.set(title=title, xlabel="step", yscale="log")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = _save(fig, Path(path))
+    path = atomic_savefig(fig, path)
     plt.close(fig)
     return path
 
@@ -99,7 +93,7 @@ def parity_plots(pairs: dict[str, list], path: str | os.PathLike, title: str = "
         ax.set(xlabel=f"reference {key} ({unit})", ylabel=f"predicted {key} ({unit})",
                title=f"{title} {key}: MAE {np.abs(true - pred).mean():.4g} {unit}")
     fig.tight_layout()
-    path = _save(fig, Path(path))
+    path = atomic_savefig(fig, path)
     plt.close(fig)
     return path
 
@@ -127,6 +121,6 @@ def relaxation_curves(curves: dict[str, list[float]], path: str | os.PathLike, t
     ax.set(xlabel="optimizer step", ylabel="energy (eV, referenced)", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = _save(fig, Path(path))
+    path = atomic_savefig(fig, path)
     plt.close(fig)
     return path

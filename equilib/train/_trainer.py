@@ -17,7 +17,6 @@ and resumed run sees the same batches as an uninterrupted one, whether frames ar
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import random
@@ -31,7 +30,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..curvature._mfac_optimizer import MFAC
-from ..utils import atomic_save, atomic_write
+from ..utils import atomic_save, atomic_write_csv
 from ._batches import batches, epoch_order, rank_batches
 from ._config import TrainConfig
 from ._plots import learning_curves
@@ -374,11 +373,7 @@ class Trainer:
         self._tensorboard.flush()
 
     def _write_csv(self) -> None:
-        keys = list(dict.fromkeys(k for row in self.history for k in row))
-        with atomic_write(self.out / "metrics.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.history)
+        atomic_write_csv(self.history, self.out / "metrics.csv")
 
     @property
     def checkpoint_path(self) -> Path:

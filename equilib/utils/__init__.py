@@ -1,9 +1,9 @@
 """Small shared utilities: segment reductions (PyTorch Geometric's, with checked inputs), modules whose precomputed
 tables follow their dtype exactly, atomic file writes (temporary name, then rename)."""
 
-from ._atomic import atomic_path, atomic_save, atomic_write
+from ._atomic import atomic_path, atomic_save, atomic_savefig, atomic_write, atomic_write_csv
 from ._scatter import scatter, scatter_max, scatter_mean, scatter_sum
 from ._tables import TableModule
 
-__all__ = ["TableModule", "atomic_path", "atomic_save", "atomic_write", "scatter", "scatter_max",
-           "scatter_mean", "scatter_sum"]
+__all__ = ["TableModule", "atomic_path", "atomic_save", "atomic_savefig", "atomic_write", "atomic_write_csv",
+           "scatter", "scatter_max", "scatter_mean", "scatter_sum"]

@@ -5,9 +5,10 @@ never a partial one."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -85,3 +86,41 @@ def atomic_save(obj, path: str | os.PathLike) -> None:
     """
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def atomic_write_csv(rows: Sequence[dict], path: str | os.PathLike, columns: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` as a CSV file with a header, atomically; missing values are empty cells.
+
+    Args:
+        rows: One mapping per row.
+        path: The file to write; its directory must exist.
+        columns: The columns in order (other keys of the rows are left out); None: every key of the rows, in order
+            of first appearance.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+    """
+    columns = list(columns) if columns is not None else list(dict.fromkeys(k for row in rows for k in row))
+    path = Path(path)
+    with atomic_write(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def atomic_savefig(figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """``figure.savefig(path)`` for a matplotlib figure, atomically (the format from the file's suffix).
+
+    Args:
+        figure: A matplotlib ``Figure``.
+        path: The file to write; its directory must exist.
+        dpi: Resolution.
+
+    Returns:
+        ``path`` as a ``pathlib.Path``.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi)
+    return path
