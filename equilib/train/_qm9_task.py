@@ -38,7 +38,7 @@ from ..nn import (
     PlainPotentialConfig,
     PotentialConfig,
 )
-from ..utils import atomic_save, scatter_sum
+from ..utils import atomic_save, scatter_mean, scatter_sum
 from ._batches import Frames
 from ._losses import MetricAccumulator
 from ._registry import TASKS
@@ -223,8 +223,7 @@ def dipole_norm(charges: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor, n
     Returns:
         ``(graphs,)`` dipole magnitudes in charge x length (smooth at zero: ``sqrt(|.|^2 + tiny)``).
     """
-    atoms = scatter_sum(torch.ones_like(charges), batch, dim=0, dim_size=num_graphs)
-    neutral = charges - (scatter_sum(charges, batch, dim=0, dim_size=num_graphs) / atoms).index_select(0, batch)
+    neutral = charges - scatter_mean(charges, batch, dim=0, dim_size=num_graphs).index_select(0, batch)
     moment = scatter_sum(neutral.unsqueeze(-1) * pos, batch, dim=0, dim_size=num_graphs)
     return (moment.pow(2).sum(-1) + torch.finfo(moment.dtype).tiny).sqrt()
 

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from ..curvature._mfac_optimizer import MFAC
+from ..curvature import MFAC
 from ..utils import atomic_save, atomic_write_csv
 from ._batches import batches, epoch_order, rank_batches
 from ._config import TrainConfig
