@@ -150,16 +150,28 @@ class BlockCoupling(TableModule):
 class _Concat(torch.autograd.Function):
     """``torch.cat`` along the last dimension whose backward is a ``split`` (whose own backward is a ``cat``).
     ``torch.cat``'s backward slices its gradient, and the backward of a slice makes a zero tensor of the whole
-    gradient per slice: in the double backward of force training that was a full-size fill per output block."""
+    gradient per slice: in the double backward of force training that was a full-size fill per output block.
+
+    These functions are written for ``torch.func`` too (``setup_context``, ``jvp`` and a generated vmap rule), so
+    ``torch.func.grad``, ``jvp``, ``vjp`` and ``vmap`` (and curvature code built on them) run through them."""
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, sizes, *tensors):
-        ctx.sizes = sizes
+    def forward(sizes, *tensors):
         return torch.cat(tensors, dim=-1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.sizes = inputs[0]
 
     @staticmethod
     def backward(ctx, grad):
         return (None, *grad.split(ctx.sizes, dim=-1))
+
+    @staticmethod
+    def jvp(ctx, _, *tangents):
+        return torch.cat(tangents, dim=-1)
 
 
 def concat(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -167,15 +179,33 @@ def concat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return tensors[0] if len(tensors) == 1 else _Concat.apply([t.shape[-1] for t in tensors], *tensors)
 
 
-class _Outer(torch.autograd.Function):
+class _Bilinear(torch.autograd.Function):
+    """A product bilinear in its two inputs: ``setup_context`` keeps both, and the forward-mode derivative is the
+    product of each tangent with the other input (a missing tangent is zero)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @classmethod
+    def jvp(cls, ctx, da, db):
+        a, b = ctx.saved_tensors
+        terms = [cls.apply(da, b) if da is not None else None, cls.apply(a, db) if db is not None else None]
+        terms = [t for t in terms if t is not None]
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+class _Outer(_Bilinear):
     """``x * m``: (n, c, 1) and (n, 1, d) -> (n, c, d). With :class:`_ContractLast` and :class:`_ContractChannels` it
     makes a family closed under differentiation: an outer product is computed by broadcasting, a contraction by bmm
     (a broadcast product and a sum would make an (n, c, d) temporary). Force training differentiates twice; with
     autograd's own formulas the second derivative of a broadcast product goes through bmm outer products."""
 
     @staticmethod
-    def forward(ctx, x, m):
-        ctx.save_for_backward(x, m)
+    def forward(x, m):
         return x * m
 
     @staticmethod
@@ -185,12 +215,11 @@ class _Outer(torch.autograd.Function):
                 _ContractChannels.apply(x, grad) if ctx.needs_input_grad[1] else None)
 
 
-class _ContractLast(torch.autograd.Function):
+class _ContractLast(_Bilinear):
     """``sum_d g[n, c, d] m[n, 0, d]``: (n, c, d) and (n, 1, d) -> (n, c, 1)."""
 
     @staticmethod
-    def forward(ctx, g, m):
-        ctx.save_for_backward(g, m)
+    def forward(g, m):
         return torch.bmm(g, m.transpose(1, 2))
 
     @staticmethod
@@ -200,12 +229,11 @@ class _ContractLast(torch.autograd.Function):
                 _ContractChannels.apply(grad, g) if ctx.needs_input_grad[1] else None)
 
 
-class _ContractChannels(torch.autograd.Function):
+class _ContractChannels(_Bilinear):
     """``sum_c x[n, c, 0] g[n, c, d]``: (n, c, 1) and (n, c, d) -> (n, 1, d)."""
 
     @staticmethod
-    def forward(ctx, x, g):
-        ctx.save_for_backward(x, g)
+    def forward(x, g):
         return torch.bmm(x.transpose(1, 2), g)
 
     @staticmethod
