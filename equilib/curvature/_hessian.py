@@ -4,7 +4,10 @@ Two ways to a product ``H v``: ``"autograd"`` differentiates the gradient (kept 
 double backward, a triple one for a loss of forces ``-dE/dpos`` -- and ``"fd"`` takes central differences of gradients,
 ``(g(theta + h v) - g(theta - h v)) / 2h``, which needs no higher derivative than training does (for kernels without
 triple backward; it keeps no third-order graph, so it needs only a gradient's memory). Both accumulate the products
-batch by batch, so only one batch's graph is alive at a time.
+batch by batch, so only one batch's graph is alive at a time -- unless ``keep_graph=True``: then the autograd method
+keeps every batch's gradient graph between products (as PyHessian does for its one batch), and each later product is
+one backward of ``g . v`` per batch instead of a gradient and a backward, for the memory of all those graphs. The
+kept graphs are rebuilt when any chosen parameter changes in place (an optimizer step, ``ParameterSpace.assign``).
 """
 
 from __future__ import annotations
@@ -42,12 +45,14 @@ class Hessian(ParameterOperator):
             chosen parameters (the step is ``fd_eps * max(1, rms(theta)) * v / |v|``: about one rounding-optimal step
             per entry of typical size); None: the cube root of the dtype's machine epsilon.
         blocks: ``"parameter"``, ``"module"`` or ``"all"`` (see :class:`~equilib.curvature.ParameterSpace`).
+        keep_graph: With ``"autograd"``, keep each batch's gradient graph between products (faster products for
+            the memory of every batch's graph; rebuilt when a parameter changes in place; see the module's notes).
 
     Raises:
         TypeError: If ``model`` is not a module, or ``loss`` or ``params`` has the wrong type.
         ValueError: If ``method`` is unknown, ``fd_eps`` is not a positive number, or ``params``, ``blocks``,
             ``data`` or ``weights`` are invalid (no batch, a one-shot iterator, a weight per batch missing or
-            negative, weights with a task loss).
+            negative, weights with a task loss), or ``keep_graph`` is asked of ``"fd"``.
 
     Examples:
         >>> import torch
@@ -61,15 +66,19 @@ class Hessian(ParameterOperator):
     """
 
     def __init__(self, model: torch.nn.Module, loss, data, params=None, *, weights=None, method: str = "autograd",
-                 fd_eps: float | None = None, blocks: str = "parameter") -> None:
+                 fd_eps: float | None = None, blocks: str = "parameter", keep_graph: bool = False) -> None:
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+        if keep_graph and method != "autograd":
+            raise ValueError(f"keep_graph: only the autograd method keeps a graph, got method={method!r}")
         if fd_eps is not None and not (isinstance(fd_eps, (int, float)) and 0 < fd_eps < float("inf")):
             raise ValueError(f"fd_eps: expected a positive number or None, got {fd_eps!r}")
         super().__init__(model, params, blocks)
         self.method = method
         self.fd_eps = torch.finfo(self.dtype).eps ** (1 / 3) if fd_eps is None else float(fd_eps)
         self.loss = DataLoss(model, loss, data, weights, device=self.device)
+        self.keep_graph = keep_graph
+        self._kept: tuple[tuple[int, ...], list] | None = None  # (parameter versions, per batch (gradient, curved))
 
     def gradient(self) -> torch.Tensor:
         """The gradient of the loss over all batches (and ranks) at the current parameters.
@@ -99,18 +108,34 @@ class Hessian(ParameterOperator):
         out = torch.zeros_like(vectors)
         parameters = self.space.parameters
         columns = [self.space.unflatten(vectors[:, j]) for j in range(vectors.shape[1])]
+        for gradient, curved in self._gradients_with_graph():
+            for j, pieces in enumerate(columns):
+                with torch.enable_grad():
+                    dot = sum((gradient[k] * pieces[k]).sum() for k in curved)
+                product = torch.autograd.grad(dot, parameters, allow_unused=True, materialize_grads=True,
+                                              retain_graph=self.keep_graph or j + 1 < len(columns))
+                out[:, j] += self.space.flatten(product)
+        return out
+
+    def _gradients_with_graph(self):
+        """Each batch's gradient with its graph and the indices of the parameters it depends on (the others enter
+        the loss linearly); the kept ones while the parameters are unchanged, with ``keep_graph``."""
+        versions = tuple(p._version for p in self.space.parameters)
+        if self._kept is not None and self._kept[0] == versions:
+            yield from self._kept[1]
+            return
+        self._kept, kept = None, []
         for term in self.loss.terms():
             with torch.enable_grad():
                 gradient = self.space.gradient(term(self.model), create_graph=True)
-                curved = [k for k, g in enumerate(gradient) if g.requires_grad]  # others: a loss linear in them
-                if not curved:
-                    continue
-                for j, pieces in enumerate(columns):
-                    dot = sum((gradient[k] * pieces[k]).sum() for k in curved)
-                    product = torch.autograd.grad(dot, parameters, retain_graph=j + 1 < len(columns),
-                                                  allow_unused=True, materialize_grads=True)
-                    out[:, j] += self.space.flatten(product)
-        return out
+            curved = [k for k, g in enumerate(gradient) if g.requires_grad]
+            if not curved:
+                continue
+            if self.keep_graph:
+                kept.append((gradient, curved))
+            yield gradient, curved
+        if self.keep_graph:
+            self._kept = (versions, kept)
 
     def _differences(self, vectors: torch.Tensor) -> torch.Tensor:
         """Central differences of the gradient along each column; the parameters are restored afterwards."""

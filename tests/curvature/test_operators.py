@@ -116,6 +116,24 @@ def test_finite_differences_agree_with_autograd(generator):
     assert not close(coarse.matvec(vectors[:, 0]), exact.matvec(vectors[:, 0]), 1e-6)
 
 
+def test_kept_graphs_give_the_same_products_and_follow_parameter_changes(generator):
+    model, batches = mlp(), regression()
+    kept = Hessian(model, mse, batches, keep_graph=True)
+    vectors = torch.randn(32, 2, generator=generator, dtype=F64)
+    first = kept.matmat(vectors)
+    graphs = kept._kept[1]
+    assert len(graphs) == 3 and torch.equal(kept.matmat(vectors), first)  # reused: the same graphs, the same product
+    assert kept._kept[1] is graphs
+    assert close(first, Hessian(model, mse, batches).matmat(vectors), 1e-12)
+    space = ParameterSpace(model)
+    space.assign(space.values() + 0.3 * vectors[:, 0])  # in place: the kept graphs are stale
+    moved = kept.matmat(vectors)
+    assert kept._kept[1] is not graphs and not close(moved, first, 1e-3)
+    assert close(moved, Hessian(model, mse, batches).matmat(vectors), 1e-12)
+    with pytest.raises(ValueError, match="keep_graph"):
+        Hessian(model, mse, batches, method="fd", keep_graph=True)
+
+
 def test_a_block_of_parameters_is_the_dense_sub_block(generator):
     model, batches = mlp(), regression()
     full = dense_hessian(model, batches)
@@ -311,6 +329,8 @@ def test_potential_force_loss_hessian_against_differences_of_gradients(generator
     assert float(u @ hv) == pytest.approx(float(v @ hessian.matvec(u)), rel=1e-9)
     assert close(Hessian(model, loss, union, method="fd").matvec(v), hv, 1e-6)
     assert close(Hessian(model, loss, [union]).matvec(v), hv, 1e-10)  # two batches make the loss of their union
+    kept = Hessian(model, loss, union, keep_graph=True)  # the third-order graph kept between products
+    assert close(kept.matvec(v), hv, 1e-10) and close(kept.matvec(u), hessian.matvec(u), 1e-10)
     forceless = Hessian(model, lambda m, b: m(b, compute_forces=False)["energy"].pow(2).sum(), union)
     assert not close(forceless.matvec(v), hv, 1e-2)
     hessian.check_deterministic()
