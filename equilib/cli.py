@@ -107,7 +107,8 @@ def _curvature(args) -> int:
     batches = [trainer.task.collate([frames[k] for k in part]).to(trainer.device) for part in indices]
     weights = trainer.model if args.weights == "model" else trainer.ema.module
     model, batches = in_dtype(weights, batches, resolve_dtype(args.dtype, weights))
-    hessian = Hessian(model, task_loss(trainer.task), batches, params=args.params, blocks=args.blocks)
+    hessian = Hessian(model, task_loss(trainer.task), batches, params=args.params, blocks=args.blocks,
+                      keep_graph=args.keep_graph)
     hessian.check_deterministic()
     preconditioner = adam_diagonal(trainer.optimizer, trainer.model, hessian.space.names) \
         if args.weights == "model" else None
@@ -258,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the Hessian of a copy of the model in this dtype, or of the model in its own (model)")
     p.add_argument("--params", help="regular expression of parameter names (default: all trainable)")
     p.add_argument("--blocks", choices=["parameter", "module"], default="module", help="blocks of the block traces")
+    p.add_argument("--no-keep-graph", dest="keep_graph", action="store_false",
+                   help="rebuild the gradient graph for every product instead of keeping it (less memory, slower)")
     p.add_argument("--top-k", type=int, default=5, help="eigenvalues by Lanczos")
     p.add_argument("--tol", type=float, default=1e-3, help="relative residual tolerance of the eigenvalues")
     p.add_argument("--max-steps", type=int, default=100, help="most Lanczos steps")

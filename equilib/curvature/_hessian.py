@@ -97,6 +97,15 @@ class Hessian(ParameterOperator):
             total += self.space.flatten(gradient)
         return total
 
+    def check_deterministic(self, rtol: float | None = None, seed: int = 0) -> float:
+        """:meth:`ParameterOperator.check_deterministic`, with graphs rebuilt for both products even with
+        ``keep_graph`` (a kept graph would repeat the randomness it was built with)."""
+        keep, self.keep_graph, self._kept = self.keep_graph, False, None
+        try:
+            return super().check_deterministic(rtol, seed)
+        finally:
+            self.keep_graph = keep
+
     def _matmat(self, vectors: torch.Tensor) -> torch.Tensor:
         vectors = vectors.detach()
         with loss_mode(self.model):

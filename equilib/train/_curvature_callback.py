@@ -305,12 +305,14 @@ class CurvatureCallback(Callback):
             density_probes: SLQ probes.
             params: Regular expression of the parameter names (``re.match``) the Hessian is taken over; None: all.
             dtype: ``"float64"`` (a float64 copy of the model), ``"float32"`` or ``"model"`` (the model itself).
+            keep_graph: Keep the curvature batch's gradient graph between the products of a reading
+                (:class:`~equilib.curvature.Hessian`'s ``keep_graph``: faster products, the graph's memory held).
             seed: Seed of the curvature batch, the Lanczos starts and the probes.
 
         Raises:
             ValueError: If a count is not a positive int, ``trace_probes`` is not a non-negative multiple of 3,
-                ``tol`` is not positive, ``max_steps`` is below ``top_k``, ``dtype`` is unknown or ``density`` is not a
-                bool.
+                ``tol`` is not positive, ``max_steps`` is below ``top_k``, ``dtype`` is unknown or ``density`` or
+                ``keep_graph`` is not a bool.
         """
 
         every: int = 500
@@ -324,6 +326,7 @@ class CurvatureCallback(Callback):
         density_probes: int = 2
         params: str | None = None
         dtype: str = "float64"
+        keep_graph: bool = True
         seed: int = 0
 
         def __post_init__(self) -> None:
@@ -341,8 +344,9 @@ class CurvatureCallback(Callback):
                 raise ValueError(f"{where}: max_steps: expected at least top_k={self.top_k}, got {self.max_steps}")
             if self.dtype not in DTYPES:
                 raise ValueError(f"{where}: dtype: expected one of {DTYPES}, got {self.dtype!r}")
-            if not isinstance(self.density, bool):
-                raise ValueError(f"{where}: density: expected true or false, got {self.density!r}")
+            for name in ("density", "keep_graph"):
+                if not isinstance(getattr(self, name), bool):
+                    raise ValueError(f"{where}: {name}: expected true or false, got {getattr(self, name)!r}")
 
     def __init__(self, options, task) -> None:
         super().__init__(options, task)
@@ -380,7 +384,7 @@ class CurvatureCallback(Callback):
         model = trainer.model
         dtype = resolve_dtype(o.dtype, model)
         model, batches = in_dtype(model, self.curvature_batches(trainer), dtype)
-        hessian = Hessian(model, task_loss(self.task), batches, params=o.params)
+        hessian = Hessian(model, task_loss(self.task), batches, params=o.params, keep_graph=o.keep_graph)
         if not self._checked:
             try:
                 hessian.check_deterministic()

@@ -47,4 +47,6 @@ def test_bench_curvature_prints_and_writes_its_tables(bench, tmp_path, monkeypat
     row = next(line for line in text.splitlines() if line.startswith("| mse | float64 |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert float(cells[2]) > 0 and float(cells[-1]) < 1e-5  # gradient ms; FD against autograd in float64
+    assert len(cells) == 13 and float(cells[5].split()[0]) > 0  # the kept-graph product's ms
     assert "| float64 | 1 | Lanczos" in text and "| float64 | 1 | power iteration" in text
+    assert "| float64 | 1 | the same, `Hessian(keep_graph=True)`" in text

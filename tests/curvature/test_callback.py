@@ -138,6 +138,7 @@ def test_a_random_model_is_refused(tmp_path):
     ("tol: -1", r"callbacks: curvature: tol: expected a positive number, got -1"),
     ("top_k: 4, max_steps: 3", r"callbacks: curvature: max_steps: expected at least top_k=4, got 3"),
     ("density: 1", r"callbacks: curvature: density: expected true or false, got 1"),
+    ("keep_graph: 1", r"callbacks: curvature: keep_graph: expected true or false, got 1"),
     ("probes: 3", r"unknown key callbacks\[0\].probes \(known: batches, density"),
 ])
 def test_option_errors(option, message):

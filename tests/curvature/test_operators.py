@@ -261,6 +261,11 @@ def test_determinism_dropout_and_modes():
     noisy = Hessian(mlp(dropout=NoisyDropout()).eval(), mse, batches)
     with pytest.raises(RuntimeError, match="two products of the same vector differ"):
         noisy.check_deterministic()
+    kept = Hessian(mlp(dropout=NoisyDropout()).eval(), mse, batches, keep_graph=True)
+    kept.matvec(torch.ones(32, dtype=F64))  # a kept graph repeats its draw, but the check rebuilds the graphs
+    with pytest.raises(RuntimeError, match="two products of the same vector differ"):
+        kept.check_deterministic()
+    assert kept.keep_graph
     model = mlp(dropout=torch.nn.BatchNorm1d(5, dtype=F64)).train()
     with loss_mode(model):
         assert model.training and not model[2].training
