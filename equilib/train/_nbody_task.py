@@ -177,6 +177,7 @@ class FAGNNOptions(ModelOptions):
         group: ``"E3"`` (8 frames) or ``"SE3"`` (4 proper frames).
         stochastic: One random frame per system at every layer in training (all frames at evaluation).
         on_degenerate: What a degenerate spectrum does: ``"expand"``, ``"warn"``, ``"raise"`` or ``"ignore"``.
+        centre_latent: Centre each system's latent vectors before re-framing them (as the paper's code does).
     """
 
     hidden: int = 60
@@ -184,6 +185,7 @@ class FAGNNOptions(ModelOptions):
     group: str = "E3"
     stochastic: bool = False
     on_degenerate: str = "expand"
+    centre_latent: bool = False
 
 
 @MODELS.register("equivariant_dynamics")
@@ -236,7 +238,7 @@ class FAGNNModel:
     def build(options, task):
         return FrameAveragedDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, group=options.group,
                                         stochastic=options.stochastic, on_degenerate=options.on_degenerate,
-                                        dtype=data_dtype(task))
+                                        centre_latent=options.centre_latent, dtype=data_dtype(task))
 
 
 @TASKS.register("nbody")

@@ -25,6 +25,13 @@ def test_fa_gnn_is_exactly_equivariant(group, name):
                        generator=torch.Generator().manual_seed(0))
 
 
+def test_centring_the_latent_cloud_keeps_exact_equivariance_and_changes_the_model():
+    centred = _model(centre_latent=True)
+    assert_equivariant(centred, E3() * Permutations(5), _nbody(5, 0), NBODY_IN, NBODY_OUT, tol=1e-10,
+                       generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(centred(*_nbody(5, 1)), _model()(*_nbody(5, 1)))
+
+
 def test_its_layers_alone_are_not_equivariant_and_reframing_matters():
     torch.manual_seed(0)
     plain = PlainDynamicsGNN(hidden=12, num_layers=3, distances=True, dtype=F64)
