@@ -3,6 +3,7 @@ the same weights, training bit-identical with and without it, exact resume, rest
 report, and option errors."""
 
 import copy
+import dataclasses
 import csv
 import math
 import random
@@ -123,12 +124,25 @@ def test_a_call_restores_random_states_modes_and_gradients(tmp_path):
     assert values["lambda_max"] == pytest.approx(float(direct.eigenvalues[0]), rel=1e-4)
 
 
-def test_a_random_model_is_refused(tmp_path):
+def test_stochastic_frames_are_read_with_all_frames_and_a_random_model_is_refused(tmp_path):
     trainer = Trainer(nbody_config(tmp_path, "model={name: fa_gnn, hidden: 9, num_layers: 1, stochastic: true}",
                                    "callbacks=[{name: curvature, every: 1, trace_probes: 0}]"))
     trainer.train_step(trainer.batch(range(20)))
+    reading = trainer.callbacks[0](trainer)  # the FA-GNN over all its frames: deterministic
+    model = copy.deepcopy(trainer.model).double()
+    model.stochastic = False
+    batches = [cast_batch(trainer.batch(part), torch.float64) for part in
+               curvature_indices(len(trainer.train), 1, trainer.config.data.batch_size, seed=0)]
+    direct = top_eigenpairs(Hessian(model, task_loss(trainer.task), batches), tol=1e-10,
+                            generator=torch.Generator().manual_seed(7))
+    assert reading["lambda_max"] == pytest.approx(float(direct.eigenvalues[0]), rel=1e-6)
+    assert trainer.model.stochastic and trainer.model.training
+    forward = trainer.model.forward
+    trainer.model.forward = lambda *inputs: forward(*inputs) * (1 + 0.1 * torch.rand(()))  # randomness no mode sees
+    callback = trainer.callbacks[0]
+    fresh = type(callback)(dataclasses.replace(callback.options, dtype="model"), trainer.task)  # checks on its 1st call
     with pytest.raises(RuntimeError, match="callbacks: curvature: Hessian: two products of the same vector differ"):
-        trainer.callbacks[0](trainer)
+        fresh(trainer)  # the patched model itself (a float64 copy would call the float32 original)
 
 
 @pytest.mark.parametrize("option, message", [

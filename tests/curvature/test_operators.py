@@ -13,6 +13,8 @@ from torch_geometric.data import Batch
 
 from equilib.curvature import GGN, EmpiricalFisher, Hessian, ParameterSpace, loss_mode, task_loss
 from equilib.data import AtomicData
+from equilib.frames import FrameAveraged
+from equilib.groups import OnSet, Positions, Scalars
 from equilib.nn import PlainPotential, PlainPotentialConfig
 from equilib.train import LossConfig, compute_loss
 from equilib.train._task import mean_loss
@@ -266,6 +268,20 @@ def test_determinism_dropout_and_modes():
     with pytest.raises(RuntimeError, match="two products of the same vector differ"):
         kept.check_deterministic()
     assert kept.keep_graph
+    backbone = torch.nn.Sequential(torch.nn.Linear(3, 4, dtype=F64), torch.nn.Tanh(), torch.nn.Linear(4, 1, dtype=F64))
+    frames = FrameAveraged(backbone, OnSet(Positions()), OnSet(Scalars()), stochastic=True)  # invariant per point
+    clouds = torch.randn(4, 6, 3, generator=torch.Generator().manual_seed(3), dtype=F64)
+
+    def invariant_loss(model, x):
+        return (model(x) - 1).pow(2).mean()
+
+    averaged = Hessian(frames, invariant_loss, clouds)  # one random frame per cloud in training: all frames here
+    assert averaged.check_deterministic() == 0.0 and frames.stochastic and frames.training
+    frames.stochastic = False
+    assert torch.equal(averaged.matmat(eye(21)), Hessian(frames, invariant_loss, clouds).matmat(eye(21)))
+    frames.stochastic = True
+    frames.train()
+    assert not torch.equal(frames(clouds), frames(clouds))  # in training it does draw frames
     model = mlp(dropout=torch.nn.BatchNorm1d(5, dtype=F64)).train()
     with loss_mode(model):
         assert model.training and not model[2].training
