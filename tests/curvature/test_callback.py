@@ -3,8 +3,8 @@ the same weights, training bit-identical with and without it, exact resume, rest
 report, and option errors."""
 
 import copy
-import dataclasses
 import csv
+import dataclasses
 import math
 import random
 
