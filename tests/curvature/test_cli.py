@@ -112,3 +112,24 @@ def test_errors_name_the_argument(run, tmp_path, capsys):
     assert main(["curvature", str(run), "models/nbody_gnn.yaml"]) == 2
     assert "data: a file is read for the potential task only; for the nbody task name a split" in \
         capsys.readouterr().err
+
+
+def test_the_comparison_script_tabulates_runs_and_their_spread(run, tmp_path):
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("curvature_compare", "scripts/curvature_compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    twin = tmp_path / "twin"
+    shutil.copytree(run, twin, ignore=shutil.ignore_patterns("curvature_step*"))
+    out = tmp_path / "table.md"
+    assert compare.main(["--run", f"a={run}", str(twin), "--metric", "test/mse", "--top", "2", "--curvature-args",
+                         " ".join(SMALL), "--out", str(out)]) == 0
+    text = out.read_text()
+    eigenvalues = [float(r["eigenvalue"]) for r in _rows(twin / "curvature_step6" / "eigenvalues.csv")]
+    assert f"| a ({twin}) |" in text and f"{eigenvalues[0]:.4g}, {eigenvalues[1]:.4g}" in text
+    assert "| a | 2 |" in text  # the same weights twice: a spread of zero
+    assert f"{eigenvalues[0]:.4g} +- 0" in text
+    with pytest.raises(SystemExit, match="no checkpoint.pt"):
+        compare.main(["--run", f"a={tmp_path}", "--metric", "test/mse"])
