@@ -57,7 +57,7 @@ class Alignment(NamedTuple):
 
 def hessian_alignment(model: torch.nn.Module, loss, batch, domains: Callable, params=None, *,
                       gradient_weight: float = 1.0, hessian_weight: float = 1.0, probes: int | None = 10,
-                      generator: torch.Generator | None = None) -> Alignment:
+                      generator: torch.Generator | None = None, normalize: bool = False) -> Alignment:
     """The Hessian-alignment penalty of ``batch`` split into domains (Hemati et al., ICCV 2023).
 
     Each domain's loss is ``loss(model, sub_batch)`` (its own mean); the model is evaluated as it is (in training,
@@ -79,6 +79,8 @@ def hessian_alignment(model: torch.nn.Module, loss, batch, domains: Callable, pa
             Hessian-vector product per chosen parameter entry and domain.
         generator: Random source of the probes (a CPU ``torch.Generator``; seed it per step for a deterministic
             run), or None for torch's global one.
+        normalize: Divide each part by the domains' mean squared norm (detached), so it lies in [0, 1] (see the
+            module's notes).
 
     Returns:
         The :class:`Alignment`.
@@ -86,7 +88,8 @@ def hessian_alignment(model: torch.nn.Module, loss, batch, domains: Callable, pa
     Raises:
         TypeError: If ``model``, ``params``, ``domains`` or ``generator`` has the wrong type.
         ValueError: If a weight is negative or not finite, ``probes`` is neither None nor a positive int, ``params``
-            selects nothing valid, the domains are empty or do not match the batch, or a loss is not 0-d.
+            selects nothing valid, the domains are empty or do not match the batch, a loss is not 0-d, or
+            ``normalize`` is not a bool.
 
     Examples:
         >>> import torch
@@ -98,7 +101,12 @@ def hessian_alignment(model: torch.nn.Module, loss, batch, domains: Callable, pa
         >>> result = hessian_alignment(model, mse, batch, lambda b: torch.tensor([0, 1]), probes=None)
         >>> result.domains, result.gradient.item(), result.hessian.item()  # g = -2, -4; diag H = 2, 8
         (2, 1.0, 9.0)
+        >>> scaled = hessian_alignment(model, mse, batch, lambda b: torch.tensor([0, 1]), probes=None, normalize=True)
+        >>> scaled.gradient.item(), scaled.hessian.item()  # 1 / ((4 + 16) / 2), 9 / ((4 + 64) / 2)
+        (0.1, 0.2647058823529412)
     """
+    if not isinstance(normalize, bool):
+        raise ValueError(f"normalize: expected True or False, got {normalize!r}")
     for name, value in (("gradient_weight", gradient_weight), ("hessian_weight", hessian_weight)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
@@ -117,8 +125,8 @@ def hessian_alignment(model: torch.nn.Module, loss, batch, domains: Callable, pa
         gradients.append(gradient)
         if hessian_weight:
             diagonals.append(_diagonal(space, gradient, vectors, create_graph=True))
-    spread = _spread(torch.stack(gradients))
-    curvature = _spread(torch.stack(diagonals)) if hessian_weight else zero
+    spread = _spread(torch.stack(gradients), normalize)
+    curvature = _spread(torch.stack(diagonals), normalize) if hessian_weight else zero
     return Alignment(gradient_weight * spread + hessian_weight * curvature, spread, curvature, len(parts))
 
 
@@ -298,6 +306,11 @@ def _diagonal(space: ParameterSpace, gradient: torch.Tensor, vectors: torch.Tens
     return sum(z * product(gradient @ z) for z in vectors.T) / vectors.shape[1]
 
 
-def _spread(values: torch.Tensor) -> torch.Tensor:
-    """``(1/E) sum_e ||v_e - v_bar||^2`` of the rows ``v_e``."""
-    return (values - values.mean(0)).pow(2).sum(1).mean()
+def _spread(values: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """``(1/E) sum_e ||v_e - v_bar||^2`` of the rows ``v_e``; with ``normalize``, divided by ``(1/E) sum_e ||v_e||^2``
+    (detached; 0 if every row is 0)."""
+    spread = (values - values.mean(0)).pow(2).sum(1).mean()
+    if not normalize:
+        return spread
+    scale = values.detach().pow(2).sum(1).mean()
+    return spread / scale if scale > 0 else spread

@@ -110,11 +110,14 @@ class HessianAlignmentTerm(LossTerm):
                 N and O, the slab's metal) or the name of a per-structure integer attribute of the batch.
             params: Regular expression of the parameters aligned (matched at the start of their names, e.g.
                 ``readout``); None: all trainable ones.
+            normalize: Divide each spread by the domains' mean squared norm (detached), so each part lies in
+                [0, 1] whatever the loss's scale (see :func:`~equilib.curvature.hessian_alignment`).
             seed: Seed of the probes, combined with the term's step count (checkpointed).
 
         Raises:
             ValueError: If a weight is negative or not finite, ``probes`` is neither None nor a positive int,
-                ``domains`` is not a non-empty string, or ``seed`` is not an int in ``[0, 2**31)``.
+                ``domains`` is not a non-empty string, ``normalize`` is not a bool, or ``seed`` is not an int in
+                ``[0, 2**31)``.
         """
 
         weight: float = 1.0
@@ -123,10 +126,13 @@ class HessianAlignmentTerm(LossTerm):
         probes: int | None = 10
         domains: str = "metal"
         params: str | None = None
+        normalize: bool = False
         seed: int = 0
 
         def __post_init__(self) -> None:
             where = "loss.terms: hessian_alignment"
+            if not isinstance(self.normalize, bool):
+                raise ValueError(f"{where}: normalize: expected true or false, got {self.normalize!r}")
             for name in ("gradient_weight", "hessian_weight"):
                 value = getattr(self, name)
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
@@ -163,7 +169,7 @@ class HessianAlignmentTerm(LossTerm):
         o = self.options
         return hessian_alignment(model, self.loss, batch, self.domains, params=o.params,
                                  gradient_weight=o.gradient_weight, hessian_weight=o.hessian_weight, probes=o.probes,
-                                 generator=generator).penalty
+                                 generator=generator, normalize=o.normalize).penalty
 
     def domains(self, batch) -> torch.Tensor:
         """The domain of each structure of ``batch``.

@@ -80,6 +80,30 @@ def test_exact_penalty_equals_the_dense_hand_computation():
     assert not exact.requires_grad
 
 
+def test_the_normalized_penalty_is_scale_free_and_bounded():
+    model, batch = mlp_and_batch()
+    parts = [(batch[0][LABELS == e], batch[1][LABELS == e]) for e in range(3)]
+    gradients, diagonals = zip(*[(g, h.diagonal()) for g, h in (dense(model, part) for part in parts)])
+    plain = hessian_alignment(model, mse, batch, lambda b: LABELS, probes=None)
+    scaled = hessian_alignment(model, mse, batch, lambda b: LABELS, probes=None, normalize=True)
+    g_scale = sum(float(g @ g) for g in gradients) / 3
+    d_scale = sum(float(d @ d) for d in diagonals) / 3
+    assert scaled.gradient.item() == pytest.approx(plain.gradient.item() / g_scale, rel=1e-10)
+    assert scaled.hessian.item() == pytest.approx(plain.hessian.item() / d_scale, rel=1e-10)
+    assert 0 < scaled.gradient.item() < 1 and 0 < scaled.hessian.item() < 1
+    hundredfold = hessian_alignment(model, lambda m, b: 100 * mse(m, b), batch, lambda b: LABELS, probes=None,
+                                    normalize=True)  # the loss's scale drops out; unnormalised it is 1e4 times more
+    assert hundredfold.penalty.item() == pytest.approx(scaled.penalty.item(), rel=1e-10)
+    # the scale is a constant of the step: the penalty's gradient is the plain one's divided by it
+    only = dict(hessian_weight=0.0, probes=None)
+    grads = [torch.autograd.grad(hessian_alignment(model, mse, batch, lambda b: LABELS, normalize=n, **only).penalty,
+                                 list(model.parameters())) for n in (False, True)]
+    for a, b in zip(*grads):
+        assert torch.allclose(b, a / g_scale, rtol=1e-10, atol=1e-14)
+    with pytest.raises(ValueError, match="normalize: expected True or False, got 1"):
+        hessian_alignment(model, mse, batch, lambda b: LABELS, normalize=1)
+
+
 def test_hutchinson_diagonal_is_unbiased():
     model, batch = mlp_and_batch(seed=1)
     h = dense(model, batch)[1]
@@ -227,6 +251,8 @@ def test_errors_name_the_argument(tmp_path):
         Trainer(nbody_config(tmp_path / "nbody", TERM))
     with pytest.raises(ValueError, match="hessian_alignment: probes: expected a positive int"):
         Trainer(_tiny(tmp_path / "p", "loss.terms=[{name: hessian_alignment, probes: 0}]"))
+    with pytest.raises(ValueError, match="hessian_alignment: normalize: expected true or false, got 'yes please'"):
+        Trainer(_tiny(tmp_path / "n", "loss.terms=[{name: hessian_alignment, normalize: yes please}]"))
     trainer = Trainer(_tiny(tmp_path / "d", "loss.terms=[{name: hessian_alignment, domains: surface}]"))
     with pytest.raises(ValueError, match="domains: the batch has no per-structure attribute 'surface'"):
         trainer.train_step(trainer.batch(range(4)))
