@@ -25,12 +25,10 @@ import torch
 import torch.distributed as dist
 from e3nn.nn import BatchNorm as E3nnBatchNorm
 
-from ..frames import FrameAveraged, FrameAveragedDynamicsGNN, FrameAveragedPotential
+from ..utils import all_samples
 
 # Layers whose training mode draws random numbers or couples (and updates statistics of) the samples of a batch.
 RANDOM_OR_COUPLED = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._NormBase, E3nnBatchNorm)
-# Frame-averaged models that draw one random frame in training when ``stochastic``: they average all frames here.
-STOCHASTIC_FRAMES = (FrameAveraged, FrameAveragedDynamicsGNN, FrameAveragedPotential)
 
 
 class TaskLoss:
@@ -145,9 +143,9 @@ def task_loss(task) -> TaskLoss:
 def loss_mode(model: torch.nn.Module) -> Iterator[None]:
     """Evaluate ``model``'s training loss deterministically: the model in training mode (equilib potentials keep the
     graph of their forces only in training mode, and a force loss needs it), but dropout and normalisation layers in
-    evaluation mode (no random masks; running statistics, which are not updated), and stochastic frame averaging
-    (``equilib.frames`` models with ``stochastic=True``) over all frames, as at evaluation. Every module's mode and
-    ``stochastic`` flag is restored on exit.
+    evaluation mode (no random masks; running statistics, which are not updated), and modules that sample in
+    training (:class:`equilib.utils.SamplingModule`: stochastic frame averaging) over all their samples, as at
+    evaluation (:func:`equilib.utils.all_samples`). Every module's mode and flag is restored on exit.
 
     Args:
         model: The model.
@@ -165,20 +163,16 @@ def loss_mode(model: torch.nn.Module) -> Iterator[None]:
         False
     """
     modes = [(module, module.training) for module in model.modules()]
-    sampled = [module for module in model.modules() if isinstance(module, STOCHASTIC_FRAMES) and module.stochastic]
     try:
         model.train()
         for module in model.modules():
             if isinstance(module, RANDOM_OR_COUPLED):
                 module.eval()
-        for module in sampled:
-            module.stochastic = False
-        yield
+        with all_samples(model):
+            yield
     finally:
         for module, training in modes:
             module.training = training
-        for module in sampled:
-            module.stochastic = True
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from ..groups import GroupElement, OnSet, Positions, Representation
+from ..utils import SamplingModule
 from ._frame_set import MAX_FRAMES, ON_DEGENERATE, exclusive_cumsum, frame_set, random_frames
 from ._pca import GROUPS, TOLERANCE, group_name
 
@@ -39,7 +40,7 @@ def _repeat_groups(group: torch.Tensor, copies: torch.Tensor, num_groups: int):
     return item, copy, start
 
 
-class FrameAveraged(torch.nn.Module):
+class FrameAveraged(torch.nn.Module, SamplingModule):
     """A backbone averaged over the frames of its input point cloud: exactly equivariant under ``group``.
 
     The inputs and outputs are described by :mod:`equilib.groups` representations; the first input whose

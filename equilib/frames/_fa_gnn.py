@@ -15,12 +15,13 @@ from __future__ import annotations
 import torch
 
 from ..nn import PlainDynamicsGNN
+from ..utils import SamplingModule
 from ._frame_set import frame_set, random_frames
 
 LATENT_GROUPS = {"E3": "O3", "SE3": "SO3"}
 
 
-class FrameAveragedDynamicsGNN(PlainDynamicsGNN):
+class FrameAveragedDynamicsGNN(PlainDynamicsGNN, SamplingModule):
     """FA-GNN: :class:`~equilib.nn.PlainDynamicsGNN` layers, frame-averaged, with the latent vectors re-framed between
     them.
 

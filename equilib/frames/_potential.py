@@ -20,6 +20,7 @@ import torch
 
 from ..data import batch_index, edge_vectors_and_lengths
 from ..nn import InteratomicPotential, PlainPotential, PlainPotentialConfig
+from ..utils import SamplingModule
 from ._frame_set import FrameSet, exclusive_cumsum, frame_set, random_frames
 from ._pca import GROUPS, TOLERANCE, group_name, relative_gaps
 
@@ -89,7 +90,7 @@ def check_frame_options(frames: str, group, stochastic: bool, tolerance: float, 
     return name
 
 
-class FrameAveragedPotential(InteratomicPotential):
+class FrameAveragedPotential(InteratomicPotential, SamplingModule):
     """A :class:`~equilib.nn.PlainPotential` averaged over PCA frames: exactly E(3)-invariant energies.
 
     **Global frames** (``frames="global"``): per structure, the PCA frames of its atoms' positions
