@@ -438,6 +438,10 @@ def mlp_rows(args, name: str, pyhessian, curvlinops) -> tuple[list, list, list, 
 
     pairs, s = timed(lambda: top_eigenpairs(hessian, k=1, tol=args.tol, generator=seeded(args.seed)))
     rows_eig = [eig_row("equilib `top_eigenpairs` (Lanczos)", float(pairs.eigenvalues[0]), pairs.matvecs, s)]
+    kept = Hessian(model, lambda m, b: mse(m(b[0]), b[1]), (x, y), keep_graph=True)
+    pairs, s = timed(lambda: top_eigenpairs(kept, k=1, tol=args.tol, generator=seeded(args.seed)))
+    rows_eig.append(eig_row("the same, `Hessian(keep_graph=True)` (graph built in the call)",
+                            float(pairs.eigenvalues[0]), pairs.matvecs, s))
     pairs, s = timed(lambda: power_iteration(hessian, k=1, tol=args.tol, max_iters=args.power_iters,
                                              generator=seeded(args.seed)))
     rows_eig.append(eig_row("equilib `power_iteration`", float(pairs.eigenvalues[0]), pairs.matvecs, s))
@@ -445,7 +449,8 @@ def mlp_rows(args, name: str, pyhessian, curvlinops) -> tuple[list, list, list, 
     rows_eig.append(eig_row("equilib `to_scipy()` + SciPy `eigsh`", value, n, s))
     traces = {"equilib `hutchinson`": lambda r: hutchinson(hessian, args.trace_matvecs, generator=seeded(r)),
               "equilib `hutchpp`": lambda r: hutchpp(hessian, args.trace_matvecs, generator=seeded(r))}
-    hvps = {"equilib `Hessian.matvec`": lambda: hessian.matvec(v)}
+    hvps = {"equilib `Hessian.matvec`": lambda: hessian.matvec(v),
+            "equilib `Hessian(keep_graph=True).matvec` (graph kept)": lambda: kept.matvec(v)}
     if pyhessian is not None:
         counter = count_pyhessian_products()
         with default_dtype(dtype), warnings.catch_warnings():
