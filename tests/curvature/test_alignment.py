@@ -258,3 +258,24 @@ def test_errors_name_the_argument(tmp_path):
         trainer.train_step(trainer.batch(range(4)))
     sid = Trainer(_tiny(tmp_path / "s", "loss.terms=[{name: hessian_alignment, domains: sid, probes: 1}]"))
     assert sid.train_step(sid.batch(range(0, 40, 5)))["loss_hessian_alignment"] > 0  # any per-structure labels
+
+
+def test_the_alignment_experiment_script_trains_and_reports(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("alignment_compare", "scripts/alignment_compare.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    small = ["data.max_train_frames=40", "model.channels=4", "model.num_layers=1", "trainer.max_steps=2",
+             "trainer.eval_every=2", "logging.plots=false"]
+    assert script.main(["--runs", "none,gradient", "--out", str(tmp_path), *small]) == 0
+    table = capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| no term") or line.startswith("| gradient")]
+    assert len(rows) == 2 and all(" | 2 | " in row for row in rows)  # both ran their 2 steps
+    maes = [float(cell) for cell in rows[0].strip("|").split("|")[3:]]
+    assert len(maes) == 3 and all(0 < mae < 10 for mae in maes)
+    config = torch.load(tmp_path / "gradient" / "seed0" / "checkpoint.pt", weights_only=False)["config"]
+    assert [term["name"] for term in config["loss"]["terms"]] == ["hessian_alignment"]
+    assert config["loss"]["terms"][0]["normalize"] and config["loss"]["terms"][0]["hessian_weight"] == 0.0
+    assert script.main(["--runs", "none,gradient", "--time-steps", "1", "--out", str(tmp_path), *small]) == 0
+    assert "gradient: " in capsys.readouterr().out
