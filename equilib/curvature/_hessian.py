@@ -99,7 +99,19 @@ class Hessian(ParameterOperator):
 
     def check_deterministic(self, rtol: float | None = None, seed: int = 0) -> float:
         """:meth:`ParameterOperator.check_deterministic`, with graphs rebuilt for both products even with
-        ``keep_graph`` (a kept graph would repeat the randomness it was built with)."""
+        ``keep_graph`` (a kept graph would repeat the randomness it was built with).
+
+        Args:
+            rtol: Largest allowed relative difference of the two products; None: the square root of the dtype's
+                machine epsilon.
+            seed: Seed of the standard normal vector.
+
+        Returns:
+            The relative difference of the two products.
+
+        Raises:
+            RuntimeError: If it is larger than ``rtol``.
+        """
         keep, self.keep_graph, self._kept = self.keep_graph, False, None
         try:
             return super().check_deterministic(rtol, seed)
