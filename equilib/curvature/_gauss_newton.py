@@ -6,11 +6,12 @@ semi-definite. For a potential's energies and forces ``y = (E, F = -dE/dpos)`` i
 force loss, ``J_E^T H_E J_E + J_F^T H_F J_F`` with ``J_F = -d^2E/dpos dtheta`` (the Gauss-Newton of derivative
 losses: Dangel, Mueller, Zeinhofer, NeurIPS 2024, arXiv:2405.15603).
 
-Products use reverse mode only, no ``torch.func`` (which equilib's tensor-product blocks and e3nn's custom autograd
-functions do not support): ``J v`` by the double-backward trick for the R-op (``J^T u`` with a dummy cotangent ``u``
-kept as a graph, then its gradient with respect to ``u`` along ``v``, as BackPACK's ``rop`` and the R-op of MLRG Deep
-Curvature compute it), ``H_L (J v)`` by a double backward of the loss with respect to the outputs, and ``J^T (H_L J v)``
-by a backward pass.
+Products use reverse mode only, no ``torch.func`` or forward mode: a potential's forces call ``torch.autograd.grad``
+inside the model, which ``torch.func`` transforms reject, and torch has no forward-mode derivative of
+``aten::silu_backward``, which a force's Jacobian-vector product would need. ``J v`` comes by the double-backward trick
+for the R-op (``J^T u`` with a dummy cotangent ``u`` kept as a graph, then its gradient with respect to ``u`` along
+``v``, as BackPACK's ``rop`` and the R-op of MLRG Deep Curvature compute it), ``H_L (J v)`` by a double backward of the
+loss with respect to the outputs, and ``J^T (H_L J v)`` by a backward pass.
 """
 
 from __future__ import annotations
