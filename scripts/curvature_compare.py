@@ -21,7 +21,6 @@ import csv
 import math
 import re
 import shlex
-import statistics
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from equilib.cli import main as cli
+from scripts._experiments import mean_sd
 
 
 def parse_runs(items: list[str]) -> list[tuple[str, Path]]:
@@ -79,13 +79,10 @@ def reading(run: Path, metric: str, top: int) -> dict:
             "metric": last_value(run, metric), "parameters": parameters}
 
 
-def spread(values: list[float], digits: str) -> str:
+def spread(values: list[float], digits: int) -> str:
+    """:func:`scripts._experiments.mean_sd` of the values that are not nan, in ``g`` format; ``-`` if none is."""
     values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return format(values[0], digits)
-    return f"{format(statistics.mean(values), digits)} +- {format(statistics.stdev(values), digits)}"
+    return mean_sd(values, digits, "g") if values else "-"
 
 
 def table(readings: list[tuple[str, Path, dict]], metric: str, top: int) -> list[str]:
@@ -104,10 +101,10 @@ def table(readings: list[tuple[str, Path, dict]], metric: str, top: int) -> list
         for label in labels:
             mine = [r for other, _, r in readings if other == label]
             second = [r["eigenvalues"][1] if len(r["eigenvalues"]) > 1 else math.nan for r in mine]
-            lines.append(f"| {label} | {len(mine)} | {spread([r['metric'] for r in mine], '.4g')} | "
-                         f"{spread([r['eigenvalues'][0] for r in mine], '.4g')} | {spread(second, '.4g')} | "
-                         f"{spread([r['trace'] for r in mine], '.3g')} | {spread([r['gd'] for r in mine], '.3g')} | "
-                         f"{spread([r['adam'] for r in mine], '.3g')} |")
+            lines.append(f"| {label} | {len(mine)} | {spread([r['metric'] for r in mine], 4)} | "
+                         f"{spread([r['eigenvalues'][0] for r in mine], 4)} | {spread(second, 4)} | "
+                         f"{spread([r['trace'] for r in mine], 3)} | {spread([r['gd'] for r in mine], 3)} | "
+                         f"{spread([r['adam'] for r in mine], 3)} |")
     return lines
 
 
