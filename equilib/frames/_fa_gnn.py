@@ -37,6 +37,8 @@ class FrameAveragedDynamicsGNN(PlainDynamicsGNN, SamplingModule):
         centre_latent: Subtract each system's latent centroid (the mean of its ``points * hidden / 3`` latent vectors)
             before expressing the latent cloud in its new frames, as the paper's code does (on n-body it trained
             to a higher error than keeping the centroid; see docs/frames.md).
+        dropout: Dropout probability after each hidden activation in training (see
+            :class:`~equilib.nn.PlainDynamicsGNN`).
         dtype: Dtype of the parameters.
 
     Raises:
@@ -58,12 +60,12 @@ class FrameAveragedDynamicsGNN(PlainDynamicsGNN, SamplingModule):
 
     def __init__(self, hidden: int = 60, num_layers: int = 4, group: str = "E3", stochastic: bool = False,
                  generator: torch.Generator | None = None, tolerance: float = 1e-3, on_degenerate: str = "expand",
-                 centre_latent: bool = False, dtype: torch.dtype | None = None) -> None:
+                 centre_latent: bool = False, dropout: float = 0.0, dtype: torch.dtype | None = None) -> None:
         if not (isinstance(hidden, int) and hidden > 0 and hidden % 3 == 0):
             raise ValueError(f"hidden: expected a positive multiple of 3 (hidden / 3 latent vectors), got {hidden!r}")
         if group not in LATENT_GROUPS:
             raise ValueError(f"group: expected one of {sorted(LATENT_GROUPS)}, got {group!r}")
-        super().__init__(hidden=hidden, num_layers=num_layers, distances=True, dtype=dtype)
+        super().__init__(hidden=hidden, num_layers=num_layers, distances=True, dropout=dropout, dtype=dtype)
         self.group, self.stochastic, self.generator = group, stochastic, generator
         self.tolerance, self.on_degenerate, self.centre_latent = tolerance, on_degenerate, centre_latent
 

@@ -203,17 +203,25 @@ class PlainDynamicsGNN(torch.nn.Module):
         hidden: Width of the node and edge networks.
         num_layers: Number of message-passing layers.
         distances: Add the squared distance of the input positions to the edge features.
+        dropout: Dropout probability after each hidden activation in training (0: none); a regulariser, off in
+            evaluation mode.
         dtype: Dtype of the parameters; default torch's default dtype.
+
+    Raises:
+        ValueError: If ``dropout`` is not in [0, 1).
     """
 
-    def __init__(self, hidden: int = 64, num_layers: int = 4, distances: bool = False,
+    def __init__(self, hidden: int = 64, num_layers: int = 4, distances: bool = False, dropout: float = 0.0,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
         dtype = dtype or torch.get_default_dtype()
         act = torch.nn.SiLU
 
         def mlp(n_in: int, n_out: int) -> torch.nn.Sequential:
-            return torch.nn.Sequential(torch.nn.Linear(n_in, hidden, dtype=dtype), act(),
+            drop = [torch.nn.Dropout(dropout)] if dropout > 0 else []
+            return torch.nn.Sequential(torch.nn.Linear(n_in, hidden, dtype=dtype), act(), *drop,
                                        torch.nn.Linear(hidden, n_out, dtype=dtype))
 
         self.distances = distances

@@ -136,11 +136,13 @@ class PlainGNNOptions(ModelOptions):
         hidden: Width of the node and edge networks.
         num_layers: Number of message-passing layers.
         distances: Edges also see the squared distance of the input positions (as in EGNN's and FA-GNN's edges).
+        dropout: Dropout probability after each hidden activation in training (0: none).
     """
 
     hidden: int = 64
     num_layers: int = 4
     distances: bool = False
+    dropout: float = 0.0
 
 
 @dataclass
@@ -153,6 +155,7 @@ class FrameAveragedGNNOptions(PlainGNNOptions):
         hidden: Width of the node and edge networks.
         num_layers: Number of message-passing layers.
         distances: Edges also see the squared distance of the input positions.
+        dropout: Dropout probability after each hidden activation in training (0: none).
         group: The frames' group: ``"E3"`` (8 frames) or ``"SE3"`` (4 proper frames).
         stochastic: One random frame per system in each training step (all frames at evaluation).
         on_degenerate: What a degenerate PCA spectrum does: ``"expand"`` (exact tie-break frames, see
@@ -178,6 +181,7 @@ class FAGNNOptions(ModelOptions):
         stochastic: One random frame per system at every layer in training (all frames at evaluation).
         on_degenerate: What a degenerate spectrum does: ``"expand"``, ``"warn"``, ``"raise"`` or ``"ignore"``.
         centre_latent: Centre each system's latent vectors before re-framing them (as the paper's code does).
+        dropout: Dropout probability after each hidden activation in training (0: none).
     """
 
     hidden: int = 60
@@ -186,6 +190,7 @@ class FAGNNOptions(ModelOptions):
     stochastic: bool = False
     on_degenerate: str = "expand"
     centre_latent: bool = False
+    dropout: float = 0.0
 
 
 @MODELS.register("equivariant_dynamics")
@@ -209,7 +214,7 @@ class PlainGNNModel:
     @staticmethod
     def build(options, task):
         return PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, distances=options.distances,
-                                dtype=data_dtype(task))
+                                dropout=options.dropout, dtype=data_dtype(task))
 
 
 @MODELS.register("frame_averaged_gnn")
@@ -222,7 +227,7 @@ class FrameAveragedGNNModel:
     @staticmethod
     def build(options, task):
         backbone = PlainDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, distances=options.distances,
-                                    dtype=data_dtype(task))
+                                    dropout=options.dropout, dtype=data_dtype(task))
         return FrameAveraged(backbone, NBODY_INPUTS, OnSet(Positions()), group=options.group,
                              stochastic=options.stochastic, on_degenerate=options.on_degenerate)
 
@@ -238,7 +243,8 @@ class FAGNNModel:
     def build(options, task):
         return FrameAveragedDynamicsGNN(hidden=options.hidden, num_layers=options.num_layers, group=options.group,
                                         stochastic=options.stochastic, on_degenerate=options.on_degenerate,
-                                        centre_latent=options.centre_latent, dtype=data_dtype(task))
+                                        centre_latent=options.centre_latent, dropout=options.dropout,
+                                        dtype=data_dtype(task))
 
 
 @TASKS.register("nbody")

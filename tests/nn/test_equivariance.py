@@ -171,6 +171,18 @@ def test_plain_gnn_is_permutation_equivariant_only(generator):
         assert_equivariant(model, E3() * Permutations(5), inputs, NBODY_REPS, OnSet(Positions()), generator=generator)
 
 
+def test_plain_gnn_dropout_acts_in_training_only(generator):
+    torch.manual_seed(0)
+    model = PlainDynamicsGNN(hidden=16, num_layers=2, dropout=0.5, dtype=F64)
+    inputs = _nbody_inputs(generator)
+    assert not torch.allclose(model(*inputs), model(*inputs))  # two dropout masks
+    model.eval()
+    assert torch.equal(model(*inputs), model(*inputs))
+    assert_equivariant(model, Permutations(5), inputs, NBODY_REPS, OnSet(Positions()), generator=generator)
+    with pytest.raises(ValueError, match=r"dropout: expected a probability in \[0, 1\), got 1.0"):
+        PlainDynamicsGNN(dropout=1.0)
+
+
 def test_point_cloud_inputs_are_checked():
     model = PlainDynamicsGNN(hidden=4, num_layers=1)
     x = torch.zeros(2, 5, 3)
