@@ -4,7 +4,9 @@ A group (:class:`O3`, :class:`SO3`, :class:`E3`, :class:`SE3`, :class:`SO2` / :c
 :class:`Translations`, :class:`Permutations`, products ``G * H``) samples batches of :class:`GroupElement`: a
 linear part, a translation and a permutation, each optional. A representation (:class:`Irreps`, :class:`Positions`,
 :class:`Vectors`, :class:`PseudoVectors`, :class:`Scalars`, :class:`OnSet` for a set axis, :class:`Concat` for
-parts side by side) says how an element acts on a tensor, reading only the parts it needs.
+parts side by side, :class:`CartesianTensors` for sums of Cartesian tensors such as ``"5x0+5x1"``) says how an
+element acts on a tensor, reading only the parts it needs. A linear group's :meth:`Group.generators` (a Lie-algebra
+basis and discrete generators) say which linear maps commute with it (the projectors of :mod:`equilib.soft`).
 :func:`equivariance_error` measures ``||f(g.x) - g.f(x)|| / ||f(x)||``; :func:`assert_equivariant` is the one
 conformance check every layer and model is tested with.
 
@@ -35,6 +37,7 @@ from ._groups import (
     SO3,
     DirectProduct,
     Group,
+    LinearGenerators,
     Permutations,
     Translations,
 )
@@ -48,9 +51,11 @@ from ._representations import (
     Scalars,
     Vectors,
 )
+from ._tensors import CartesianTensors, parse_tensor_terms
 
 __all__ = [
-    "E3", "O2", "O3", "SE3", "SO2", "SO3", "TOLERANCE", "Concat", "DirectProduct", "Group", "GroupElement", "Irreps",
-    "OnSet", "Permutations", "Positions", "PseudoVectors", "Representation", "Scalars", "Translations", "Vectors",
-    "assert_equivariant", "equivariance_error",
+    "E3", "O2", "O3", "SE3", "SO2", "SO3", "TOLERANCE", "CartesianTensors", "Concat", "DirectProduct", "Group",
+    "GroupElement", "Irreps", "LinearGenerators", "OnSet", "Permutations", "Positions", "PseudoVectors",
+    "Representation", "Scalars", "Translations", "Vectors", "assert_equivariant", "equivariance_error",
+    "parse_tensor_terms",
 ]

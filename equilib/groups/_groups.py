@@ -9,11 +9,43 @@ normalised Haar measure: they are drawn from an isotropic Gaussian of standard d
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from ..so3 import random_rotation
 from ._element import GroupElement
+
+
+@dataclass(frozen=True)
+class LinearGenerators:
+    """Generators of a matrix group acting on R^dim.
+
+    Attributes:
+        lie: ``(k, dim, dim)`` a basis of the Lie algebra (k = 0 for a finite group).
+        discrete: ``(m, dim, dim)`` group elements that generate the group together with ``exp`` of the Lie algebra
+            (m = 0 for a connected group).
+    """
+
+    lie: torch.Tensor
+    discrete: torch.Tensor
+
+    @property
+    def dim(self) -> int:
+        """The dimension of the space the matrices act on."""
+        return self.lie.shape[-1]
+
+
+def _cross_matrix(a: torch.Tensor) -> torch.Tensor:
+    """The matrix of ``v -> a x v``."""
+    zero = torch.zeros((), dtype=a.dtype)
+    return torch.stack([torch.stack([zero, -a[2], a[1]]), torch.stack([a[2], zero, -a[0]]),
+                        torch.stack([-a[1], a[0], zero])])
+
+
+def _so3_algebra(dtype) -> torch.Tensor:
+    """``L_x, L_y, L_z`` with ``L_a v = e_a x v``."""
+    return torch.stack([_cross_matrix(e) for e in torch.eye(3, dtype=dtype)])
 
 
 class Group:
@@ -80,6 +112,24 @@ class Group:
         """
         raise NotImplementedError
 
+    def generators(self, dtype: torch.dtype = torch.float64) -> LinearGenerators:
+        """The generators of the group's linear part: a basis of its Lie algebra and discrete elements that, with the
+        identity component, generate the whole group. A linear map is equivariant under the group exactly when it
+        commutes with both (what :mod:`equilib.soft`'s projectors solve for).
+
+        Args:
+            dtype: Dtype of the matrices.
+
+        Returns:
+            The :class:`LinearGenerators`.
+
+        Raises:
+            NotImplementedError: If the group has no linear part described by generators (translations,
+                permutations, products).
+        """
+        raise NotImplementedError(f"{self!r}: no generators of a linear part (only linear groups such as O3, SO3, "
+                                  "O2, SO2 and Scaling have them)")
+
     def __mul__(self, other: Group) -> DirectProduct:
         return DirectProduct(self, other)
 
@@ -126,6 +176,9 @@ class SO3(Group):
             return torch.zeros(len(g), dtype=torch.bool)
         return ok & ((torch.linalg.det(g.linear) - 1).abs() <= atol)
 
+    def generators(self, dtype=torch.float64):
+        return LinearGenerators(_so3_algebra(dtype), torch.zeros(0, 3, 3, dtype=dtype))
+
 
 class O3(SO3):
     """Rotations and improper rotations of R^3 (orthogonal 3 x 3 matrices).
@@ -144,6 +197,9 @@ class O3(SO3):
         if ok is None or not _no_other_parts(g, self.parts):
             return torch.zeros(len(g), dtype=torch.bool)
         return ok
+
+    def generators(self, dtype=torch.float64):
+        return LinearGenerators(_so3_algebra(dtype), -torch.eye(3, dtype=dtype).unsqueeze(0))
 
 
 class _AboutAxis(Group):
@@ -167,7 +223,7 @@ class _AboutAxis(Group):
     def _rotations(self, angle: torch.Tensor) -> torch.Tensor:
         """Rodrigues' formula: rotations by ``angle`` (float64) about the axis."""
         a = self.axis
-        cross = torch.tensor([[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]], dtype=torch.float64)
+        cross = _cross_matrix(a)
         outer = torch.outer(a, a)
         eye = torch.eye(3, dtype=torch.float64)
         c, s = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
@@ -186,6 +242,15 @@ class _AboutAxis(Group):
             return torch.zeros(len(g), dtype=torch.bool)
         axis = self.axis.to(g.linear)
         return ok & ((g.linear @ axis - axis).abs().amax(1) <= atol)
+
+    def _algebra(self, dtype) -> torch.Tensor:
+        """The rotations' generator ``v -> axis x v``."""
+        return _cross_matrix(self.axis).to(dtype).unsqueeze(0)
+
+    def _mirror(self) -> torch.Tensor:
+        """A reflection through a plane that contains the axis."""
+        normal = _perpendicular(self.axis)
+        return torch.eye(3, dtype=torch.float64) - 2 * torch.outer(normal, normal)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(axis={[round(float(v), 6) for v in self.axis]})"
@@ -207,6 +272,9 @@ class SO2(_AboutAxis):
     def contains(self, g, atol=1e-8):
         ok = self._fixes_axis(g, atol)
         return ok & ((torch.linalg.det(g.linear) - 1).abs() <= atol) if ok.any() else ok
+
+    def generators(self, dtype=torch.float64):
+        return LinearGenerators(self._algebra(dtype), torch.zeros(0, 3, 3, dtype=dtype))
 
 
 class O2(_AboutAxis):
@@ -231,13 +299,14 @@ class O2(_AboutAxis):
     def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
         rotation = self._rotations(self._angles(n, generator))
         flip = torch.rand(n, generator=generator, dtype=torch.float64) < 0.5
-        normal = _perpendicular(self.axis)  # a reflection through the plane spanned by axis and axis x normal
-        mirror = torch.eye(3, dtype=torch.float64) - 2 * torch.outer(normal, normal)
-        linear = torch.where(flip.view(-1, 1, 1), rotation @ mirror, rotation)
+        linear = torch.where(flip.view(-1, 1, 1), rotation @ self._mirror(), rotation)
         return GroupElement(linear=linear.to(device=device, dtype=dtype))
 
     def contains(self, g, atol=1e-8):
         return self._fixes_axis(g, atol)
+
+    def generators(self, dtype=torch.float64):
+        return LinearGenerators(self._algebra(dtype), self._mirror().to(dtype).unsqueeze(0))
 
 
 def _perpendicular(axis: torch.Tensor) -> torch.Tensor:
