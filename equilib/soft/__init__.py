@@ -4,8 +4,12 @@ equivariance error of any model (:func:`equilib.groups.equivariance_error`) as a
 
 :class:`EquivariantProjector` projects weight matrices between sums of Cartesian tensors
 (:class:`equilib.groups.CartesianTensors`) onto the maps that commute with a group, from the group's generators.
+:class:`SoftEquivariantMLP` is PER's model on such tensors: free linear layers between exactly O(3)-equivariant
+nonlinear steps, its penalty per candidate group, and the exact and RPP variants of the same network.
 """
 
+from ._mlp import SoftEquivariantMLP, TensorLinear, TensorNonlinearity
 from ._projector import EquivariantProjector, equivariant_basis, tensor_algebra, tensor_power
 
-__all__ = ["EquivariantProjector", "equivariant_basis", "tensor_algebra", "tensor_power"]
+__all__ = ["EquivariantProjector", "SoftEquivariantMLP", "TensorLinear", "TensorNonlinearity", "equivariant_basis",
+           "tensor_algebra", "tensor_power"]

@@ -1,0 +1,244 @@
+"""An MLP on sums of Cartesian tensors whose linear layers are free and whose nonlinear parts are exactly
+O(3)-equivariant, so that the network is exactly G-equivariant when its linear layers are: the soft-equivariant MLP of
+PER (Kim et al. ICML 2023, an EMLP-shaped network with unconstrained weights), its exactly equivariant counterpart
+(weights projected in the forward pass, EMLP, Finzi et al. ICML 2021) and the residual pathway prior (RPP, Finzi
+et al. NeurIPS 2021: an equivariant layer plus a free one, the free one under a stronger weight prior).
+
+Each hidden layer maps its input to scalars ``s``, vectors ``v``, rank-2 tensors ``T`` (and higher ranks) plus one
+gate scalar per non-scalar copy, then: ``s <- silu(s + v_j . v_(j+1))``, ``v <- (v + T_j v_j) sigmoid(gate)``,
+``T <- (T + v_j (x) v_(j+1)) sigmoid(gate)`` (copies paired cyclically; contractions, outer products and scalar
+gates commute with every orthogonal map), so products of inputs (an inertia tensor's ``m r r^T``) are reachable.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..groups import CartesianTensors, Group
+from ._projector import EquivariantProjector
+
+MODES = ("free", "exact", "rpp")
+
+
+class TensorLinear(torch.nn.Module):
+    """A linear layer between sums of Cartesian tensors, ``y = W x + b``, in one of three modes.
+
+    ``"free"``: ``W`` and ``b`` unconstrained. ``"exact"``: ``W = P_G theta``, ``b = P_G beta`` (exactly
+    G-equivariant). ``"rpp"``: ``W = P_G theta + theta_free`` and the same for ``b`` (RPP), with ``theta_free``
+    started at zero.
+
+    Args:
+        in_rep: Input :class:`~equilib.groups.CartesianTensors`.
+        out_rep: Output :class:`~equilib.groups.CartesianTensors`.
+        mode: ``"free"``, ``"exact"`` or ``"rpp"``.
+        group: The group of ``"exact"`` and ``"rpp"``.
+        dtype: Dtype of the parameters.
+
+    Raises:
+        ValueError: If ``mode`` is unknown or ``group`` is missing for ``"exact"``/``"rpp"``.
+    """
+
+    def __init__(self, in_rep: CartesianTensors, out_rep: CartesianTensors, mode: str = "free",
+                 group: Group | None = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+        if mode != "free" and group is None:
+            raise ValueError(f"group: mode {mode!r} needs the group its layers are equivariant under")
+        self.in_rep, self.out_rep, self.mode = in_rep, out_rep, mode
+        n_in, n_out = in_rep.shape[0], out_rep.shape[0]
+        self.weight = torch.nn.Parameter(torch.randn(n_out, n_in, dtype=dtype) / n_in**0.5)
+        self.bias = torch.nn.Parameter(torch.zeros(n_out, dtype=dtype))
+        self.projector = EquivariantProjector(group, in_rep, out_rep) if mode != "free" else None
+        if mode == "rpp":
+            self.free_weight = torch.nn.Parameter(torch.zeros(n_out, n_in, dtype=dtype))
+            self.free_bias = torch.nn.Parameter(torch.zeros(n_out, dtype=dtype))
+
+    def effective(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weight matrix and bias the layer applies.
+
+        Returns:
+            ``(W, b)``.
+        """
+        if self.mode == "free":
+            return self.weight, self.bias
+        w, b = self.projector.project(self.weight), self.projector.project_bias(self.bias)
+        if self.mode == "rpp":
+            w, b = w + self.free_weight, b + self.free_bias
+        return w, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.effective()
+        return torch.nn.functional.linear(x, w, b)
+
+
+class TensorNonlinearity(torch.nn.Module):
+    """The O(3)-equivariant nonlinear step of a hidden layer (module docs): input ``hidden`` plus gate scalars,
+    output ``hidden``.
+
+    Args:
+        hidden: The hidden :class:`~equilib.groups.CartesianTensors` (its terms sorted by rank, one term per rank).
+    """
+
+    def __init__(self, hidden: CartesianTensors) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.counts = dict((rank, mult) for mult, rank in hidden.terms)
+        self.gates = sum(mult for mult, rank in hidden.terms if rank > 0)
+        self.d = hidden.dim
+
+    def input_rep(self) -> CartesianTensors:
+        """The representation the layer's linear map produces: ``hidden`` with the gate scalars first."""
+        gated = " + ".join(f"{m + (self.gates if r == 0 else 0)}x{r}" for m, r in self.hidden.terms)
+        if 0 not in self.counts:
+            gated = f"{self.gates}x0 + {gated}"
+        return CartesianTensors(gated, dim=self.d)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        d = self.d
+        sizes = [m * d**r for m, r in self.input_rep().terms]
+        parts = dict(zip([r for _, r in self.input_rep().terms], z.split(sizes, dim=-1), strict=True))
+        gates = torch.sigmoid(parts[0][..., : self.gates])
+        lead = z.shape[:-1]
+        v = parts[1].reshape(*lead, -1, d) if 1 in parts else None
+        t = parts[2].reshape(*lead, -1, d, d) if 2 in parts else None
+        out, used = [], 0
+        for mult, rank in self.hidden.terms:
+            if rank == 0:
+                s = parts[0][..., self.gates:]
+                if v is not None:  # dot products of cyclic pairs of vectors
+                    k = min(mult, v.shape[-2])
+                    dots = (v[..., :k, :] * v.roll(-1, dims=-2)[..., :k, :]).sum(-1)
+                    s = torch.cat([s[..., :k] + dots, s[..., k:]], dim=-1)
+                out.append(torch.nn.functional.silu(s))
+                continue
+            g = gates[..., used:used + mult].unsqueeze(-1)
+            used += mult
+            if rank == 1:
+                x = v
+                if t is not None:  # T_j v_j
+                    k = min(mult, t.shape[-3])
+                    x = torch.cat([v[..., :k, :] + (t[..., :k, :, :] @ v[..., :k, :, None])[..., 0], v[..., k:, :]],
+                                  dim=-2)
+                out.append((x * g).reshape(*lead, -1))
+            elif rank == 2:
+                x = t
+                if v is not None:  # v_j (x) v_(j+1)
+                    k = min(mult, v.shape[-2])
+                    outer = v[..., :k, :, None] * v.roll(-1, dims=-2)[..., :k, None, :]
+                    x = torch.cat([t[..., :k, :, :] + outer, t[..., k:, :, :]], dim=-3)
+                out.append((x.reshape(*lead, mult, -1) * g).reshape(*lead, -1))
+            else:
+                out.append((parts[rank].reshape(*lead, mult, -1) * g).reshape(*lead, -1))
+        return torch.cat(out, dim=-1)
+
+
+class SoftEquivariantMLP(torch.nn.Module):
+    """An MLP from ``in_rep`` to ``out_rep`` through ``num_layers`` hidden layers of ``hidden`` (module docs).
+
+    Args:
+        in_rep: Input tensors, e.g. ``"5x0+5x1"`` (masses and positions).
+        out_rep: Output tensors, e.g. ``"1x2"``.
+        hidden: Hidden tensors, one term per rank in increasing rank order, e.g. ``"32x0+16x1+16x2"``.
+        num_layers: Number of hidden layers.
+        mode: ``"free"`` (PER's soft model: unconstrained weights), ``"exact"`` or ``"rpp"`` (see
+            :class:`TensorLinear`).
+        group: The group of ``"exact"`` and ``"rpp"``.
+        dim: Dimension of the space.
+        dtype: Dtype of the parameters.
+
+    Raises:
+        ValueError: If a representation does not parse, ``hidden`` repeats a rank or is not in increasing rank
+            order, ``num_layers`` is not positive, or ``mode``/``group`` do not fit.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import O3, CartesianTensors, assert_equivariant
+        >>> from equilib.soft import SoftEquivariantMLP
+        >>> _ = torch.manual_seed(0)
+        >>> model = SoftEquivariantMLP("5x0+5x1", "1x2", hidden="8x0+4x1+4x2", mode="exact", group=O3(),
+        ...                            dtype=torch.float64)
+        >>> x = torch.randn(7, 20, dtype=torch.float64)
+        >>> assert_equivariant(model, O3(), x, CartesianTensors("5x0+5x1"), CartesianTensors("1x2")) < 1e-10
+        True
+        >>> sorted(model.penalties([O3()]))  # exactly O(3)-equivariant: no penalty
+        ['O3()']
+    """
+
+    def __init__(self, in_rep, out_rep, hidden: str = "32x0+16x1+16x2", num_layers: int = 3, mode: str = "free",
+                 group: Group | None = None, dim: int = 3, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        self.in_rep = in_rep if isinstance(in_rep, CartesianTensors) else CartesianTensors(in_rep, dim)
+        self.out_rep = out_rep if isinstance(out_rep, CartesianTensors) else CartesianTensors(out_rep, dim)
+        hidden_rep = CartesianTensors(hidden, dim)
+        ranks = [r for _, r in hidden_rep.terms]
+        if ranks != sorted(set(ranks)):
+            raise ValueError(f"hidden: expected one term per rank in increasing rank order, got {hidden!r}")
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers: expected a positive int, got {num_layers!r}")
+        self.mode, self.group = mode, group
+        self.nonlinearities = torch.nn.ModuleList(TensorNonlinearity(hidden_rep) for _ in range(num_layers))
+        reps = [self.in_rep] + [hidden_rep] * num_layers
+        self.linears = torch.nn.ModuleList(
+            TensorLinear(reps[k], self.nonlinearities[k].input_rep(), mode, group, dtype) for k in range(num_layers))
+        self.readout = TensorLinear(hidden_rep, self.out_rep, mode, group, dtype)
+        self._projectors: dict[tuple[int, str], EquivariantProjector] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The outputs.
+
+        Args:
+            x: ``(..., in_rep.dim)`` inputs.
+
+        Returns:
+            ``(..., out_rep.dim)`` outputs.
+
+        Raises:
+            ValueError: If the last axis of ``x`` is not ``in_rep.dim``.
+        """
+        if x.shape[-1] != self.in_rep.shape[0]:
+            raise ValueError(f"x: expected a last axis of {self.in_rep.shape[0]} for {self.in_rep!r}, got shape "
+                             f"{tuple(x.shape)}")
+        for linear, nonlinearity in zip(self.linears, self.nonlinearities, strict=True):
+            x = nonlinearity(linear(x))
+        return self.readout(x)
+
+    def layers(self) -> list[TensorLinear]:
+        """The linear layers, input to output."""
+        return [*self.linears, self.readout]
+
+    def penalties(self, groups: list[Group]) -> dict[str, torch.Tensor]:
+        """PER's regulariser per candidate group: ``sum over layers of ||W - P_G W||^2 / 2 + ||b - P_G b||^2 / 2``
+        on the weights the layers apply.
+
+        Args:
+            groups: The candidate groups.
+
+        Returns:
+            ``repr(group)`` -> differentiable 0-d tensor.
+        """
+        out = {}
+        for group in groups:
+            total = 0.0
+            for k, layer in enumerate(self.layers()):
+                key = (k, repr(group))
+                if key not in self._projectors:
+                    self._projectors[key] = EquivariantProjector(group, layer.in_rep, layer.out_rep)
+                total = total + self._projectors[key].penalty(*layer.effective())
+            out[repr(group)] = total
+        return out
+
+    def rpp_prior(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """RPP's two weight priors: the squared norms of the equivariant and of the free parameters.
+
+        Returns:
+            ``(sum ||theta||^2 + ||beta||^2, sum ||theta_free||^2 + ||beta_free||^2)``.
+
+        Raises:
+            ValueError: If the model is not in ``"rpp"`` mode.
+        """
+        if self.mode != "rpp":
+            raise ValueError(f"rpp_prior: the model is in mode {self.mode!r}, not 'rpp'")
+        equivariant = sum(layer.weight.square().sum() + layer.bias.square().sum() for layer in self.layers())
+        free = sum(layer.free_weight.square().sum() + layer.free_bias.square().sum() for layer in self.layers())
+        return equivariant, free
