@@ -6,10 +6,14 @@ equivariance error of any model (:func:`equilib.groups.equivariance_error`) as a
 (:class:`equilib.groups.CartesianTensors`) onto the maps that commute with a group, from the group's generators.
 :class:`SoftEquivariantMLP` is PER's model on such tensors: free linear layers between exactly O(3)-equivariant
 nonlinear steps, its penalty per candidate group, and the exact and RPP variants of the same network.
+:class:`StrengthTuner` sets the strength of each group's penalty from the penalties' values (PER's rule, once or
+continuously); :func:`group_named` reads candidate groups (``"O3"``, ``"O2z"``, ...) from configs.
 """
 
 from ._mlp import SoftEquivariantMLP, TensorLinear, TensorNonlinearity
+from ._names import group_named
 from ._projector import EquivariantProjector, equivariant_basis, tensor_algebra, tensor_power
+from ._tuning import StrengthTuner
 
-__all__ = ["EquivariantProjector", "SoftEquivariantMLP", "TensorLinear", "TensorNonlinearity", "equivariant_basis",
-           "tensor_algebra", "tensor_power"]
+__all__ = ["EquivariantProjector", "SoftEquivariantMLP", "StrengthTuner", "TensorLinear", "TensorNonlinearity",
+           "equivariant_basis", "group_named", "tensor_algebra", "tensor_power"]

@@ -20,7 +20,9 @@ def penalty(model, group):
 
 
 def error(model, group, x):
-    return float(equivariance_error(model, group, x, IN, OUT, samples=4, generator=torch.Generator().manual_seed(2)))
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(2)
+        return float(equivariance_error(model, group, x, IN, OUT, samples=4, generator=gen))
 
 
 def test_nonlinearity_is_o3_equivariant():

@@ -1,0 +1,35 @@
+"""Candidate groups by name, as configs and data cards write them: ``"O3"``, ``"SO3"``, ``"O2z"`` (O(2) fixing the z
+axis: rotations about it and reflections through planes that contain it; PER's ``Oxy2``), ``"SO2x"`` and so on."""
+
+from __future__ import annotations
+
+from ..groups import O2, O3, SO2, SO3, Group
+
+AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+NAMES = ("O3", "SO3", *(f"{g}{a}" for g in ("O2", "SO2") for a in AXES))
+
+
+def group_named(name: str) -> Group:
+    """The group called ``name``.
+
+    Args:
+        name: One of ``NAMES``.
+
+    Returns:
+        The :class:`~equilib.groups.Group`.
+
+    Raises:
+        ValueError: If the name is unknown.
+
+    Examples:
+        >>> from equilib.soft import group_named
+        >>> group_named("O2x")
+        O2(axis=[1.0, 0.0, 0.0])
+    """
+    if name == "O3":
+        return O3()
+    if name == "SO3":
+        return SO3()
+    if isinstance(name, str) and name[:-1] in ("O2", "SO2") and name[-1:] in AXES:
+        return (O2 if name.startswith("O") else SO2)(axis=AXES[name[-1]])
+    raise ValueError(f"group: expected one of {', '.join(NAMES)}, got {name!r}")
