@@ -5,6 +5,11 @@
 saved in checkpoints, so a resumed run draws the same elements). As a penalty it makes a model softly equivariant
 (the soft-equivariance regularisers of the later issues build on it).
 
+``soft_equivariance``: one regulariser per candidate group (:mod:`equilib.soft`), ``sum_j lambda_j R_j``, with
+``R_j`` PER's projection penalty of models that have one (``method: projection``, Kim et al. ICML 2023) or the
+sampled equivariance error under group ``j`` of any model (``method: sampled``), and the strengths ``lambda_j`` tuned
+by :class:`equilib.soft.StrengthTuner`; every ``R_j`` and ``lambda_j`` is logged at each step.
+
 ``hessian_alignment``: the spread of the loss gradients and Hessian diagonals across the domains of the training
 batch (:func:`equilib.curvature.hessian_alignment`; Hemati et al., ICCV 2023), for the potential task, whose structures
 are grouped by their slab's metal or by a per-structure attribute of the batch; its probes are seeded by the term's
@@ -14,13 +19,14 @@ step count (checkpointed), so a resumed run draws the same ones.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..curvature._alignment import hessian_alignment, metal_domains
 from ..curvature._loss import task_loss
 from ..groups import equivariance_error
+from ..soft import StrengthTuner, group_named
 from ._potential_task import PotentialTask
 from ._registry import LOSS_TERMS
 from ._task import LossTerm
@@ -192,3 +198,120 @@ class HessianAlignmentTerm(LossTerm):
             raise ValueError(f"loss.terms: hessian_alignment: domains: the batch has no per-structure attribute "
                              f"{self.options.domains!r} (expected a tensor of shape ({structures},), got {got})")
         return labels
+
+
+@LOSS_TERMS.register("soft_equivariance")
+class SoftEquivarianceTerm(LossTerm):
+    """``weight * sum_j lambda_j R_j`` over the candidate groups, logged as ``loss_soft_equivariance`` with
+    ``loss_soft_equivariance_R_<group>`` and ``loss_soft_equivariance_lambda_<group>`` per group.
+
+    Args:
+        options: The :class:`Options`.
+        task: The run's task (its ``symmetry`` gives the function and representations of ``method: sampled``).
+    """
+
+    @dataclass
+    class Options:
+        """Options of the ``soft_equivariance`` loss term.
+
+        Attributes:
+            weight: Weight of the term in the loss.
+            groups: The candidate groups by name (``"O3"``, ``"O2z"``, ...; see :func:`equilib.soft.group_named`).
+            strengths: Initial strength of each group (a zero strength stays zero: PER starts O(3) at 0 on inertia).
+            method: ``"projection"`` (PER: the model's ``penalties(groups)``) or ``"sampled"`` (the mean relative
+                equivariance error of any model over ``samples`` elements per group and step).
+            samples: Group elements per group and step (``sampled``).
+            seed: Seed of the term's generator (``sampled``; checkpointed).
+            rule: Strength tuning: ``"fixed"``, ``"per"`` (one rescaling at step ``start``) or ``"continuous"``.
+            start: The rescaling step (``per``) or the first tuned step (``continuous``).
+            power: The exponent of the rule.
+            window: Steps averaged before PER's rescaling, or the moving averages' time constant.
+
+        Raises:
+            ValueError: If a group name is unknown, ``strengths`` does not give one value per group, ``method`` is
+                unknown or ``samples`` is not a positive int (the tuner checks the rest).
+        """
+
+        weight: float = 1.0
+        groups: list = field(default_factory=lambda: ["O3"])
+        strengths: list | None = None
+        method: str = "projection"
+        samples: int = 1
+        seed: int = 0
+        rule: str = "fixed"
+        start: int = 1000
+        power: float = 2.0
+        window: int = 50
+
+        def __post_init__(self) -> None:
+            for name in self.groups:
+                group_named(name)
+            if self.strengths is not None and len(self.strengths) != len(self.groups):
+                raise ValueError(f"loss.terms: soft_equivariance: strengths: expected one per group "
+                                 f"({len(self.groups)}), got {len(self.strengths)}")
+            if self.method not in ("projection", "sampled"):
+                raise ValueError(f"loss.terms: soft_equivariance: method: expected 'projection' or 'sampled', got "
+                                 f"{self.method!r}")
+            if not isinstance(self.samples, int) or self.samples < 1:
+                raise ValueError(f"loss.terms: soft_equivariance: samples: expected a positive int, got "
+                                 f"{self.samples!r}")
+
+    def __init__(self, options, task) -> None:
+        super().__init__(options, task)
+        self.groups = [group_named(name) for name in options.groups]
+        strengths = options.strengths if options.strengths is not None else [1.0] * len(options.groups)
+        self.tuner = StrengthTuner(list(options.groups), list(strengths), options.rule, options.start, options.power,
+                                   options.window)
+        self.generator = torch.Generator().manual_seed(options.seed)
+        self._logged: dict[str, float] = {}
+
+    def penalties(self, model, batch) -> dict[str, torch.Tensor]:
+        """``R_j`` of each candidate group on ``batch``.
+
+        Args:
+            model: The model being trained.
+            batch: The training batch.
+
+        Returns:
+            Group name -> differentiable 0-d tensor.
+
+        Raises:
+            TypeError: With ``method: projection``, if the model has no ``penalties(groups)``.
+        """
+        if self.options.method == "projection":
+            if not callable(getattr(model, "penalties", None)):
+                raise TypeError(f"loss.terms: soft_equivariance: method 'projection' needs a model with "
+                                f"penalties(groups) (e.g. soft_mlp), got {type(model).__name__}; use method 'sampled'")
+            values = model.penalties(self.groups)
+            return {name: values[repr(group)] for name, group in zip(self.options.groups, self.groups, strict=True)}
+        s = self.task.symmetry(model, batch)
+        return {name: equivariance_error(s.fn, group, s.inputs, s.in_reps, s.out_reps, samples=self.options.samples,
+                                         generator=self.generator, reduction="mean")
+                for name, group in zip(self.options.groups, self.groups, strict=True)}
+
+    def value(self, model, batch) -> torch.Tensor:
+        """``sum_j lambda_j R_j`` with the strengths after this step's tuning.
+
+        Args:
+            model: The model being trained.
+            batch: The training batch.
+
+        Returns:
+            A differentiable 0-d tensor.
+        """
+        values = self.penalties(model, batch)
+        self.tuner.update({name: float(v.detach()) for name, v in values.items()})
+        strengths = self.tuner.strengths
+        self._logged = {**{f"R_{n}": float(v.detach()) for n, v in values.items()},
+                        **{f"lambda_{n}": strengths[n] for n in values}}
+        return sum(strengths[name] * v for name, v in values.items())
+
+    def logs(self) -> dict[str, float]:
+        return dict(self._logged)
+
+    def get_extra_state(self):
+        return {"tuner": self.tuner.state_dict(), "generator": self.generator.get_state()}
+
+    def set_extra_state(self, state) -> None:
+        self.tuner.load_state_dict(state["tuner"])
+        self.generator.set_state(state["generator"])

@@ -17,7 +17,7 @@ from ..groups import E3, OnSet, Permutations, Positions, Scalars, Vectors
 from ..nn import EquivariantDynamicsNet, PlainDynamicsGNN
 from ._batches import Frames
 from ._registry import MODELS, TASKS
-from ._task import LossOptions, ModelOptions, SummedMetrics, Symmetry, mean_loss
+from ._task import LossOptions, ModelOptions, SquaredError, Symmetry, mean_loss
 from ._tensor_task import TensorBatch, TensorTask, data_dtype
 
 NBODY_INPUTS = (OnSet(Positions()), OnSet(Vectors()), OnSet(Scalars()))  # positions, velocities, charges
@@ -79,21 +79,6 @@ class NBodyBatch(TensorBatch):
     velocities: torch.Tensor
     charges: torch.Tensor
     target: torch.Tensor
-
-
-class SquaredError(SummedMetrics):
-    """Sum of squared errors and their count, reduced over ranks; ``compute()`` gives ``{"mse": ...}``."""
-
-    def __init__(self) -> None:
-        super().__init__(("mse",))
-
-    @torch.no_grad()
-    def update(self, prediction: dict, batch: NBodyBatch) -> None:
-        diff = prediction["positions"].double() - batch.target.double()
-        self._add("mse", float(diff.pow(2).sum()), diff.numel())
-
-    def compute(self) -> dict[str, float]:
-        return self._means()
 
 
 @dataclass
@@ -294,7 +279,7 @@ class NBodyTask(TensorTask):
         return mean_loss((prediction["positions"] - batch.target).pow(2), "positions", "mse", count_reducer)
 
     def metrics(self) -> SquaredError:
-        return SquaredError()
+        return SquaredError("positions")
 
     def symmetry(self, model, batch: NBodyBatch) -> Symmetry:
         """The model under E(3) x S_n.

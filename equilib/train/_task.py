@@ -266,6 +266,28 @@ class SummedMetrics:
             self.sums[k], self.counts[k] = total, int(count)
 
 
+class SquaredError(SummedMetrics):
+    """Sum of squared errors of one predicted tensor and their count, reduced over ranks; ``compute()`` gives
+    ``{"mse": ...}``.
+
+    Args:
+        key: The prediction's key; the batch holds the target as ``target`` or under the same key.
+    """
+
+    def __init__(self, key: str) -> None:
+        super().__init__(("mse",))
+        self.key = key
+
+    @torch.no_grad()
+    def update(self, prediction: dict, batch) -> None:
+        target = batch.target if hasattr(batch, "target") else getattr(batch, self.key)
+        diff = prediction[self.key].double() - target.double()
+        self._add("mse", float(diff.pow(2).sum()), diff.numel())
+
+    def compute(self) -> dict[str, float]:
+        return self._means()
+
+
 class LossTerm(torch.nn.Module):
     """An extra loss term, ``weight * value(model, batch)``, added to the task's loss on every training step.
 
@@ -301,6 +323,14 @@ class LossTerm(torch.nn.Module):
             A differentiable 0-d tensor.
         """
         raise NotImplementedError
+
+    def logs(self) -> dict[str, float]:
+        """Extra values to log after :meth:`value` (as ``loss_<name>_<key>``); none by default.
+
+        Returns:
+            Key -> value.
+        """
+        return {}
 
 
 class Callback:

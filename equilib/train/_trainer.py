@@ -119,6 +119,7 @@ class Trainer:
         self.step, self.epoch, self.position = 0, 0, 0
         self.history: list[dict] = []
         self.recent_losses: list[float] = []  # training losses since the last evaluation
+        self._last_parts: dict[str, float] = {}  # the last step's loss parts and terms, logged with the evaluations
         self._last_evaluation: tuple[int, dict] = (-1, {})  # (step, accumulator per split), reused by plots()
 
     def _setup(self, model: torch.nn.Module) -> None:
@@ -214,6 +215,7 @@ class Trainer:
             value = term.value(self.model, batch)
             loss = loss + term.options.weight * value / self.world
             parts[term.name] = float(value.detach())
+            parts.update({f"{term.name}_{key}": v for key, v in term.logs().items()})
         if not torch.isfinite(loss):
             raise FloatingPointError(f"step {self.step}: the training loss is {float(loss)} (parts: {parts}); lower "
                                      "optimizer.lr or check the data and the model's initial outputs")
@@ -259,7 +261,8 @@ class Trainer:
         ``logging.plots``, the figures are drawn. A run resumed after it finished does no more steps.
 
         Returns:
-            The last row of the history: ``step``, ``epoch``, ``seconds``, ``train_loss``, ``lr`` and
+            The last row of the history: ``step``, ``epoch``, ``seconds``, ``train_loss`` (the mean since the last
+            evaluation), ``lr``, ``train_loss_<part>`` (each loss part, term and term log at that step) and
             ``<split>/<metric>`` of every validation split (and callback values of that step).
 
         Raises:
@@ -275,6 +278,7 @@ class Trainer:
             for b, batch in enumerate(self.train_batches(self.epoch, self.position), start=self.position):
                 t0 = time.perf_counter()
                 stats = self.train_step(self.task.augment(batch, self.step))
+                self._last_parts = {f"train_{k}": v for k, v in stats.items() if k.startswith("loss_")}
                 recent.append(stats["loss"])
                 self.step += 1
                 self.position = b + 1
@@ -337,7 +341,7 @@ class Trainer:
 
     def _log(self, train_loss: float, seconds: float) -> None:
         row = {"epoch": self.epoch, "seconds": round(seconds, 2), "train_loss": train_loss,
-               "lr": self.optimizer.param_groups[0]["lr"]}
+               "lr": self.optimizer.param_groups[0]["lr"], **self._last_parts}
         kept: list = []
         for name in self.val:
             for key, value in self.evaluate(name, keep=kept).items():

@@ -1,0 +1,184 @@
+"""Regression between sums of Cartesian tensors with approximate, mixed symmetries: the synthetic tasks of PER (Kim
+et al. ICML 2023; modified inertia, ...) and EMLP (Finzi et al. ICML 2021; inertia), as written by
+``python -m datasets.soft``. Loss and metric the mean squared error over outputs; models take the flat input tensors
+and return the flat output tensors (``soft_mlp``: :class:`equilib.soft.SoftEquivariantMLP`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..groups import CartesianTensors
+from ..soft import SoftEquivariantMLP, group_named
+from ._batches import Frames
+from ._registry import MODELS, TASKS
+from ._task import LossOptions, ModelOptions, SquaredError, Symmetry, mean_loss
+from ._tensor_task import TensorBatch, TensorTask, data_dtype
+
+
+@dataclass
+class TensorRegressionData:
+    """The ``data`` section of the tensor regression task.
+
+    Attributes:
+        path: The ``.npz`` written by ``python -m datasets.soft``.
+        train: The split of the file used for training.
+        val: Validation splits, ``{name in logs: split in file}`` (splits the file lacks are skipped, e.g. ``ood``).
+        max_train: The first training examples kept (None: all).
+        batch_size: Examples per training batch.
+        eval_batch_size: Examples per evaluation batch.
+        dtype: ``"float32"`` or ``"float64"`` for data and model.
+    """
+
+    path: str = "datasets/soft/data/modified_inertia_axis2_noise0.3.npz"
+    train: str = "train"
+    val: dict = field(default_factory=lambda: {"valid": "valid", "test": "test", "ood": "ood"})
+    max_train: int | None = None
+    batch_size: int = 500
+    eval_batch_size: int = 1000
+    dtype: str = "float32"
+
+
+@dataclass
+class TensorRegressionLoss(LossOptions):
+    """The ``loss`` section: the loss is the MSE of the output tensors.
+
+    Attributes:
+        terms: Extra registered loss terms (``soft_equivariance``, ``equivariance``, ...).
+    """
+
+
+@dataclass
+class TensorRegressionBatch(TensorBatch):
+    """A batch of examples.
+
+    Attributes:
+        x: ``(batch, in_dim)`` inputs.
+        y: ``(batch, out_dim)`` targets.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+@dataclass
+class SoftMLPOptions(ModelOptions):
+    """The ``model`` section of ``soft_mlp`` (:class:`equilib.soft.SoftEquivariantMLP`).
+
+    Attributes:
+        name: The registered model, ``"soft_mlp"``.
+        hidden: Hidden tensors, one term per rank in increasing order (e.g. ``"64x0+32x1+32x2"``).
+        num_layers: Hidden layers.
+        mode: ``"free"`` (PER's soft model), ``"exact"`` or ``"rpp"``.
+        group: The group of ``"exact"`` and ``"rpp"`` (``"O3"``, ``"O2z"``, ...).
+    """
+
+    hidden: str = "64x0+32x1+32x2"
+    num_layers: int = 3
+    mode: str = "free"
+    group: str | None = None
+
+
+@MODELS.register("soft_mlp")
+class SoftMLPModel:
+    """:class:`equilib.soft.SoftEquivariantMLP` between the task's input and output tensors."""
+
+    Options = SoftMLPOptions
+
+    @staticmethod
+    def build(options, task):
+        group = group_named(options.group) if options.group is not None else None
+        return SoftEquivariantMLP(task.in_rep, task.out_rep, options.hidden, options.num_layers, options.mode, group,
+                                  dim=task.in_rep.dim, dtype=data_dtype(task))
+
+
+class _Split(torch.utils.data.Dataset):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, k: int):
+        return self.x[k], self.y[k]
+
+
+@TASKS.register("tensor_regression")
+class TensorRegressionTask(TensorTask):
+    """Flat input tensors to flat output tensors (``in_rep`` and ``out_rep`` from the file); MSE loss and metric.
+
+    Attributes:
+        in_rep: The inputs' :class:`~equilib.groups.CartesianTensors`.
+        out_rep: The outputs'.
+        true_symmetry: The group the targets are exactly equivariant under, as the file names it (``"O2z"``) or None.
+        candidates: The candidate groups the file lists.
+
+    Args:
+        config: The run's :class:`~equilib.train.TrainConfig` (``data`` a :class:`TensorRegressionData`).
+
+    Raises:
+        FileNotFoundError: If ``data.path`` does not exist.
+        ValueError: If ``data.dtype`` is unknown or the file lacks the training split or a key.
+    """
+
+    Data = TensorRegressionData
+    Loss = TensorRegressionLoss
+    Batch = TensorRegressionBatch
+    default_model = "soft_mlp"
+    primary_metric = "mse"
+    curve_metrics = ("mse",)
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        d = config.data
+        path = Path(d.path)
+        if not path.is_file():
+            raise FileNotFoundError(f"data.path: {path} does not exist; write it with `python -m datasets.soft`")
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+        for key in ("in_rep", "out_rep", f"{d.train}_x", f"{d.train}_y"):
+            if key not in arrays:
+                raise ValueError(f"data.path: {path} has no {key!r} (keys: {sorted(arrays)})")
+        dim = int(arrays["space_dim"]) if "space_dim" in arrays else 3
+        self.in_rep = CartesianTensors(str(arrays["in_rep"]), dim)
+        self.out_rep = CartesianTensors(str(arrays["out_rep"]), dim)
+        symmetry = str(arrays["true_symmetry"]) if "true_symmetry" in arrays else "none"
+        self.true_symmetry = None if symmetry == "none" else symmetry
+        self.candidates = [c for c in str(arrays.get("candidates", "")).split(",") if c]
+        dtype = data_dtype(self)
+
+        def split(name: str, limit=None) -> Frames:
+            x = torch.as_tensor(arrays[f"{name}_x"], dtype=dtype)
+            y = torch.as_tensor(arrays[f"{name}_y"], dtype=dtype)
+            if x.shape[1:] != self.in_rep.shape or y.shape[1:] != self.out_rep.shape:
+                raise ValueError(f"data.path: {name}_x / {name}_y have shapes {tuple(x.shape)} / {tuple(y.shape)}, "
+                                 f"expected (N, {self.in_rep.shape[0]}) / (N, {self.out_rep.shape[0]})")
+            return Frames(_Split(x, y), cache=False, limit=limit)
+
+        self.train = split(d.train, d.max_train)
+        self.val = {name: split(s) for name, s in d.val.items() if f"{s}_x" in arrays}
+
+    def predict(self, model, batch: TensorRegressionBatch) -> dict:
+        return {"y": model(batch.x)}
+
+    def loss(self, prediction, batch: TensorRegressionBatch, count_reducer=None):
+        return mean_loss((prediction["y"] - batch.y).pow(2), "y", "mse", count_reducer)
+
+    def metrics(self) -> SquaredError:
+        return SquaredError("y")
+
+    def symmetry(self, model, batch: TensorRegressionBatch) -> Symmetry:
+        """The model under the targets' true symmetry (O(3) when the file names none).
+
+        Args:
+            model: The model.
+            batch: A :class:`TensorRegressionBatch`.
+
+        Returns:
+            The :class:`~equilib.train.Symmetry`.
+        """
+        group = group_named(self.true_symmetry or "O3")
+        return Symmetry(model, group, (batch.x,), (self.in_rep,), (self.out_rep,))
