@@ -12,8 +12,8 @@ continuously); :func:`group_named` reads candidate groups (``"O3"``, ``"O2z"``, 
 
 from ._mlp import SoftEquivariantMLP, TensorLinear, TensorNonlinearity
 from ._names import group_named
-from ._projector import EquivariantProjector, equivariant_basis, tensor_algebra, tensor_power
+from ._projector import EquivariantProjector, JointPenalty, equivariant_basis, tensor_algebra, tensor_power
 from ._tuning import StrengthTuner
 
-__all__ = ["EquivariantProjector", "SoftEquivariantMLP", "StrengthTuner", "TensorLinear", "TensorNonlinearity",
-           "equivariant_basis", "group_named", "tensor_algebra", "tensor_power"]
+__all__ = ["EquivariantProjector", "JointPenalty", "SoftEquivariantMLP", "StrengthTuner", "TensorLinear",
+           "TensorNonlinearity", "equivariant_basis", "group_named", "tensor_algebra", "tensor_power"]

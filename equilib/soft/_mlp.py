@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..groups import CartesianTensors, Group
-from ._projector import EquivariantProjector
+from ._projector import EquivariantProjector, JointPenalty
 
 MODES = ("free", "exact", "rpp")
 
@@ -183,6 +183,7 @@ class SoftEquivariantMLP(torch.nn.Module):
             TensorLinear(reps[k], self.nonlinearities[k].input_rep(), mode, group, dtype) for k in range(num_layers))
         self.readout = TensorLinear(hidden_rep, self.out_rep, mode, group, dtype)
         self._projectors: dict[tuple[int, str], EquivariantProjector] = {}
+        self._penalties: dict[tuple[int, tuple[str, ...]], JointPenalty] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The outputs.
@@ -217,16 +218,16 @@ class SoftEquivariantMLP(torch.nn.Module):
         Returns:
             ``repr(group)`` -> differentiable 0-d tensor.
         """
-        out = {}
-        for group in groups:
-            total = 0.0
-            for k, layer in enumerate(self.layers()):
-                key = (k, repr(group))
-                if key not in self._projectors:
-                    self._projectors[key] = EquivariantProjector(group, layer.in_rep, layer.out_rep)
-                total = total + self._projectors[key].penalty(*layer.effective())
-            out[repr(group)] = total
-        return out
+        names = tuple(repr(group) for group in groups)
+        total = 0.0
+        for k, layer in enumerate(self.layers()):
+            if (k, names) not in self._penalties:
+                for group in groups:
+                    if (k, repr(group)) not in self._projectors:
+                        self._projectors[(k, repr(group))] = EquivariantProjector(group, layer.in_rep, layer.out_rep)
+                self._penalties[(k, names)] = JointPenalty([self._projectors[(k, name)] for name in names])
+            total = total + self._penalties[(k, names)](*layer.effective())
+        return {name: total[j] for j, name in enumerate(names)}
 
     def rpp_prior(self) -> tuple[torch.Tensor, torch.Tensor]:
         """RPP's two weight priors: the squared norms of the equivariant and of the free parameters.

@@ -197,3 +197,64 @@ class EquivariantProjector:
 
     def __repr__(self) -> str:
         return f"EquivariantProjector({self.group!r}, {self.in_rep!r} -> {self.out_rep!r})"
+
+
+class JointPenalty:
+    """:meth:`EquivariantProjector.penalty` of one layer for several groups at once: every block of ``W`` is
+    multiplied once by all the groups' bases side by side (kept in float64), and ``||W - P W||^2 = ||W||^2 - ||W Q||^2``
+    (orthonormal ``Q``), summed in float64 so that small penalties keep their digits (to about 1e-16 of ``||W||^2``).
+
+    Args:
+        projectors: Projectors between the same representations, one per group.
+
+    Raises:
+        ValueError: If the projectors map between different representations.
+    """
+
+    def __init__(self, projectors: list[EquivariantProjector]) -> None:
+        first = projectors[0]
+        if any(repr(p.in_rep) != repr(first.in_rep) or repr(p.out_rep) != repr(first.out_rep) for p in projectors):
+            raise ValueError("projectors: expected projectors between the same representations")
+        self.in_rep, self.out_rep, self.count = first.in_rep, first.out_rep, len(projectors)
+        ranks = {r for _, r in first.in_rep.terms} | {0}
+        self._bases = {}
+        for _, b in first.out_rep.terms:
+            for a in ranks:
+                bases = [p._bases[(b, a)] for p in projectors]
+                self._bases[(b, a)] = (torch.cat(bases, dim=1), [q.shape[1] for q in bases])
+
+    def __call__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The penalties.
+
+        Args:
+            weight: ``(out_rep.dim, in_rep.dim)`` matrix.
+            bias: ``(out_rep.dim,)`` vector or None.
+
+        Returns:
+            ``(number of groups,)`` differentiable penalties in ``weight``'s dtype.
+
+        Raises:
+            ValueError: If ``weight`` has another shape.
+        """
+        want = (self.out_rep.shape[0], self.in_rep.shape[0])
+        if tuple(weight.shape) != want:
+            raise ValueError(f"weight: expected shape {want}, got {tuple(weight.shape)}")
+        d, w64 = self.in_rep.dim, weight.double()
+        total_square = w64.square().sum()
+        pieces = [(w64.split(self.out_rep.sizes, dim=0), self.in_rep.terms)]
+        if bias is not None:
+            b64 = bias.double()
+            total_square = total_square + b64.square().sum()
+            pieces.append(([b.unsqueeze(1) for b in b64.split(self.out_rep.sizes)], ((1, 0),)))
+        kept = torch.zeros(self.count, dtype=torch.float64, device=weight.device)
+        for rows, in_terms in pieces:
+            for (mo, b), w_row in zip(self.out_rep.terms, rows, strict=True):
+                columns = w_row.split([m * d**a for m, a in in_terms], dim=1)
+                for (mi, a), w in zip(in_terms, columns, strict=True):
+                    bases, sizes = self._bases[(b, a)]
+                    if bases.shape[1] == 0:
+                        continue
+                    pairs = w.reshape(mo, d**b, mi, d**a).transpose(1, 2).reshape(mo * mi, d**b * d**a)
+                    norms = (pairs @ bases.to(pairs.device)).square().sum(0)
+                    kept = kept + torch.stack([part.sum() for part in norms.split(sizes)])
+        return (0.5 * (total_square - kept)).clamp_min(0.0).to(weight.dtype)

@@ -39,7 +39,7 @@ def test_exact_and_rpp_models_are_equivariant_under_their_group_only(group, x):
     torch.manual_seed(0)
     model = SoftEquivariantMLP(IN, OUT, HIDDEN, num_layers=2, mode="exact", group=group, dtype=F64)
     assert_equivariant(model, group, x, IN, OUT)
-    assert penalty(model, group) < 1e-20
+    assert penalty(model, group) < 1e-12
     if not isinstance(group, O3):
         assert error(model, O3(), x) > 1e-3 and penalty(model, O3()) > 1e-3
     rpp = SoftEquivariantMLP(IN, OUT, HIDDEN, num_layers=2, mode="rpp", group=group, dtype=F64)
@@ -64,7 +64,7 @@ def test_free_model_projected_onto_a_group_becomes_equivariant(x):
             projector = model._projectors[(k, repr(O2()))]
             layer.weight.copy_(projector.project(layer.weight))
             layer.bias.copy_(projector.project_bias(layer.bias))
-    assert penalty(model, O2()) < 1e-20
+    assert penalty(model, O2()) < 1e-12
     assert_equivariant(model, O2(), x, IN, OUT)
     assert error(model, O3(), x) > 1e-3
 

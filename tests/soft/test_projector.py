@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from equilib.groups import O2, O3, SO2, SO3, CartesianTensors, GroupElement
-from equilib.soft import EquivariantProjector
+from equilib.soft import EquivariantProjector, JointPenalty
 
 F64 = torch.float64
 GROUPS = [O3(), SO3(), O2(), SO2(), O2(axis=(1.0, 0.0, 0.0)), SO2(axis=(0.3, -1.0, 2.0))]
@@ -74,3 +74,19 @@ def test_known_dimensions_and_errors():
         EquivariantProjector(O3(), "1x1", "1x2").project_bias(torch.zeros(3))
     with pytest.raises(ValueError, match="in_rep: CartesianTensors\\('1x1', dim=5\\) lives in 5 dimensions"):
         EquivariantProjector(O3(), CartesianTensors("1x1", dim=5), "1x1")
+
+
+def test_joint_penalty_equals_each_groups_penalty():
+    gen = torch.Generator().manual_seed(4)
+    projectors = [EquivariantProjector(g, IN, OUT) for g in GROUPS]
+    joint = JointPenalty(projectors)
+    w = torch.randn(projectors[0].out_rep.shape[0], projectors[0].in_rep.shape[0], generator=gen, dtype=F64)
+    b = torch.randn(projectors[0].out_rep.shape[0], generator=gen, dtype=F64)
+    for bias in (b, None):
+        assert torch.allclose(joint(w, bias), torch.stack([p.penalty(w, bias) for p in projectors]), rtol=1e-12)
+    w32 = w.float().requires_grad_()
+    joint(w32, b.float())[2].backward()  # the gradient of 1/2 ||W - P W||^2 is W - P W
+    assert torch.allclose(w32.grad.double(), w - projectors[2].project(w), atol=1e-5)
+    assert float(joint(projectors[0].project(w), projectors[0].project_bias(b))[0]) < 1e-12 * float(w.square().sum())
+    with pytest.raises(ValueError, match="projectors: expected projectors between the same representations"):
+        JointPenalty([projectors[0], EquivariantProjector(O3(), "1x1", "1x1")])
