@@ -10,6 +10,9 @@ saved in checkpoints, so a resumed run draws the same elements). As a penalty it
 sampled equivariance error under group ``j`` of any model (``method: sampled``), and the strengths ``lambda_j`` tuned
 by :class:`equilib.soft.StrengthTuner`; every ``R_j`` and ``lambda_j`` is logged at each step.
 
+``rpp_prior``: the Gaussian priors of a residual-pathway model's equivariant and free parameters (Finzi et al.
+NeurIPS 2021).
+
 ``hessian_alignment``: the spread of the loss gradients and Hessian diagonals across the domains of the training
 batch (:func:`equilib.curvature.hessian_alignment`; Hemati et al., ICCV 2023), for the potential task, whose structures
 are grouped by their slab's metal or by a per-structure attribute of the batch; its probes are seeded by the term's
@@ -315,3 +318,56 @@ class SoftEquivarianceTerm(LossTerm):
     def set_extra_state(self, state) -> None:
         self.tuner.load_state_dict(state["tuner"])
         self.generator.set_state(state["generator"])
+
+
+@LOSS_TERMS.register("rpp_prior")
+class RPPPriorTerm(LossTerm):
+    """RPP's Gaussian priors on the two pathways of an ``rpp`` model (Finzi et al. 2021):
+    ``equivariant * sum ||theta||^2 + free * sum ||theta_free||^2``, the free pathway's much stronger so that it is
+    used only where the data needs it; logged as ``loss_rpp_prior``.
+
+    Args:
+        options: The :class:`Options`.
+        task: The run's task.
+    """
+
+    @dataclass
+    class Options:
+        """Options of the ``rpp_prior`` loss term.
+
+        Attributes:
+            weight: Weight of the term in the loss.
+            equivariant: Strength of the prior on the equivariant pathway's parameters.
+            free: Strength of the prior on the free pathway's parameters.
+
+        Raises:
+            ValueError: If a strength is negative.
+        """
+
+        weight: float = 1.0
+        equivariant: float = 1.0e-5
+        free: float = 1.0
+
+        def __post_init__(self) -> None:
+            if not (self.equivariant >= 0 and self.free >= 0):
+                raise ValueError(f"loss.terms: rpp_prior: expected non-negative strengths, got equivariant "
+                                 f"{self.equivariant!r}, free {self.free!r}")
+
+    def value(self, model, batch) -> torch.Tensor:
+        """The prior's negative log density (up to a constant).
+
+        Args:
+            model: The model being trained (with ``rpp_prior()``, e.g. ``soft_mlp`` in mode ``rpp``).
+            batch: The training batch.
+
+        Returns:
+            A differentiable 0-d tensor.
+
+        Raises:
+            TypeError: If the model has no ``rpp_prior()``.
+        """
+        if not callable(getattr(model, "rpp_prior", None)):
+            raise TypeError(f"loss.terms: rpp_prior: needs a model with rpp_prior() (soft_mlp in mode 'rpp'), got "
+                            f"{type(model).__name__}")
+        equivariant, free = model.rpp_prior()
+        return self.options.equivariant * equivariant + self.options.free * free

@@ -1,0 +1,22 @@
+"""scripts/soft_compare.py trains its runs and reports every one."""
+
+import importlib.util
+
+import torch
+
+
+def test_the_soft_experiment_script_trains_and_reports(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("soft_compare", "scripts/soft_compare.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    small = ["--epochs", "3", "model.hidden=4x0+2x1+2x2", "model.num_layers=1", "trainer.eval_every=3",
+             "data.max_train=100"]
+    assert script.main(["--runs", "mlp,exact_o2z,rpp_o3,per", "--seeds", "0", "--out", str(tmp_path), *small]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 4
+    cells = [row.strip("|").split("|") for row in rows]
+    assert all(float(c[2]) > 0 and float(c[3]) > 0 for c in cells)  # test and OOD MSE
+    assert float(cells[1][5]) < 1e-6 < float(cells[1][4])  # exactly O(2)z-equivariant, not O(3)
+    assert cells[3][6].strip() == "0, 100, 100, 100"  # PER's strengths before its rescaling step
+    config = torch.load(tmp_path / "rpp_o3" / "seed0" / "checkpoint.pt", weights_only=False)["config"]
+    assert config["model"]["mode"] == "rpp" and config["loss"]["terms"][0]["name"] == "rpp_prior"
