@@ -5,9 +5,12 @@ PER (Kim et al. ICML 2023, an EMLP-shaped network with unconstrained weights), i
 et al. NeurIPS 2021: an equivariant layer plus a free one, the free one under a stronger weight prior).
 
 Each hidden layer maps its input to scalars ``s``, vectors ``v``, rank-2 tensors ``T`` (and higher ranks) plus one
-gate scalar per non-scalar copy, then: ``s <- silu(s + v_j . v_(j+1))``, ``v <- (v + T_j v_j) sigmoid(gate)``,
-``T <- (T + v_j (x) v_(j+1)) sigmoid(gate)`` (copies paired cyclically; contractions, outer products and scalar
-gates commute with every orthogonal map), so products of inputs (an inertia tensor's ``m r r^T``) are reachable.
+gate scalar ``g`` per non-scalar copy, then: ``s <- silu(s)``, ``v <- v (g + sigmoid(g))``,
+``T <- (T + v_j (x) v_(j+1)) (g + sigmoid(g))`` (vectors paired cyclically). Outer products and scalar factors
+commute with every linear map of the space, so products of inputs (an inertia tensor's ``m r r^T``; its trace
+``|r|^2`` through the next linear layer) are reachable; the factor ``g + sigmoid(g)`` is a gate (Weiler et al.
+2018) with a linear part, so that a scalar times a tensor is exact. (Dot products and ``T v`` between copies overfit
+PER's inertia data: test MSE 1.3 against 0.5 without them, 2 layers, O(2)z-exact.)
 """
 
 from __future__ import annotations
@@ -98,29 +101,20 @@ class TensorNonlinearity(torch.nn.Module):
         d = self.d
         sizes = [m * d**r for m, r in self.input_rep().terms]
         parts = dict(zip([r for _, r in self.input_rep().terms], z.split(sizes, dim=-1), strict=True))
-        gates = torch.sigmoid(parts[0][..., : self.gates])
+        raw = parts[0][..., : self.gates]
+        factors = raw + torch.sigmoid(raw)
         lead = z.shape[:-1]
         v = parts[1].reshape(*lead, -1, d) if 1 in parts else None
         t = parts[2].reshape(*lead, -1, d, d) if 2 in parts else None
         out, used = [], 0
         for mult, rank in self.hidden.terms:
             if rank == 0:
-                s = parts[0][..., self.gates:]
-                if v is not None:  # dot products of cyclic pairs of vectors
-                    k = min(mult, v.shape[-2])
-                    dots = (v[..., :k, :] * v.roll(-1, dims=-2)[..., :k, :]).sum(-1)
-                    s = torch.cat([s[..., :k] + dots, s[..., k:]], dim=-1)
-                out.append(torch.nn.functional.silu(s))
+                out.append(torch.nn.functional.silu(parts[0][..., self.gates:]))
                 continue
-            g = gates[..., used:used + mult].unsqueeze(-1)
+            g = factors[..., used:used + mult].unsqueeze(-1)
             used += mult
             if rank == 1:
-                x = v
-                if t is not None:  # T_j v_j
-                    k = min(mult, t.shape[-3])
-                    x = torch.cat([v[..., :k, :] + (t[..., :k, :, :] @ v[..., :k, :, None])[..., 0], v[..., k:, :]],
-                                  dim=-2)
-                out.append((x * g).reshape(*lead, -1))
+                out.append((v * g).reshape(*lead, -1))
             elif rank == 2:
                 x = t
                 if v is not None:  # v_j (x) v_(j+1)
@@ -165,7 +159,7 @@ class SoftEquivariantMLP(torch.nn.Module):
         ['O3()']
     """
 
-    def __init__(self, in_rep, out_rep, hidden: str = "32x0+16x1+16x2", num_layers: int = 3, mode: str = "free",
+    def __init__(self, in_rep, out_rep, hidden: str = "32x0+16x1+8x2", num_layers: int = 2, mode: str = "free",
                  group: Group | None = None, dim: int = 3, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.in_rep = in_rep if isinstance(in_rep, CartesianTensors) else CartesianTensors(in_rep, dim)

@@ -70,14 +70,14 @@ class SoftMLPOptions(ModelOptions):
 
     Attributes:
         name: The registered model, ``"soft_mlp"``.
-        hidden: Hidden tensors, one term per rank in increasing order (e.g. ``"64x0+32x1+32x2"``).
+        hidden: Hidden tensors, one term per rank in increasing order (e.g. ``"32x0+16x1+8x2"``).
         num_layers: Hidden layers.
         mode: ``"free"`` (PER's soft model), ``"exact"`` or ``"rpp"``.
         group: The group of ``"exact"`` and ``"rpp"`` (``"O3"``, ``"O2z"``, ...).
     """
 
-    hidden: str = "64x0+32x1+32x2"
-    num_layers: int = 3
+    hidden: str = "32x0+16x1+8x2"
+    num_layers: int = 2
     mode: str = "free"
     group: str | None = None
 

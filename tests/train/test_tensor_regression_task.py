@@ -59,7 +59,7 @@ def test_per_rule_keeps_the_strength_of_the_group_the_data_has(tmp_path, data_fi
     assert strengths["O3"] == 0.0  # a zero strength stays zero
     # fitting the data breaks O(2) about x and y, not about z: z's penalty is the smallest when the rule acts (step
     # 120), so it keeps its strength and the other axes are weakened
-    assert strengths["O2z"] == 1.0 and strengths["O2x"] < 0.9 and strengths["O2y"] < 0.9
+    assert strengths["O2z"] == 1.0 and strengths["O2x"] < 0.99 and strengths["O2y"] < 0.99
     assert last["train_loss_soft_equivariance_R_O2z"] < last["train_loss_soft_equivariance_R_O2x"]
     early = [r for r in rows if r["step"] < 120]
     assert early and all(r["train_loss_soft_equivariance_lambda_O2x"] == 1.0 for r in early)
