@@ -1,15 +1,18 @@
-"""Soft equivariance on PER's modified inertia (Kim et al. ICML 2023): target ``I + a (I e_z) e_z^T``, exactly
-O(2)-equivariant about z and approximately O(3)-equivariant (``datasets/soft``, axis z, a = 0.3). The same
-``soft_mlp`` trained free (weight decay only), exactly O(3)- or O(2)z-equivariant, as RPP on O(3), with one PER
-regulariser (O(3) or O(2) about z alone), and with PER's mixture of candidates (O(3) at strength 0, O(2) about x, y
-and z at 100) whose strengths are rescaled by PER's rule once or continuously.
+"""Soft equivariance on data whose symmetry holds only partly. ``--task inertia``: PER's modified inertia (Kim et al.
+ICML 2023), target ``I + a (I e_z) e_z^T``, exactly O(2)-equivariant about z and approximately O(3)-equivariant
+(``datasets/soft``, a = 0.3). ``--task pendulum``: EMLP's double spring pendulum (O(2) about z exact, gravity breaks
+O(3)); ``--task windy``: RPP's windy pendulum (O(2) about z broken too), forecast by a Hamiltonian flow of the energy
+network (``datasets/broken_dynamics``). The same ``soft_mlp`` network trained free (weight decay only), exactly O(3)-
+or O(2)z-equivariant, as RPP on O(3), with one PER regulariser (O(3) or O(2) about z alone), and with PER's mixture
+of candidates (O(3) at strength 0, O(2) about x, y and z at the task's strength) rescaled by PER's rule once or
+continuously.
 
-The report gives, over the seeds, the test and OOD MSE at the evaluation with the lowest validation MSE, the final
-EMA model's equivariance errors under O(3) and O(2) about z (test inputs, 8 elements), and the final strengths of the
+The report gives, over the seeds, the test (and OOD) MSE at the evaluation with the lowest validation MSE, the final
+EMA model's equivariance errors under O(3) and O(2) about z (a test batch, 8 elements), and the final strengths of the
 tuned runs (the symmetry the data has keeps its strength).
 
-    python scripts/soft_compare.py                        # every run, seeds 0, 1, 2
-    python scripts/soft_compare.py --runs per --seeds 0   # one run
+    python scripts/soft_compare.py                                   # inertia, every run, seeds 0, 1, 2
+    python scripts/soft_compare.py --task pendulum --runs mlp,per --seeds 0
     python scripts/soft_compare.py --report-only
 """
 
@@ -27,24 +30,38 @@ from equilib.soft import group_named  # noqa: E402
 from scripts import _experiments as experiments  # noqa: E402
 from scripts._experiments import mean_sd  # noqa: E402
 
-CONFIG = "models/soft_inertia.yaml"
-NO_TERMS = "loss.terms=[]"
-TUNED = "groups: [O3, O2x, O2y, O2z], strengths: [0, 100, 100, 100], start: 1500, window: 100, power: 2"
-RUNS = {  # name -> (config, overrides, label)
-    "mlp": (CONFIG, [NO_TERMS], "MLP (free, weight decay only)"),
-    "exact_o3": (CONFIG, [NO_TERMS, "model.mode=exact", "model.group=O3"], "exactly O(3)-equivariant (EMLP)"),
-    "exact_o2z": (CONFIG, [NO_TERMS, "model.mode=exact", "model.group=O2z"],
-                  "exactly O(2)z-equivariant (the true symmetry)"),
-    "rpp_o3": (CONFIG, ["model.mode=rpp", "model.group=O3", "loss.terms=[{name: rpp_prior}]"], "RPP on O(3)"),
-    "single_o3": (CONFIG, ["loss.terms=[{name: soft_equivariance, groups: [O3], strengths: [100]}]"],
-                  "one regulariser: O(3), strength 100"),
-    "single_o2z": (CONFIG, ["loss.terms=[{name: soft_equivariance, groups: [O2z], strengths: [100]}]"],
-                   "one regulariser: O(2)z, strength 100"),
-    "per": (CONFIG, [f"loss.terms=[{{name: soft_equivariance, {TUNED}, rule: per}}]"],
-            "PER: O(3), O(2)x, y, z, rescaled once (step 1500)"),
-    "per_continuous": (CONFIG, [f"loss.terms=[{{name: soft_equivariance, {TUNED}, rule: continuous}}]"],
-                       "O(3), O(2)x, y, z, rescaled continuously from step 1500"),
+WINDY = "data.path=datasets/broken_dynamics/data/windy_double_spring_pendulum.npz"
+TASKS = {  # name -> (config, extra overrides, strength of the O(2) candidates, rescaling step, window)
+    "inertia": ("models/soft_inertia.yaml", [], 100, 1500, 100),
+    "pendulum": ("models/soft_pendulum.yaml", [], 1, 250, 50),
+    "windy": ("models/soft_pendulum.yaml", [WINDY], 1, 250, 50),
 }
+LABELS = {
+    "mlp": "MLP (free, weight decay only)", "exact_o3": "exactly O(3)-equivariant (EMLP)",
+    "exact_o2z": "exactly O(2)z-equivariant", "rpp_o3": "RPP on O(3)",
+    "single_o3": "one regulariser: O(3)", "single_o2z": "one regulariser: O(2)z",
+    "per": "PER: O(3), O(2)x, y, z, rescaled once", "per_continuous": "O(3), O(2)x, y, z, rescaled continuously",
+}
+
+
+def runs_of(task: str) -> dict:
+    """The runs of ``task``: name -> (config, overrides, label)."""
+    config, extra, strength, start, window = TASKS[task]
+    none = "loss.terms=[]"
+    term = "{{name: soft_equivariance, groups: [{}], strengths: [{}], rule: {}, start: {}, window: " + f"{window}}}}}"
+    tuned = ("O3, O2x, O2y, O2z", f"0, {strength}, {strength}, {strength}")
+    overrides = {
+        "mlp": [none], "exact_o3": [none, "model.mode=exact", "model.group=O3"],
+        "exact_o2z": [none, "model.mode=exact", "model.group=O2z"],
+        "rpp_o3": ["model.mode=rpp", "model.group=O3", "loss.terms=[{name: rpp_prior}]"],
+        "single_o3": [f"loss.terms=[{term.format('O3', strength, 'fixed', start)}]"],
+        "single_o2z": [f"loss.terms=[{term.format('O2z', strength, 'fixed', start)}]"],
+        "per": [f"loss.terms=[{term.format(*tuned, 'per', start)}]"],
+        "per_continuous": [f"loss.terms=[{term.format(*tuned, 'continuous', start)}]"],
+    }
+    return {name: (config, [*extra, *o], LABELS[name]) for name, o in overrides.items()}
+
+
 GROUPS = ("O3", "O2x", "O2y", "O2z")
 
 
@@ -55,41 +72,43 @@ def run_summary(config) -> dict:
     best = min(rows, key=lambda r: float(r["valid/mse"]))
     trainer, _ = experiments.finished(config)
     batch = next(trainer.eval_batches("test"))
-    rep_in, rep_out = trainer.task.in_rep, trainer.task.out_rep
+    s = trainer.task.symmetry(trainer.ema.module.eval(), batch)
     errors = {}
     with torch.no_grad():
         for name in ("O3", "O2z"):
-            errors[name] = float(equivariance_error(trainer.ema.module.eval(), group_named(name), batch.x, rep_in,
-                                                    rep_out, samples=8, generator=torch.Generator().manual_seed(0)))
+            errors[name] = float(equivariance_error(s.fn, group_named(name), s.inputs, s.in_reps, s.out_reps,
+                                                    samples=8, generator=torch.Generator().manual_seed(0)))
     last = rows[-1]
     strengths = {g: float(last[f"train_loss_soft_equivariance_lambda_{g}"]) for g in GROUPS
                  if last.get(f"train_loss_soft_equivariance_lambda_{g}")}
     return {"best_epoch": int(best["step"]) // trainer.steps_per_epoch, "test": float(best["test/mse"]),
-            "ood": float(best["ood/mse"]), "errors": errors, "strengths": strengths,
+            "ood": float(best["ood/mse"]) if best.get("ood/mse") else float("nan"), "errors": errors,
+            "strengths": strengths,
             "minutes": float(last["seconds"]) / 60}
 
 
 def main(argv=None) -> int:
-    parser = experiments.parser_of(__doc__, RUNS, ",".join(RUNS), "0,1,2", "runs/soft_compare")
+    parser = experiments.parser_of(__doc__, LABELS, ",".join(LABELS), "0,1,2", "runs/soft_compare")
+    parser.add_argument("--task", default="inertia", choices=sorted(TASKS), help="the data (default inertia)")
     args = parser.parse_args(argv)
-    names, seeds = experiments.runs_and_seeds(parser, args, RUNS)
-    out = Path(args.out)
-    configs = {name: [experiments.config_of(RUNS, name, seed, out, args.epochs, args.overrides) for seed in seeds]
+    runs = runs_of(args.task)
+    names, seeds = experiments.runs_and_seeds(parser, args, runs)
+    out = Path(args.out) if args.task == "inertia" else Path(args.out) / args.task
+    configs = {name: [experiments.config_of(runs, name, seed, out, args.epochs, args.overrides) for seed in seeds]
                for name in names}
     if not args.report_only:
-        for config in (c for runs in configs.values() for c in runs):
+        for config in (c for seeded in configs.values() for c in seeded):
             experiments.train(config)
-    print(f"\n# modified inertia (axis z, a = 0.3): test and OOD MSE at the best validation evaluation, seeds "
-          f"{args.seeds}\n")
+    print(f"\n# {args.task}: test and OOD MSE at the best validation evaluation, seeds {args.seeds}\n")
     print("| model | best epochs | test MSE | OOD MSE | O(3) error | O(2)z error | final strengths O3, O2x, O2y, O2z "
           "| minutes |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, runs in configs.items():
-        summaries = [run_summary(c) for c in runs]
+    for name, seeded in configs.items():
+        summaries = [run_summary(c) for c in seeded]
         strengths = ""
         if summaries[0]["strengths"]:
             strengths = "; ".join(", ".join(f"{s['strengths'].get(g, 0.0):.3g}" for g in GROUPS) for s in summaries)
-        print(f"| {RUNS[name][2]} | {', '.join(str(s['best_epoch']) for s in summaries)} | "
+        print(f"| {runs[name][2]} | {', '.join(str(s['best_epoch']) for s in summaries)} | "
               f"{mean_sd([s['test'] for s in summaries], 4, 'e')} | {mean_sd([s['ood'] for s in summaries], 4, 'e')}"
               f" | {mean_sd([s['errors']['O3'] for s in summaries], 2, 'e')} | "
               f"{mean_sd([s['errors']['O2z'] for s in summaries], 2, 'e')} | {strengths} | "

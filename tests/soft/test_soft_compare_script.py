@@ -20,3 +20,11 @@ def test_the_soft_experiment_script_trains_and_reports(tmp_path, capsys):
     assert cells[3][6].strip() == "0, 100, 100, 100"  # PER's strengths before its rescaling step
     config = torch.load(tmp_path / "rpp_o3" / "seed0" / "checkpoint.pt", weights_only=False)["config"]
     assert config["model"]["mode"] == "rpp" and config["loss"]["terms"][0]["name"] == "rpp_prior"
+    pendulum = ["--task", "pendulum", "--runs", "exact_o2z,per", "--seeds", "0", "--out", str(tmp_path), "--epochs",
+                "1", "model.hidden=4x0+2x1+2x2", "data.max_train=20", "data.batch_size=10", "trainer.max_steps=2",
+                "trainer.eval_every=2"]
+    assert script.main(pendulum) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    cells = [row.strip("|").split("|") for row in rows]
+    assert len(cells) == 2 and float(cells[0][5]) < 1e-6 < float(cells[0][4])  # the flow is exactly O(2)z-equivariant
+    assert cells[1][6].strip() == "0, 1, 1, 1" and (tmp_path / "pendulum" / "per" / "seed0" / "metrics.csv").is_file()
