@@ -19,7 +19,7 @@ from ._batches import Frames
 from ._registry import MODELS, TASKS
 from ._task import LossOptions, SquaredError, Symmetry, mean_loss
 from ._tensor_regression_task import SoftMLPOptions
-from ._tensor_task import TensorBatch, TensorTask, data_dtype
+from ._tensor_task import TensorBatch, TensorPairs, TensorTask, data_dtype, read_npz
 
 
 @dataclass
@@ -100,17 +100,6 @@ class HamiltonianMLPModel:
         return HamiltonianFlow(energy, options.substeps)
 
 
-class _Split(torch.utils.data.Dataset):
-    def __init__(self, z0: torch.Tensor, zs: torch.Tensor) -> None:
-        self.z0, self.zs = z0, zs
-
-    def __len__(self) -> int:
-        return len(self.z0)
-
-    def __getitem__(self, k: int):
-        return self.z0[k], self.zs[k]
-
-
 @TASKS.register("hamiltonian")
 class HamiltonianTask(TensorTask):
     """Trajectories from initial states; MSE loss and metric.
@@ -139,11 +128,7 @@ class HamiltonianTask(TensorTask):
         super().__init__(config)
         d = config.data
         path = Path(d.path)
-        if not path.is_file():
-            raise FileNotFoundError(f"data.path: {path} does not exist; write it with `python -m datasets."
-                                    "broken_dynamics`")
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
+        arrays = read_npz(path, "datasets.broken_dynamics")
         splits = [d.train, *d.val.values()]
         for key in ["state_rep"] + [f"{s}_{part}" for s in splits for part in ("z0", "ts", "zs")]:
             if key not in arrays:
@@ -160,7 +145,7 @@ class HamiltonianTask(TensorTask):
         def split(name: str, limit=None) -> Frames:
             z0 = torch.as_tensor(arrays[f"{name}_z0"], dtype=dtype)
             zs = torch.as_tensor(arrays[f"{name}_zs"], dtype=dtype)
-            return Frames(_Split(z0, zs), cache=False, limit=limit)
+            return Frames(TensorPairs(z0, zs), cache=False, limit=limit)
 
         self.train = split(d.train, d.max_train)
         self.val = {name: split(s) for name, s in d.val.items()}

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..groups import CartesianTensors
@@ -16,7 +15,7 @@ from ..soft import SoftEquivariantMLP, group_named
 from ._batches import Frames
 from ._registry import MODELS, TASKS
 from ._task import LossOptions, ModelOptions, SquaredError, Symmetry, mean_loss
-from ._tensor_task import TensorBatch, TensorTask, data_dtype
+from ._tensor_task import TensorBatch, TensorPairs, TensorTask, data_dtype, read_npz
 
 
 @dataclass
@@ -95,17 +94,6 @@ class SoftMLPModel:
                                   dim=task.in_rep.dim, dtype=data_dtype(task))
 
 
-class _Split(torch.utils.data.Dataset):
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, k: int):
-        return self.x[k], self.y[k]
-
-
 @TASKS.register("tensor_regression")
 class TensorRegressionTask(TensorTask):
     """Flat input tensors to flat output tensors (``in_rep`` and ``out_rep`` from the file); MSE loss and metric.
@@ -135,10 +123,7 @@ class TensorRegressionTask(TensorTask):
         super().__init__(config)
         d = config.data
         path = Path(d.path)
-        if not path.is_file():
-            raise FileNotFoundError(f"data.path: {path} does not exist; write it with `python -m datasets.soft`")
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
+        arrays = read_npz(path, "datasets.soft")
         for key in ("in_rep", "out_rep", f"{d.train}_x", f"{d.train}_y"):
             if key not in arrays:
                 raise ValueError(f"data.path: {path} has no {key!r} (keys: {sorted(arrays)})")
@@ -156,7 +141,7 @@ class TensorRegressionTask(TensorTask):
             if x.shape[1:] != self.in_rep.shape or y.shape[1:] != self.out_rep.shape:
                 raise ValueError(f"data.path: {name}_x / {name}_y have shapes {tuple(x.shape)} / {tuple(y.shape)}, "
                                  f"expected (N, {self.in_rep.shape[0]}) / (N, {self.out_rep.shape[0]})")
-            return Frames(_Split(x, y), cache=False, limit=limit)
+            return Frames(TensorPairs(x, y), cache=False, limit=limit)
 
         self.train = split(d.train, d.max_train)
         self.val = {name: split(s) for name, s in d.val.items() if f"{s}_x" in arrays}

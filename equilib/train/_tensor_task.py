@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from ..utils import atomic_save
@@ -76,3 +78,41 @@ class TensorTask(Task):
         """
         atomic_save({"kind": self.config.model.name, "options": dataclasses.asdict(self.config.model),
                      "dtype": self.config.data.dtype, "state_dict": model.state_dict()}, path)
+
+
+def read_npz(path, recipe: str) -> dict[str, np.ndarray]:
+    """Every array of a recipe's ``.npz`` file, in memory.
+
+    Args:
+        path: The file (``data.path``).
+        recipe: The module that writes it, named in the error (e.g. ``"datasets.soft"``).
+
+    Returns:
+        Key -> array.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data.path: {path} does not exist; write it with `python -m {recipe}`")
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+class TensorPairs(torch.utils.data.Dataset):
+    """Examples ``k -> (a[k], b[k])`` of two tensors stacked on their first axis (inputs and targets).
+
+    Args:
+        a: The first tensor.
+        b: The second, as long as the first.
+    """
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        self.a, self.b = a, b
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, k: int):
+        return self.a[k], self.b[k]
