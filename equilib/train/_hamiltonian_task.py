@@ -17,13 +17,13 @@ from ..nn import HamiltonianFlow
 from ..soft import SoftEquivariantMLP, group_named
 from ._batches import Frames
 from ._registry import MODELS, TASKS
-from ._task import LossOptions, SquaredError, Symmetry, mean_loss
-from ._tensor_regression_task import SoftMLPOptions
+from ._task import SquaredError, Symmetry, mean_loss
+from ._tensor_regression_task import SoftMLPOptions, TensorRegressionData, TensorRegressionLoss
 from ._tensor_task import TensorBatch, TensorPairs, TensorTask, data_dtype, read_npz
 
 
 @dataclass
-class HamiltonianData:
+class HamiltonianData(TensorRegressionData):
     """The ``data`` section of the Hamiltonian dynamics task.
 
     Attributes:
@@ -37,21 +37,9 @@ class HamiltonianData:
     """
 
     path: str = "datasets/broken_dynamics/data/double_spring_pendulum.npz"
-    train: str = "train"
     val: dict = field(default_factory=lambda: {"valid": "valid", "test": "test"})
-    max_train: int | None = None
     batch_size: int = 100
     eval_batch_size: int = 500
-    dtype: str = "float32"
-
-
-@dataclass
-class HamiltonianLoss(LossOptions):
-    """The ``loss`` section: the loss is the MSE of the predicted states.
-
-    Attributes:
-        terms: Extra registered loss terms (``soft_equivariance``, ``rpp_prior``, ...).
-    """
 
 
 @dataclass
@@ -118,7 +106,7 @@ class HamiltonianTask(TensorTask):
     """
 
     Data = HamiltonianData
-    Loss = HamiltonianLoss
+    Loss = TensorRegressionLoss
     Batch = HamiltonianBatch
     default_model = "hamiltonian_mlp"
     primary_metric = "mse"
