@@ -79,9 +79,16 @@ class FrameAveragedDynamicsGNN(PlainDynamicsGNN, SamplingModule):
         return drawn.rotations, drawn.graph
 
     @staticmethod
+    def _copies(tensor: torch.Tensor, graph: torch.Tensor, systems: int) -> torch.Tensor:
+        """``tensor`` (one row per system) repeated for each frame's copy; itself with one frame per system."""
+        return tensor if len(graph) == systems else tensor.index_select(0, graph)
+
+    @staticmethod
     def _average(vectors: torch.Tensor, rotations: torch.Tensor, graph: torch.Tensor, systems: int) -> torch.Tensor:
         """Rows ``(C, ..., 3)`` in their frames mapped back to the lab frame (``R v``) and averaged per system."""
         lab = (vectors.reshape(len(graph), -1, 3) @ rotations.transpose(-1, -2)).reshape(vectors.shape)  # rows R v
+        if len(graph) == systems:  # one frame per system (stochastic training): nothing to average
+            return lab
         counts = torch.bincount(graph, minlength=systems).to(vectors.dtype)
         share = (1.0 / counts).index_select(0, graph).view(-1, *([1] * (vectors.dim() - 1)))
         return (lab * share).new_zeros(systems, *vectors.shape[1:]).index_add_(0, graph, lab * share)
@@ -108,10 +115,11 @@ class FrameAveragedDynamicsGNN(PlainDynamicsGNN, SamplingModule):
         centred = x - x.mean(-2, keepdim=True)
         rotations, graph = self._frames(centred, "O3" if self.group == "E3" else "SO3", self.on_degenerate)
         # rows in a frame R: coordinates R^T x, i.e. x @ R
-        framed = torch.cat([centred.index_select(0, graph) @ rotations, v.index_select(0, graph) @ rotations], -1)
+        framed = torch.cat([self._copies(centred, graph, systems) @ rotations,
+                            self._copies(v, graph, systems) @ rotations], -1)
         h = self.embedding(framed.reshape(-1, 6))
         copies = len(graph)
-        source, target, features = self.edges(x.index_select(0, graph), q.index_select(0, graph))
+        source, target, features = self.edges(self._copies(x, graph, systems), self._copies(q, graph, systems))
         vectors_per_point = h.shape[-1] // 3
         for k in range(len(self.edge_mlps)):
             h = self.layer(k, h, source, target, features)
@@ -124,7 +132,7 @@ class FrameAveragedDynamicsGNN(PlainDynamicsGNN, SamplingModule):
                                             if self.on_degenerate != "expand" else "expand")
             if len(graph) != copies:  # a different number of frames: rebuild the copies' graph
                 copies = len(graph)
-                source, target, features = self.edges(x.index_select(0, graph), q.index_select(0, graph))
-            h = (latent.index_select(0, graph) @ rotations.unsqueeze(1)).reshape(-1, 3 * vectors_per_point)
+                source, target, features = self.edges(self._copies(x, graph, systems), self._copies(q, graph, systems))
+            h = (self._copies(latent, graph, systems) @ rotations.unsqueeze(1)).reshape(-1, 3 * vectors_per_point)
         displacement = self._average(self.decoder(h).reshape(copies, points, 3), rotations, graph, systems)
         return positions + displacement.reshape(shape)
