@@ -106,7 +106,8 @@ def test_the_equivariance_term_makes_a_plain_model_more_equivariant(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("task=nboddy", r"task: unknown task 'nboddy'; known: nbody, normals, potential, qm9"),
+    ("task=nboddy",
+     r"task: unknown task 'nboddy'; known: hamiltonian, nbody, normals, potential, qm9, tensor_regression"),
     ("model.name=transformer", r"model.name: unknown model 'transformer'; known: equivariant_dynamics, "
                                r"equivariant_potential, fa_gnn, frame_averaged_gnn, frame_averaged_pointnet, "
                                r"frame_averaged_potential, plain_gnn, plain_potential, pointnet"),
