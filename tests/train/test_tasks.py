@@ -110,9 +110,11 @@ def test_the_equivariance_term_makes_a_plain_model_more_equivariant(tmp_path):
      r"task: unknown task 'nboddy'; known: hamiltonian, nbody, normals, potential, qm9, tensor_regression"),
     ("model.name=transformer", r"model.name: unknown model 'transformer'; known: equivariant_dynamics, "
                                r"equivariant_potential, fa_gnn, frame_averaged_gnn, frame_averaged_pointnet, "
-                               r"frame_averaged_potential, plain_gnn, plain_potential, pointnet"),
+                               r"frame_averaged_potential, hamiltonian_mlp, plain_gnn, plain_potential, pointnet, "
+                               r"soft_mlp"),
     ("loss.terms=[{name: curvature}]",
-     r"loss.terms\[0\].name: unknown loss term 'curvature'; known: equivariance, hessian_alignment"),
+     r"loss.terms\[0\].name: unknown loss term 'curvature'; known: equivariance, hessian_alignment, rpp_prior, "
+     r"soft_equivariance"),
     ("callbacks=[{name: hessian}]",
      r"callbacks\[0\].name: unknown callback 'hessian'; known: curvature, equivariance_error"),
     ("callbacks=[{name: equivariance_error, evry: 3}]", r"unknown key callbacks\[0\].evry \(known: batches, every"),
