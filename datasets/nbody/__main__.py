@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -27,12 +29,25 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "data"
 DEFAULT_NAME = "charged5_small"
 
 
-def report(data: dict, seed: int, num: dict[str, int], stream_train: int, stream_valid: int) -> dict:
+def report(data: dict, seed: int, num: dict[str, int], stream_train: int, stream_valid: int,
+           field: float = 0.0) -> dict:
     """The card's checks on the kept simulations: charges, initial speeds and spread, clipping, energy drift,
-    and the trivial baselines per split (this integrates every kept simulation again, to frame 48)."""
+    and the trivial baselines per split (this integrates every kept simulation again, to frame 48).
+
+    Args:
+        data: The generated arrays.
+        seed: Seed of the legacy random stream.
+        num: Simulations kept per split.
+        stream_train: Training simulations drawn before the validation ones.
+        stream_valid: Validation simulations drawn before the test ones.
+        field: The external field along z (its potential -q_i field z_i is part of the energy).
+
+    Returns:
+        The checks, by name.
+    """
     initial = draw_stream(seed, num, stream_train, stream_valid)
     charges, loc, vel = (np.concatenate([initial[s][k] for s in SPLITS]) for k in range(3))
-    stats = trajectory_statistics(charges, loc, vel)
+    stats = trajectory_statistics(charges, loc, vel, field=field)
     drift = np.abs(stats["energy_end"] - stats["energy_start"])
     return {
         "simulations": len(charges),
@@ -46,6 +61,27 @@ def report(data: dict, seed: int, num: dict[str, int], stream_train: int, stream
         "baselines_mse": {s: baselines(data, s) for s in SPLITS} if all(f in data["frames"] for f in TASK_FRAMES)
         else "the task frames 30 and 40 were not generated",
     }
+
+
+def finite_float(text: str) -> float:
+    """The ``--field`` value: argparse's type for a finite float.
+
+    Args:
+        text: The command-line string.
+
+    Returns:
+        The float.
+
+    Raises:
+        argparse.ArgumentTypeError: If ``text`` is not a finite float (argparse then names ``--field``).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def main(argv=None) -> dict:
@@ -65,6 +101,9 @@ def main(argv=None) -> dict:
                              "--num-valid); only the first --num-valid are simulated")
     parser.add_argument("--frames", default=",".join(map(str, TASK_FRAMES)),
                         help="frames to save, comma-separated in 0..48, or 'all' (default 30,40: the task's)")
+    parser.add_argument("--field", type=finite_float, default=0.0,
+                        help="uniform external electric field along z: extra force q_i * FIELD * e_z, before the "
+                             "clipping (default 0: the reference's data; README.md suggests 0.3)")
     parser.add_argument("--report", action="store_true",
                         help="also print the card's checks and baselines (integrates every simulation again)")
     args = parser.parse_args(argv)
@@ -72,14 +111,14 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     try:
         data = generate(args.seed, args.num_train, args.num_valid, args.num_test, args.stream_train,
-                        args.stream_valid, args.frames)
+                        args.stream_valid, args.frames, args.field)
     except ValueError as error:
         parser.error(str(error))
     path = write_npz(args.out / f"{args.name}.npz", data)
-    summary = {**written(path, start), "frames": data["frames"].tolist(),
+    summary = {**written(path, start), "frames": data["frames"].tolist(), "field": args.field,
                **{split: len(data[f"{split}_charges"]) for split in SPLITS}}
     if args.report:
-        summary["report"] = report(data, args.seed, num, args.stream_train, args.stream_valid)
+        summary["report"] = report(data, args.seed, num, args.stream_train, args.stream_valid, args.field)
     print(json.dumps(summary, indent=2))
     return summary
 

@@ -11,6 +11,11 @@ Random numbers come from one legacy ``np.random.RandomState(seed)`` stream, draw
 order: 5 uniforms for the charges, 15 normals for positions, 15 for velocities, then 2 x 49 x 15 normals of
 observation noise of variance 0 (drawn, never added); train, then valid, then test simulations.
 
+Optional, not in the reference: a uniform external electric field E along z (``field``), an extra force q_i E e_z
+on each particle, added to the Coulomb force before the per-component clipping; it keeps the symmetries that fix the
+z axis (rotations about z, reflections through planes containing it, translations, permutations) and breaks the
+rest of E(3). ``field=0`` (the default) adds no operation and draws no random numbers: the reference's data.
+
 Floating point: |x_i - x_j|^2 is computed as the reference does, |x_i|^2 + |x_j|^2 - 2 x_i.x_j, but with plain
 multiplies and adds, and r^3 as r^2 sqrt(r^2), so that only correctly rounded IEEE operations are used and every
 machine makes the same file. The reference's ``np.dot`` (BLAS, often with fused multiply-adds) and ``np.power``
@@ -19,6 +24,7 @@ machine makes the same file. The reference's ``np.dot`` (BLAS, often with fused 
 
 from __future__ import annotations
 
+import math
 from functools import reduce
 
 import numpy as np
@@ -99,29 +105,57 @@ def _sum(terms: np.ndarray) -> np.ndarray:
     return reduce(np.add, terms)
 
 
-def leapfrog(charges: np.ndarray, loc: np.ndarray, vel: np.ndarray, n_steps: int):
-    """The reference integrator, in place on batch-last ``loc``, ``vel`` (3, 5, ...): yields
-    ``(step, loc, vel, force)`` for step 0..n_steps, ``loc`` after ``step`` drifts, ``vel`` the velocity that made
-    the last drift (the initial one at step 0), ``force`` the unclipped force at ``loc``; each component of it,
-    clipped to +-MAX_FORCE, then kicks ``vel``."""
+def leapfrog(charges: np.ndarray, loc: np.ndarray, vel: np.ndarray, n_steps: int, field: float = 0.0):
+    """The reference integrator, in place on batch-last ``loc``, ``vel``.
+
+    Each component of the total force, clipped to +-MAX_FORCE, kicks ``vel``. With a field, the total force is the
+    Coulomb force plus ``charges * field`` on the z component, added before the clipping.
+
+    Args:
+        charges: Charges (5, ...).
+        loc: Positions (3, 5, ...), advanced in place.
+        vel: Velocities (3, 5, ...), advanced in place.
+        n_steps: The last step.
+        field: A uniform external electric field along z (0: none, the reference; no operation is added then).
+
+    Yields:
+        ``(step, loc, vel, force)`` for step 0..n_steps: ``loc`` after ``step`` drifts, ``vel`` the velocity that
+        made the last drift (the initial one at step 0), ``force`` the unclipped total force at ``loc``.
+    """
     for step in range(n_steps + 1):
         if step:
             loc += DT * vel
         force = coulomb(loc, charges)
+        if field:
+            force[2] += field * charges  # q_i E e_z, before the clipping
         yield step, loc, vel, force
         vel += DT * np.clip(force, -MAX_FORCE, MAX_FORCE)
 
 
-def simulate(charges: np.ndarray, loc: np.ndarray, vel: np.ndarray, frames) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and velocities (N, len(frames), 5, 3) at ``frames`` of N simulations with ``charges`` (N, 5),
-    started at ``loc``, ``vel`` (N, 5, 3). Integration stops at the last frame asked for."""
+def simulate(charges: np.ndarray, loc: np.ndarray, vel: np.ndarray, frames,
+             field: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """N simulations, saved at ``frames``; integration stops at the last frame asked for.
+
+    Args:
+        charges: Charges (N, 5).
+        loc: Initial positions (N, 5, 3).
+        vel: Initial velocities (N, 5, 3).
+        frames: Frame numbers (frame k: the state after 100 (k + 1) steps).
+        field: A uniform external electric field along z (0: none).
+
+    Returns:
+        Positions and velocities (N, len(frames), 5, 3).
+
+    Raises:
+        ValueError: If ``frames`` is empty.
+    """
     frames = list(frames)
     if not frames:
         raise ValueError("frames: expected at least one frame")
     step_of = [SAMPLE_EVERY * (k + 1) for k in frames]
     saved = np.empty((2, len(frames), DIM, N_PARTICLES, len(loc)))
     state = (np.array(a.T, order="C") for a in (charges, loc, vel))  # copies, batch last
-    for step, x, v, _ in leapfrog(*state, max(step_of)):
+    for step, x, v, _ in leapfrog(*state, max(step_of), field):
         for i in (i for i, s in enumerate(step_of) if s == step):
             saved[0, i], saved[1, i] = x, v
         if step == max(step_of):
@@ -146,6 +180,24 @@ def parse_frames(frames) -> tuple[int, ...]:
     return tuple(sorted(int(f) for f in frames))
 
 
+def check_field(field) -> float:
+    """The external field as a float.
+
+    Args:
+        field: A finite real number (bool excluded).
+
+    Returns:
+        ``float(field)``.
+
+    Raises:
+        ValueError: If ``field`` is not a finite real number.
+    """
+    if isinstance(field, bool) or not isinstance(field, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(field):
+        raise ValueError(f"field: expected a finite number, got {field!r}")
+    return float(field)
+
+
 def check_arguments(seed, num: dict[str, int], stream_train, stream_valid) -> None:
     """ValueError naming the first bad argument."""
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
@@ -160,27 +212,60 @@ def check_arguments(seed, num: dict[str, int], stream_train, stream_valid) -> No
 
 def generate(seed: int = SEED, num_train: int = NUM["train"], num_valid: int = NUM["valid"],
              num_test: int = NUM["test"], stream_train: int = STREAM_TRAIN, stream_valid: int = STREAM_VALID,
-             frames=TASK_FRAMES) -> dict:
-    """Every array of the data set file: ``{split}_loc``, ``{split}_vel`` (N, F, 5, 3), ``{split}_charges`` (N, 5)
-    and the metadata."""
+             frames=TASK_FRAMES, field: float = 0.0) -> dict:
+    """Every array of the data set file.
+
+    Args:
+        seed: Seed of the legacy random stream.
+        num_train: Training simulations kept.
+        num_valid: Validation simulations kept.
+        num_test: Test simulations kept.
+        stream_train: Training simulations drawn from the stream before the validation ones.
+        stream_valid: Validation simulations drawn before the test ones.
+        frames: The frames to save, as ``parse_frames`` reads them.
+        field: A uniform external electric field along z: force q_i field e_z on particle i (0: none, the
+            reference's data bit for bit; the initial states, hence the random numbers, do not depend on it).
+
+    Returns:
+        ``{split}_loc``, ``{split}_vel`` (N, F, 5, 3), ``{split}_charges`` (N, 5) and the metadata.
+
+    Raises:
+        ValueError: Naming the first bad argument.
+    """
     num = {"train": num_train, "valid": num_valid, "test": num_test}
     check_arguments(seed, num, stream_train, stream_valid)
     frames = parse_frames(frames)
+    field = check_field(field)
     data = {}
     for split, (charges, loc, vel) in draw_stream(seed, num, stream_train, stream_valid).items():
-        data[f"{split}_loc"], data[f"{split}_vel"] = simulate(charges, loc, vel, frames)
+        data[f"{split}_loc"], data[f"{split}_vel"] = simulate(charges, loc, vel, frames, field)
         data[f"{split}_charges"] = charges
-    data.update(metadata(seed, frames, stream_train, stream_valid))
+    data.update(metadata(seed, frames, stream_train, stream_valid, field))
     return data
 
 
-def metadata(seed: int, frames, stream_train: int, stream_valid: int) -> dict[str, np.ndarray]:
-    """The constants a reader needs to interpret (and regenerate) the file."""
-    return {"frames": np.array(frames, dtype=np.int64), "seed": np.array(seed),
+def metadata(seed: int, frames, stream_train: int, stream_valid: int, field: float = 0.0) -> dict[str, np.ndarray]:
+    """The constants a reader needs to interpret (and regenerate) the file.
+
+    Args:
+        seed: Seed of the legacy random stream.
+        frames: The saved frames.
+        stream_train: Training simulations drawn before the validation ones.
+        stream_valid: Validation simulations drawn before the test ones.
+        field: The external field along z; stored (0-d ``field``) only when non-zero, so that the reference's file
+            keeps its bytes. A file without ``field`` has none.
+
+    Returns:
+        Name -> array.
+    """
+    meta = {"frames": np.array(frames, dtype=np.int64), "seed": np.array(seed),
             "stream_train": np.array(stream_train), "stream_valid": np.array(stream_valid),
             "dt": np.array(DT), "sample_every": np.array(SAMPLE_EVERY), "length": np.array(LENGTH),
             "max_force": np.array(MAX_FORCE), "loc_std": np.array(LOC_STD), "vel_norm": np.array(VEL_NORM),
             "task_frames": np.array(TASK_FRAMES), "recipe": np.array("datasets/nbody")}
+    if field:
+        meta["field"] = np.array(float(field))
+    return meta
 
 
 def task(data, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -203,22 +288,46 @@ def baselines(data, split: str = "test") -> dict[str, float]:
             "constant_velocity": float(((loc + vel * elapsed - target) ** 2).mean())}
 
 
-def energy(loc: np.ndarray, vel: np.ndarray, charges: np.ndarray) -> np.ndarray:
-    """Total energy (...,) of states (..., 5, 3): kinetic 1/2 sum |v|^2 (unit masses) + sum_{i<j} q_i q_j / r_ij."""
+def energy(loc: np.ndarray, vel: np.ndarray, charges: np.ndarray, field: float = 0.0) -> np.ndarray:
+    """Total energy: kinetic 1/2 sum |v|^2 (unit masses) + sum_{i<j} q_i q_j / r_ij - field sum_i q_i z_i.
+
+    Args:
+        loc: Positions (..., 5, 3).
+        vel: Velocities (..., 5, 3).
+        charges: Charges (..., 5).
+        field: The external field along z (its potential energy is -q_i field z_i; 0: none).
+
+    Returns:
+        Energies (...,).
+    """
     r = np.linalg.norm(loc[..., :, None, :] - loc[..., None, :, :], axis=-1)
     i, j = np.triu_indices(N_PARTICLES, 1)
-    return 0.5 * (vel**2).sum((-1, -2)) + (charges[..., i] * charges[..., j] / r[..., i, j]).sum(-1)
+    total = 0.5 * (vel**2).sum((-1, -2)) + (charges[..., i] * charges[..., j] / r[..., i, j]).sum(-1)
+    return total - field * (charges * loc[..., 2]).sum(-1) if field else total
 
 
-def trajectory_statistics(charges: np.ndarray, loc: np.ndarray, vel: np.ndarray, n_steps: int = N_FRAMES * 100):
-    """Per simulation: the fraction of force components clipped over steps 0..n_steps, and the total energy at
-    step 0 (initial state) and at step ``n_steps``."""
+def trajectory_statistics(charges: np.ndarray, loc: np.ndarray, vel: np.ndarray, n_steps: int = N_FRAMES * 100,
+                          field: float = 0.0) -> dict[str, np.ndarray]:
+    """Clipping and energy of N simulations.
+
+    Args:
+        charges: Charges (N, 5).
+        loc: Initial positions (N, 5, 3).
+        vel: Initial velocities (N, 5, 3).
+        n_steps: The last step.
+        field: The external field along z (0: none); its potential is part of the energy.
+
+    Returns:
+        Per simulation (N,): ``clip_fraction``, the fraction of total-force components clipped over steps
+        0..n_steps; ``energy_start`` and ``energy_end``, the total energy at step 0 (the initial state) and at step
+        ``n_steps``.
+    """
     clipped = np.zeros(len(loc))
-    e0 = energy(loc, vel, charges)
+    e0 = energy(loc, vel, charges, field)
     state = (np.array(a.T, order="C") for a in (charges, loc, vel))
-    for step, x, v, force in leapfrog(*state, n_steps):
+    for step, x, v, force in leapfrog(*state, n_steps, field):
         clipped += (np.abs(force) > MAX_FORCE).sum((0, 1))
         if step == n_steps:
-            e1 = energy(x.T, v.T, charges)
+            e1 = energy(x.T, v.T, charges, field)
             break
     return {"clip_fraction": clipped / ((n_steps + 1) * N_PARTICLES * DIM), "energy_start": e0, "energy_end": e1}

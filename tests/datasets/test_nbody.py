@@ -1,5 +1,6 @@
 """The charged n-body recipe (EGNN's nbody_small): vectorised simulator against a plain per-simulation loop, the
-random-number layout, determinism, the shipped file, the baselines and argument checking."""
+random-number layout, determinism, the shipped file, the baselines and argument checking; the optional external
+field along z (field 0 is the reference, the symmetry it keeps and breaks, energy with its potential)."""
 
 import math
 from pathlib import Path
@@ -9,21 +10,27 @@ import pytest
 
 from datasets.nbody.__main__ import DEFAULT_NAME, DEFAULT_OUT, main
 from datasets.nbody.generate import (
+    DT,
     MAX_FORCE,
     baselines,
     coulomb,
+    draw_stream,
+    energy,
     generate,
     leapfrog,
+    simulate,
     task,
+    trajectory_statistics,
 )
 
 SHIPPED = DEFAULT_OUT / f"{DEFAULT_NAME}.npz"
 
 
-def _loop_reference(seed: int, index: int, frames, stream_train: int = 10000):
+def _loop_reference(seed: int, index: int, frames, stream_train: int = 10000, field: float = 0.0):
     """Simulation ``index`` of the stream (0.. train, then valid after ``stream_train``), written as a plain loop
     from the published algorithm: one legacy generator drawn the way EGNN's generate_dataset.py draws numpy's global
-    one, scalar Python arithmetic, one particle pair at a time. Returns charges (5,), loc and vel (frames, 5, 3)."""
+    one, scalar Python arithmetic, one particle pair at a time; ``field`` adds q_i field to the z force before the
+    clipping. Returns charges (5,), loc and vel (frames, 5, 3)."""
     rs = np.random.RandomState(seed)
     for _ in range(index + 1):  # every earlier simulation only consumes its random numbers
         q = rs.choice([-1.0, 0.0, 1.0], size=(5, 1), p=[0.5, 0.0, 0.5])[:, 0]
@@ -50,6 +57,7 @@ def _loop_reference(seed: int, index: int, frames, stream_train: int = 10000):
                     d2 = sq[i] + sq[j] - 2 * ((x[i][0] * x[j][0] + x[i][1] * x[j][1]) + x[i][2] * x[j][2])
                     s = q[i] * q[j] / (d2 * math.sqrt(d2))
                     f = [f[d] + s * (x[i][d] - x[j][d]) for d in range(3)]
+            f[2] += q[i] * field
             f = [min(max(c, -100.0), 100.0) for c in f]
             v[i] = [v[i][d] + dt * f[d] for d in range(3)]
 
@@ -166,7 +174,9 @@ def test_cli_writes_the_file(tmp_path, capsys):
     ({"num_train": 0}, "num_train"), ({"num_valid": -1}, "num_valid"), ({"num_test": 1.5}, "num_test"),
     ({"num_train": 20, "stream_train": 10}, "stream_train"), ({"num_valid": 3, "stream_valid": 2}, "stream_valid"),
     ({"seed": -1}, "seed"), ({"frames": "49"}, "frames"), ({"frames": "30,x"}, "frames"),
-    ({"frames": "3,3"}, "frames"), ({"frames": ()}, "frames"),
+    ({"frames": "3,3"}, "frames"), ({"frames": ()}, "frames"), ({"field": float("nan")}, "field"),
+    ({"field": float("inf")}, "field"), ({"field": -float("inf")}, "field"), ({"field": "0.5"}, "field"),
+    ({"field": True}, "field"),
 ])
 def test_bad_arguments_are_named(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -178,3 +188,136 @@ def test_cli_names_bad_argument(tmp_path, capsys):
         main(["--out", str(tmp_path), "--frames", "all,3"])
     assert "frames" in capsys.readouterr().err
     assert not list(Path(tmp_path).iterdir())
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "x"])
+def test_cli_names_bad_field(tmp_path, capsys, value):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), f"--field={value}"])
+    assert "--field" in capsys.readouterr().err
+    assert not list(Path(tmp_path).iterdir())
+
+
+# -- the external field along z ---------------------------------------------------------------------------------------
+
+
+def test_field_zero_is_the_reference(small):
+    zero = generate(num_train=3, num_valid=2, num_test=2, field=0.0)
+    negative_zero = generate(num_train=3, num_valid=2, num_test=2, field=-0.0)
+    assert "field" not in small and zero.keys() == negative_zero.keys() == small.keys()  # the file keeps its keys
+    assert all(np.array_equal(zero[k], small[k]) and np.array_equal(negative_zero[k], small[k]) for k in small)
+    if SHIPPED.exists():  # bit for bit the shipped file's first simulations (made before the field existed)
+        data = np.load(SHIPPED)
+        assert "field" not in data.files
+        for key in (f"{s}_{k}" for s in ("train", "valid", "test") for k in ("loc", "vel", "charges")):
+            assert np.array_equal(data[key][: len(zero[key])], zero[key])
+    # A field draws no random numbers: the same initial states (charges here) in every split.
+    field = generate(num_train=3, num_valid=2, num_test=2, field=0.5)
+    assert field["field"].shape == () and float(field["field"]) == 0.5
+    assert all(np.array_equal(field[f"{s}_charges"], small[f"{s}_charges"]) for s in ("train", "valid", "test"))
+    assert not np.array_equal(field["train_loc"], small["train_loc"])
+
+
+def test_field_force_against_loop_reference():
+    far = np.array([[0.0, 0, 0], [1.0, 0, 0], [1e3, 0, 0], [0, 1e3, 0], [0, 0, 1e3]]).T
+    charges = np.array([1.0, -1, 1, -1, 1])
+    steps = leapfrog(charges, far.copy(), np.zeros((3, 5)), n_steps=1, field=0.25)
+    force = next(steps)[3]
+    plain = coulomb(far, charges)
+    assert np.array_equal(force[:2], plain[:2]) and np.array_equal(force[2], plain[2] + 0.25 * charges)
+    # Added before the clipping: a field of 1e3 kicks as one of MAX_FORCE.
+    steps = leapfrog(charges, far.copy(), np.zeros((3, 5)), n_steps=1, field=1e3)
+    next(steps)
+    assert next(steps)[2][2, 0] == pytest.approx(MAX_FORCE * DT)
+    # The vectorised simulation with a field = the plain loop with one, on the first frames.
+    early = generate(num_train=2, num_valid=1, num_test=1, stream_train=2, stream_valid=1, frames="0,4", field=0.5)
+    for row in (0, 1):
+        q, loc, vel = _loop_reference(43, row, (0, 4), field=0.5)
+        np.testing.assert_allclose(early["train_loc"][row], loc, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(early["train_vel"][row], vel, rtol=0, atol=1e-12)
+
+
+def _rotation(axis: int, angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    i, j = (k for k in range(3) if k != axis)
+    rotation = np.eye(3)
+    rotation[i, i], rotation[j, j], rotation[i, j], rotation[j, i] = c, c, -s, s
+    return rotation
+
+
+@pytest.fixture(scope="module")
+def initial():
+    """20 initial states of the default stream (train simulations 0..19)."""
+    return draw_stream(43, {"train": 20, "valid": 1, "test": 1}, stream_train=20, stream_valid=1)["train"]
+
+
+def _equivariance_errors(initial, transform: np.ndarray, field: float, n_steps: int = 500):
+    """Per simulation: max |sim(g x) - g sim(x)| over frames 0..4 (positions and velocities), and whether either
+    run clipped a force component."""
+    q, loc, vel = initial
+    moved = loc @ transform.T, vel @ transform.T
+    frames = range(n_steps // 100)
+    out, out_moved = simulate(q, loc, vel, frames, field), simulate(q, *moved, frames, field)
+    error = np.maximum(*(np.abs(b - a @ transform.T).max((1, 2, 3)) for a, b in zip(out, out_moved)))
+    clipped = (trajectory_statistics(q, loc, vel, n_steps, field)["clip_fraction"] > 0) \
+        | (trajectory_statistics(q, *moved, n_steps, field)["clip_fraction"] > 0)
+    return error, clipped
+
+
+def test_field_keeps_rotations_about_z_and_xz_reflection(initial):
+    angle = np.random.default_rng(0).uniform(0, 2 * np.pi)
+    about_z, about_x = _rotation(2, angle), _rotation(0, angle)
+    # Per-component clipping is not rotation-equivariant, even without a field: simulations that clip break a
+    # rotation about z. The rotations are therefore checked on the simulations that never clip in either run.
+    error, clipped = _equivariance_errors(initial, about_z, 0.0)
+    assert 5 <= (~clipped).sum() < len(clipped) and error[clipped].max() > 1e-3
+    for field in (0.0, 0.5):
+        error, clipped = _equivariance_errors(initial, about_z, field)
+        assert (~clipped).sum() >= 5 and error[~clipped].max() < 1e-9
+        # A reflection through the xz-plane only flips signs: exact, clipped simulations included.
+        error, _ = _equivariance_errors(initial, np.diag([1.0, -1.0, 1.0]), field)
+        assert error.max() == 0.0
+    # A rotation about x keeps the field-free dynamics and breaks those with a field along z.
+    error, clipped = _equivariance_errors(initial, about_x, 0.0)
+    assert (~clipped).sum() >= 5 and error[~clipped].max() < 1e-9
+    error, clipped = _equivariance_errors(initial, about_x, 0.5)
+    assert (~clipped).sum() >= 5 and error[~clipped].min() > 1e-3
+
+
+def _energy_drift(initial, field: float, n_steps: int = 1000):
+    """|E(n_steps) - E(0)| per simulation with the field's potential, and without it, and whether it clipped; the
+    velocity at a step is made time-centred (the drift's velocity + dt/2 F), as symplectic Euler needs."""
+    q, loc, vel = initial
+    state = (np.array(a.T, order="C") for a in (q, loc, vel))
+    clipped, energies = np.zeros(len(q), dtype=bool), []
+    for step, x, v, force in leapfrog(*state, n_steps, field):
+        clipped |= (np.abs(force) > MAX_FORCE).any((0, 1))
+        if step in (0, n_steps):
+            centred = (x.T, (v + DT / 2 * force).T, q)
+            energies.append((energy(*centred, field), energy(*centred)))
+    (start, start_plain), (end, end_plain) = energies
+    return np.abs(end - start), np.abs(end_plain - start_plain), clipped
+
+
+def test_energy_with_the_field_potential_is_conserved(initial):
+    drift, _, clipped = _energy_drift(initial, 0.0)
+    reference = np.median(drift[~clipped])
+    assert reference < 1e-5
+    for field in (0.3, 1.0):
+        drift, without_potential, clipped_field = _energy_drift(initial, field)
+        kept = ~(clipped | clipped_field)
+        assert kept.sum() >= 5
+        assert np.median(drift[kept]) < 3 * reference  # as well conserved as without the field
+        assert np.median(without_potential[kept]) > 1e3 * reference  # the -q E z term is what balances it
+
+
+def test_cli_field(tmp_path):
+    args = ["--out", str(tmp_path), "--num-train", "2", "--num-valid", "1", "--num-test", "1", "--stream-train", "2",
+            "--stream-valid", "1", "--frames", "0,2"]
+    summary = main([*args, "--field", "0.5", "--name", "charged5_field0.5"])
+    data = np.load(tmp_path / "charged5_field0.5.npz")
+    expected = generate(num_train=2, num_valid=1, num_test=1, stream_train=2, stream_valid=1, frames="0,2", field=0.5)
+    assert summary["field"] == 0.5 and data["field"].shape == () and float(data["field"]) == 0.5
+    assert set(data.files) == set(expected) and all(np.array_equal(data[k], expected[k]) for k in expected)
+    main([*args, "--field=-0.5", "--name", "negative"])
+    assert float(np.load(tmp_path / "negative.npz")["field"]) == -0.5
