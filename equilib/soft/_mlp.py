@@ -5,11 +5,11 @@ PER (Kim et al. ICML 2023, an EMLP-shaped network with unconstrained weights), i
 et al. NeurIPS 2021: an equivariant layer plus a free one, the free one under a stronger weight prior).
 
 Each hidden layer maps its input to scalars ``s``, vectors ``v``, rank-2 tensors ``T`` (and higher ranks) plus one
-gate scalar ``g`` per non-scalar copy, then: ``s <- silu(s)``, ``v <- v (g + sigmoid(g))``, ``T <- (T + v_j (x)
-v_(j+1)) (g + sigmoid(g))`` (vectors paired cyclically). Outer products and scalar factors commute with every linear
-map of the space (the nonlinear steps are GL(3)-equivariant), so products of inputs (an inertia tensor's ``m r
-r^T``; its trace ``|r|^2`` through the next linear layer) are reachable; the factor ``g + sigmoid(g)`` is a gate
-(Weiler et al. 2018) with a linear part, so that a scalar times a tensor is exact.
+gate scalar ``g`` per non-scalar copy, then: ``s <- silu(s)``, ``v <- v (g + sigmoid(g))``,
+``T <- (T + v_j (x) v_(j+1)) (g + sigmoid(g))`` (vectors paired cyclically). Outer products and scalar factors
+commute with every linear map of the space (the nonlinear steps are GL(3)-equivariant), so products of inputs (an
+inertia tensor's ``m r r^T``; its trace ``|r|^2`` through the next linear layer) are reachable; the factor
+``g + sigmoid(g)`` is a gate (Weiler et al. 2018) with a linear part, so that a scalar times a tensor is exact.
 """
 
 from __future__ import annotations
