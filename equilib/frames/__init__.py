@@ -11,10 +11,10 @@ batches of graphs. See docs/frames.md.
 
 from ._averaging import FrameAveraged
 from ._fa_gnn import FrameAveragedDynamicsGNN
-from ._frame_set import FrameSet, frame_set
+from ._frame_set import FrameSet, frame_set, sample_frame_set
 from ._pca import TOLERANCE, Frames, pca_frames, relative_gaps, sign_matrices
 from ._potential import FrameAveragedPotential, FrameAveragedPotentialConfig
 
 __all__ = ["TOLERANCE", "FrameAveraged", "FrameAveragedDynamicsGNN", "FrameAveragedPotential",
            "FrameAveragedPotentialConfig", "FrameSet", "Frames", "frame_set", "pca_frames", "relative_gaps",
-           "sign_matrices"]
+           "sample_frame_set", "sign_matrices"]

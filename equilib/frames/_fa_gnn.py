@@ -16,7 +16,7 @@ import torch
 
 from ..nn import PlainDynamicsGNN
 from ..utils import SamplingModule
-from ._frame_set import frame_set, random_frames
+from ._frame_set import frame_set, sample_frame_set
 
 LATENT_GROUPS = {"E3": "O3", "SE3": "SO3"}
 
@@ -72,11 +72,12 @@ class FrameAveragedDynamicsGNN(PlainDynamicsGNN, SamplingModule):
     def _frames(self, cloud: torch.Tensor, group: str, on_degenerate: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(C, 3, 3)`` frames of the ``(S, m, 3)`` clouds (all, or one per system when sampling) and each one's
         system."""
-        frames = frame_set(cloud.detach(), group=group, tolerance=self.tolerance, on_degenerate=on_degenerate)
-        if not (self.stochastic and self.training):
-            return frames.rotations, frames.graph
-        drawn = frames.one_per_cloud(random_frames(frames.counts, self.generator))
-        return drawn.rotations, drawn.graph
+        if self.stochastic and self.training:
+            frames = sample_frame_set(cloud.detach(), group=group, tolerance=self.tolerance,
+                                      on_degenerate=on_degenerate, generator=self.generator)
+        else:
+            frames = frame_set(cloud.detach(), group=group, tolerance=self.tolerance, on_degenerate=on_degenerate)
+        return frames.rotations, frames.graph
 
     @staticmethod
     def _copies(tensor: torch.Tensor, graph: torch.Tensor, systems: int) -> torch.Tensor:

@@ -18,7 +18,16 @@ from typing import NamedTuple
 
 import torch
 
-from ._pca import GROUPS, TOLERANCE, check_degenerate, group_name, principal_axes, relative_gaps, sign_frames
+from ._pca import (
+    GROUPS,
+    TOLERANCE,
+    check_degenerate,
+    group_name,
+    principal_axes,
+    relative_gaps,
+    sign_frames,
+    sign_matrices,
+)
 
 ON_DEGENERATE = ("expand", "warn", "raise", "ignore")
 MAX_FRAMES = 128
@@ -167,6 +176,58 @@ def frame_set(
     counts = torch.tensor([len(p) for p in pieces], device=frames.device)
     graph = torch.arange(num_graphs, device=frames.device).repeat_interleave(counts)
     return FrameSet(clouds.centroids, torch.cat(pieces), graph, clouds.spectrum)
+
+
+def sample_frame_set(
+    positions: torch.Tensor,
+    batch: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+    group="O3",
+    tolerance: float = TOLERANCE,
+    on_degenerate: str = "expand",
+    max_frames: int = MAX_FRAMES,
+    generator: torch.Generator | None = None,
+) -> FrameSet:
+    """One frame of each cloud, drawn uniformly among those of :func:`frame_set` (stochastic frame averaging): the
+    same frame as ``frame_set(...).one_per_cloud(random_frames(counts, generator))``, but where no spectrum needs
+    tie-break frames only the drawn sign frame of each cloud is built.
+
+    Args:
+        positions: ``(N, 3)`` points with ``batch``, or ``(..., N, 3)``.
+        batch: ``(N,)`` torch.long cloud of each point, or None.
+        weights: Non-negative invariant weights per point, ``positions.shape[:-1]``; default uniform.
+        group: ``"O3"``, ``"E3"``, ``"SO3"``, ``"SE3"`` (or the group object).
+        tolerance: As in :func:`frame_set`.
+        on_degenerate: As in :func:`frame_set`.
+        max_frames: As in :func:`frame_set`.
+        generator: CPU generator of the draw (torch's global one when None).
+
+    Returns:
+        :class:`FrameSet` with one frame per cloud, in cloud order.
+
+    Raises:
+        TypeError: If ``positions`` is not a floating tensor.
+        ValueError: As :func:`frame_set`.
+    """
+    name = group_name(group)
+    if on_degenerate not in ON_DEGENERATE:
+        raise ValueError(f"on_degenerate: expected one of {ON_DEGENERATE}, got {on_degenerate!r}")
+    clouds = principal_axes(positions, batch, weights)
+    degenerate = check_degenerate(clouds.spectrum, tolerance, "ignore" if on_degenerate == "expand" else on_degenerate)
+    if on_degenerate == "expand" and bool(degenerate.any()):
+        full = frame_set(positions, batch, weights, group, tolerance, on_degenerate, max_frames)
+        return full.one_per_cloud(random_frames(full.counts, generator))
+    vectors = clouds.vectors
+    count, clouds_count = GROUPS[name], vectors.shape[0]
+    drawn = random_frames(torch.full((clouds_count,), count, dtype=torch.long, device=vectors.device), generator)
+    signs = sign_matrices(vectors.dtype, vectors.device)  # the order of sign_frames
+    if count == 4:  # V S has det +1 iff prod(S) = det(V)
+        proper = torch.linalg.det(vectors) > 0
+        chosen = torch.where(proper.unsqueeze(-1), signs[:4].index_select(0, drawn), signs[4:].index_select(0, drawn))
+    else:
+        chosen = signs.index_select(0, drawn)
+    rotations = vectors * chosen.unsqueeze(-2)  # scales column k of V by the k-th sign
+    return FrameSet(clouds.centroids, rotations, torch.arange(clouds_count, device=vectors.device), clouds.spectrum)
 
 
 def _longest(vectors, weights, floor: float, tolerance: float, along: torch.Tensor | None = None) -> torch.Tensor:

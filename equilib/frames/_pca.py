@@ -62,6 +62,10 @@ def group_name(group) -> str:
     raise ValueError(f"group: expected one of {sorted(GROUPS)} (a name or an equilib.groups object), got {group!r}")
 
 
+_SIGNS = torch.tensor(sorted(itertools.product((1.0, -1.0), repeat=3), key=lambda s: -s[0] * s[1] * s[2]),
+                      dtype=torch.float64)
+
+
 def sign_matrices(dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
     """The 8 diagonal sign choices as ``(8, 3)`` rows, the 4 with product +1 first.
 
@@ -72,8 +76,7 @@ def sign_matrices(dtype: torch.dtype = torch.float64, device=None) -> torch.Tens
     Returns:
         ``(8, 3)`` tensor of +-1.
     """
-    signs = torch.tensor(list(itertools.product((1.0, -1.0), repeat=3)), dtype=dtype, device=device)
-    return signs[torch.argsort(-signs.prod(1), stable=True)]
+    return _SIGNS.to(dtype=dtype, device=device)
 
 
 def relative_gaps(spectrum: torch.Tensor) -> torch.Tensor:
