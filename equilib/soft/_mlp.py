@@ -138,6 +138,8 @@ class SoftEquivariantMLP(torch.nn.Module):
             :class:`TensorLinear`).
         group: The group of ``"exact"`` and ``"rpp"``.
         dim: Dimension of the space.
+        input_scale: A constant the inputs are multiplied by first (a scalar: it commutes with every group action);
+            inputs of order 1 keep the products of the nonlinear steps of order 1.
         dtype: Dtype of the parameters.
 
     Raises:
@@ -159,7 +161,8 @@ class SoftEquivariantMLP(torch.nn.Module):
     """
 
     def __init__(self, in_rep, out_rep, hidden: str = "32x0+16x1+8x2", num_layers: int = 2, mode: str = "free",
-                 group: Group | None = None, dim: int = 3, dtype: torch.dtype | None = None) -> None:
+                 group: Group | None = None, dim: int = 3, input_scale: float = 1.0,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.in_rep = in_rep if isinstance(in_rep, CartesianTensors) else CartesianTensors(in_rep, dim)
         self.out_rep = out_rep if isinstance(out_rep, CartesianTensors) else CartesianTensors(out_rep, dim)
@@ -169,7 +172,7 @@ class SoftEquivariantMLP(torch.nn.Module):
             raise ValueError(f"hidden: expected one term per rank in increasing rank order, got {hidden!r}")
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers: expected a positive int, got {num_layers!r}")
-        self.mode, self.group = mode, group
+        self.mode, self.group, self.input_scale = mode, group, float(input_scale)
         self.nonlinearities = torch.nn.ModuleList(TensorNonlinearity(hidden_rep) for _ in range(num_layers))
         reps = [self.in_rep] + [hidden_rep] * num_layers
         self.linears = torch.nn.ModuleList(
@@ -193,6 +196,7 @@ class SoftEquivariantMLP(torch.nn.Module):
         if x.shape[-1] != self.in_rep.shape[0]:
             raise ValueError(f"x: expected a last axis of {self.in_rep.shape[0]} for {self.in_rep!r}, got shape "
                              f"{tuple(x.shape)}")
+        x = x * self.input_scale if self.input_scale != 1.0 else x
         for linear, nonlinearity in zip(self.linears, self.nonlinearities, strict=True):
             x = nonlinearity(linear(x))
         return self.readout(x)

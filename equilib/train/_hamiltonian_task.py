@@ -67,9 +67,11 @@ class HamiltonianMLPOptions(SoftMLPOptions):
         mode: ``"free"``, ``"exact"`` or ``"rpp"``.
         group: The group of ``"exact"`` and ``"rpp"``.
         substeps: RK4 steps per interval between output times.
+        input_scale: The energy network sees ``input_scale * z`` (states of order 1 keep its products of order 1).
     """
 
     substeps: int = 2
+    input_scale: float = 1.0
 
 
 @MODELS.register("hamiltonian_mlp")
@@ -82,7 +84,7 @@ class HamiltonianMLPModel:
     def build(options, task):
         group = group_named(options.group) if options.group is not None else None
         energy = SoftEquivariantMLP(task.state_rep, "1x0", options.hidden, options.num_layers, options.mode, group,
-                                    dim=task.state_rep.dim, dtype=data_dtype(task))
+                                    dim=task.state_rep.dim, input_scale=options.input_scale, dtype=data_dtype(task))
         with torch.no_grad():  # H = 0 at the start: a random energy's flow can diverge within the first interval
             energy.readout.weight.zero_()
         return HamiltonianFlow(energy, options.substeps)
