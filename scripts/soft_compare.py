@@ -33,8 +33,8 @@ from scripts._experiments import mean_sd  # noqa: E402
 WINDY = "data.path=datasets/broken_dynamics/data/windy_double_spring_pendulum.npz"
 TASKS = {  # name -> (config, extra overrides, strength of the O(2) candidates, rescaling step, window)
     "inertia": ("models/soft_inertia.yaml", [], 100, 1500, 100),
-    "pendulum": ("models/soft_pendulum.yaml", [], 1, 250, 50),
-    "windy": ("models/soft_pendulum.yaml", [WINDY], 1, 250, 50),
+    "pendulum": ("models/soft_pendulum.yaml", [], 0.001, 250, 50),
+    "windy": ("models/soft_pendulum.yaml", [WINDY], 0.001, 250, 50),
 }
 LABELS = {
     "mlp": "MLP (free, weight decay only)", "exact_o3": "exactly O(3)-equivariant (EMLP)",
