@@ -18,6 +18,7 @@ tuned runs (the symmetry the data has keeps its strength).
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -108,8 +109,10 @@ def main(argv=None) -> int:
         strengths = ""
         if summaries[0]["strengths"]:
             strengths = "; ".join(", ".join(f"{s['strengths'].get(g, 0.0):.3g}" for g in GROUPS) for s in summaries)
+        oods = [s["ood"] for s in summaries]
+        ood = "-" if any(math.isnan(v) for v in oods) else mean_sd(oods, 4, "e")  # no OOD split
         print(f"| {runs[name][2]} | {', '.join(str(s['best_epoch']) for s in summaries)} | "
-              f"{mean_sd([s['test'] for s in summaries], 4, 'e')} | {mean_sd([s['ood'] for s in summaries], 4, 'e')}"
+              f"{mean_sd([s['test'] for s in summaries], 4, 'e')} | {ood}"
               f" | {mean_sd([s['errors']['O3'] for s in summaries], 2, 'e')} | "
               f"{mean_sd([s['errors']['O2z'] for s in summaries], 2, 'e')} | {strengths} | "
               f"{sum(s['minutes'] for s in summaries) / len(summaries):.1f} |")
