@@ -85,21 +85,21 @@ class TensorNonlinearity(torch.nn.Module):
     def __init__(self, hidden: CartesianTensors) -> None:
         super().__init__()
         self.hidden = hidden
-        self.counts = dict((rank, mult) for mult, rank in hidden.terms)
         self.gates = sum(mult for mult, rank in hidden.terms if rank > 0)
         self.d = hidden.dim
+        gated = " + ".join(f"{m + (self.gates if r == 0 else 0)}x{r}" for m, r in hidden.terms)
+        if all(r != 0 for _, r in hidden.terms):
+            gated = f"{self.gates}x0 + {gated}"
+        self._input_rep = CartesianTensors(gated, dim=self.d)
 
     def input_rep(self) -> CartesianTensors:
         """The representation the layer's linear map produces: ``hidden`` with the gate scalars first."""
-        gated = " + ".join(f"{m + (self.gates if r == 0 else 0)}x{r}" for m, r in self.hidden.terms)
-        if 0 not in self.counts:
-            gated = f"{self.gates}x0 + {gated}"
-        return CartesianTensors(gated, dim=self.d)
+        return self._input_rep
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         d = self.d
-        sizes = [m * d**r for m, r in self.input_rep().terms]
-        parts = dict(zip([r for _, r in self.input_rep().terms], z.split(sizes, dim=-1), strict=True))
+        ranks = [r for _, r in self._input_rep.terms]
+        parts = dict(zip(ranks, z.split(self._input_rep.sizes, dim=-1), strict=True))
         raw = parts[0][..., : self.gates]
         factors = raw + torch.sigmoid(raw)
         lead = z.shape[:-1]
