@@ -25,8 +25,8 @@ from ._pca import (
     group_name,
     principal_axes,
     relative_gaps,
+    sign_choices,
     sign_frames,
-    sign_matrices,
 )
 
 ON_DEGENERATE = ("expand", "warn", "raise", "ignore")
@@ -218,14 +218,10 @@ def sample_frame_set(
         full = frame_set(positions, batch, weights, group, tolerance, on_degenerate, max_frames)
         return full.one_per_cloud(random_frames(full.counts, generator))
     vectors = clouds.vectors
-    count, clouds_count = GROUPS[name], vectors.shape[0]
+    choices = sign_choices(vectors, GROUPS[name] == 4)  # (G, 8 or 4, 3), the order of sign_frames
+    clouds_count, count = choices.shape[:2]
     drawn = random_frames(torch.full((clouds_count,), count, dtype=torch.long, device=vectors.device), generator)
-    signs = sign_matrices(vectors.dtype, vectors.device)  # the order of sign_frames
-    if count == 4:  # V S has det +1 iff prod(S) = det(V)
-        proper = torch.linalg.det(vectors) > 0
-        chosen = torch.where(proper.unsqueeze(-1), signs[:4].index_select(0, drawn), signs[4:].index_select(0, drawn))
-    else:
-        chosen = signs.index_select(0, drawn)
+    chosen = choices[torch.arange(clouds_count, device=vectors.device), drawn]
     rotations = vectors * chosen.unsqueeze(-2)  # scales column k of V by the k-th sign
     return FrameSet(clouds.centroids, rotations, torch.arange(clouds_count, device=vectors.device), clouds.spectrum)
 

@@ -245,6 +245,24 @@ def principal_axes(positions: torch.Tensor, batch: torch.Tensor | None, weights:
     return PrincipalAxes(centred, w, index, lead, centroids, spectrum, vectors)
 
 
+def sign_choices(vectors: torch.Tensor, proper: bool) -> torch.Tensor:
+    """The sign choices of each eigenbasis's frames: all 8 rows of :func:`sign_matrices` ``(G, 8, 3)``, or the 4 that
+    make ``det(V S) = +1`` ``(G, 4, 3)``.
+
+    Args:
+        vectors: ``(G, 3, 3)`` orthogonal matrices (eigenvectors as columns).
+        proper: Keep only the sign choices that make ``det = +1``.
+
+    Returns:
+        The signs, in the order of :func:`sign_matrices`.
+    """
+    signs = sign_matrices(vectors.dtype, vectors.device)  # (8, 3), product +1 first
+    if not proper:
+        return signs.unsqueeze(0).expand(vectors.shape[0], 8, 3)
+    positive = torch.linalg.det(vectors) > 0  # V S has det +1 iff prod(S) = det(V)
+    return torch.where(positive.view(-1, 1, 1), signs[:4].unsqueeze(0), signs[4:].unsqueeze(0))
+
+
 def sign_frames(vectors: torch.Tensor, proper: bool) -> torch.Tensor:
     """The eigenbases times every sign choice: ``(G, 8, 3, 3)``, or the 4 with det +1 ``(G, 4, 3, 3)``.
 
@@ -253,15 +271,9 @@ def sign_frames(vectors: torch.Tensor, proper: bool) -> torch.Tensor:
         proper: Keep only the sign choices that make ``det = +1``.
 
     Returns:
-        The frames, the sign choices in the order of :func:`sign_matrices`.
+        The frames, the sign choices in the order of :func:`sign_choices`.
     """
-    signs = sign_matrices(vectors.dtype, vectors.device)  # (8, 3), product +1 first
-    if proper:
-        positive = torch.linalg.det(vectors) > 0  # V S has det +1 iff prod(S) = det(V)
-        chosen = torch.where(positive.view(-1, 1, 1), signs[:4].unsqueeze(0), signs[4:].unsqueeze(0))
-    else:
-        chosen = signs.unsqueeze(0).expand(vectors.shape[0], 8, 3)
-    return vectors.unsqueeze(1) * chosen.unsqueeze(-2)  # scales column k of V by the k-th sign
+    return vectors.unsqueeze(1) * sign_choices(vectors, proper).unsqueeze(-2)  # scales column k of V by sign k
 
 
 def check_degenerate(spectrum: torch.Tensor, tolerance: float, on_degenerate: str) -> torch.Tensor:
