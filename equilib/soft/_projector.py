@@ -81,6 +81,17 @@ def equivariant_basis(group: Group, rank_out: int, rank_in: int, tolerance: floa
     return vh[rank:].T.contiguous()
 
 
+def _copy_pairs(block: torch.Tensor, mult_out: int, size_out: int, mult_in: int, size_in: int) -> torch.Tensor:
+    """A block ``(mult_out size_out, mult_in size_in)`` of a weight matrix as one row ``vec(W_ij)`` per pair of
+    copies: ``(mult_out mult_in, size_out size_in)``."""
+    return block.reshape(mult_out, size_out, mult_in, size_in).transpose(1, 2).reshape(mult_out * mult_in, -1)
+
+
+def _copy_block(pairs: torch.Tensor, mult_out: int, size_out: int, mult_in: int, size_in: int) -> torch.Tensor:
+    """The inverse of :func:`_copy_pairs`."""
+    return pairs.reshape(mult_out, mult_in, size_out, size_in).transpose(1, 2).reshape(mult_out * size_out, -1)
+
+
 class EquivariantProjector:
     """``W -> P W``: the orthogonal projection of weight matrices ``(out_rep.dim, in_rep.dim)`` (and biases) onto
     the maps that commute with ``group``, block by block (module docs). ``P`` is symmetric and idempotent.
@@ -153,9 +164,8 @@ class EquivariantProjector:
             blocks = []
             for (mi, a), w in zip(self.in_rep.terms, w_row.split(self.in_rep.sizes, dim=1), strict=True):
                 q = self._basis(b, a, weight)
-                pairs = w.reshape(mo, d**b, mi, d**a).transpose(1, 2).reshape(mo * mi, d**b * d**a)
-                projected = (pairs @ q) @ q.T
-                blocks.append(projected.reshape(mo, mi, d**b, d**a).transpose(1, 2).reshape(w.shape))
+                projected = (_copy_pairs(w, mo, d**b, mi, d**a) @ q) @ q.T
+                blocks.append(_copy_block(projected, mo, d**b, mi, d**a))
             rows.append(torch.cat(blocks, dim=1))
         return torch.cat(rows, dim=0)
 
@@ -177,7 +187,7 @@ class EquivariantProjector:
         pieces = []
         for (mo, b), piece in zip(self.out_rep.terms, bias.split(self.out_rep.sizes), strict=True):
             q = self._basis(b, 0, bias)
-            pieces.append(((piece.reshape(mo, d**b) @ q) @ q.T).reshape(-1))
+            pieces.append(((_copy_pairs(piece, mo, d**b, 1, 1) @ q) @ q.T).reshape(-1))
         return torch.cat(pieces)
 
     def penalty(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -254,7 +264,7 @@ class JointPenalty:
                     bases, sizes = self._bases[(b, a)]
                     if bases.shape[1] == 0:
                         continue
-                    pairs = w.reshape(mo, d**b, mi, d**a).transpose(1, 2).reshape(mo * mi, d**b * d**a)
+                    pairs = _copy_pairs(w, mo, d**b, mi, d**a)
                     norms = (pairs @ bases.to(pairs.device)).square().sum(0)
                     kept = kept + torch.stack([part.sum() for part in norms.split(sizes)])
         return (0.5 * (total_square - kept)).clamp_min(0.0).to(weight.dtype)
