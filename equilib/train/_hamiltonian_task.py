@@ -14,11 +14,11 @@ import torch
 
 from ..groups import CartesianTensors, Scalars
 from ..nn import HamiltonianFlow
-from ..soft import SoftEquivariantMLP, group_named
+from ..soft import group_named
 from ._batches import Frames
 from ._registry import MODELS, TASKS
 from ._task import SquaredError, Symmetry, mean_loss
-from ._tensor_regression_task import SoftMLPOptions, TensorRegressionData, TensorRegressionLoss
+from ._tensor_regression_task import SoftMLPOptions, TensorRegressionData, TensorRegressionLoss, soft_mlp
 from ._tensor_task import TensorBatch, TensorPairs, TensorTask, data_dtype, read_npz
 
 
@@ -66,12 +66,11 @@ class HamiltonianMLPOptions(SoftMLPOptions):
         num_layers: Hidden layers of the energy network.
         mode: ``"free"``, ``"exact"`` or ``"rpp"``.
         group: The group of ``"exact"`` and ``"rpp"``.
-        substeps: RK4 steps per interval between output times.
         input_scale: The energy network sees ``input_scale * z`` (states of order 1 keep its products of order 1).
+        substeps: RK4 steps per interval between output times.
     """
 
     substeps: int = 2
-    input_scale: float = 1.0
 
 
 @MODELS.register("hamiltonian_mlp")
@@ -82,9 +81,7 @@ class HamiltonianMLPModel:
 
     @staticmethod
     def build(options, task):
-        group = group_named(options.group) if options.group is not None else None
-        energy = SoftEquivariantMLP(task.state_rep, "1x0", options.hidden, options.num_layers, options.mode, group,
-                                    dim=task.state_rep.dim, input_scale=options.input_scale, dtype=data_dtype(task))
+        energy = soft_mlp(options, task.state_rep, "1x0", task)
         with torch.no_grad():  # H = 0 at the start: a random energy's flow can diverge within the first interval
             energy.readout.weight.zero_()
         return HamiltonianFlow(energy, options.substeps)

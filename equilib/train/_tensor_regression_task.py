@@ -73,12 +73,32 @@ class SoftMLPOptions(ModelOptions):
         num_layers: Hidden layers.
         mode: ``"free"`` (PER's soft model), ``"exact"`` or ``"rpp"``.
         group: The group of ``"exact"`` and ``"rpp"`` (``"O3"``, ``"O2z"``, ...).
+        input_scale: The network sees ``input_scale * x`` (inputs of order 1 keep its products of order 1).
     """
 
     hidden: str = "32x0+16x1+8x2"
     num_layers: int = 2
     mode: str = "free"
     group: str | None = None
+    input_scale: float = 1.0
+
+
+def soft_mlp(options: SoftMLPOptions, in_rep: CartesianTensors, out_rep, task) -> SoftEquivariantMLP:
+    """The :class:`equilib.soft.SoftEquivariantMLP` of ``options`` from ``in_rep`` to ``out_rep``, in the task's
+    dtype.
+
+    Args:
+        options: The model section (:class:`SoftMLPOptions` or an extension).
+        in_rep: The input tensors.
+        out_rep: The output tensors (a representation or its spec).
+        task: The run's task (its ``data.dtype``).
+
+    Returns:
+        The network.
+    """
+    group = group_named(options.group) if options.group is not None else None
+    return SoftEquivariantMLP(in_rep, out_rep, options.hidden, options.num_layers, options.mode, group,
+                              dim=in_rep.dim, input_scale=options.input_scale, dtype=data_dtype(task))
 
 
 @MODELS.register("soft_mlp")
@@ -89,9 +109,7 @@ class SoftMLPModel:
 
     @staticmethod
     def build(options, task):
-        group = group_named(options.group) if options.group is not None else None
-        return SoftEquivariantMLP(task.in_rep, task.out_rep, options.hidden, options.num_layers, options.mode, group,
-                                  dim=task.in_rep.dim, dtype=data_dtype(task))
+        return soft_mlp(options, task.in_rep, task.out_rep, task)
 
 
 @TASKS.register("tensor_regression")
