@@ -120,7 +120,6 @@ class TensorRegressionTask(TensorTask):
         in_rep: The inputs' :class:`~equilib.groups.CartesianTensors`.
         out_rep: The outputs'.
         true_symmetry: The group the targets are exactly equivariant under, as the file names it (``"O2z"``) or None.
-        candidates: The candidate groups the file lists.
 
     Args:
         config: The run's :class:`~equilib.train.TrainConfig` (``data`` a :class:`TensorRegressionData`).
@@ -150,7 +149,6 @@ class TensorRegressionTask(TensorTask):
         self.out_rep = CartesianTensors(str(arrays["out_rep"]), dim)
         symmetry = str(arrays["true_symmetry"]) if "true_symmetry" in arrays else "none"
         self.true_symmetry = None if symmetry == "none" else symmetry
-        self.candidates = [c for c in str(arrays.get("candidates", "")).split(",") if c]
         dtype = data_dtype(self)
 
         def split(name: str, limit=None) -> Frames:
