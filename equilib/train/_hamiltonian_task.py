@@ -144,7 +144,7 @@ class HamiltonianTask(TensorTask):
         return mean_loss((prediction["states"] - batch.target).pow(2), "states", "mse", count_reducer)
 
     def metrics(self) -> SquaredError:
-        return SquaredError("states")
+        return SquaredError("states", "target")
 
     def symmetry(self, model, batch: HamiltonianBatch) -> Symmetry:
         """The flow under the dynamics' true symmetry (O(3) when the file names none): the group acts on every

@@ -279,7 +279,7 @@ class NBodyTask(TensorTask):
         return mean_loss((prediction["positions"] - batch.target).pow(2), "positions", "mse", count_reducer)
 
     def metrics(self) -> SquaredError:
-        return SquaredError("positions")
+        return SquaredError("positions", "target")
 
     def symmetry(self, model, batch: NBodyBatch) -> Symmetry:
         """The model under E(3) x S_n.

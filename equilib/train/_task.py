@@ -271,17 +271,17 @@ class SquaredError(SummedMetrics):
     ``{"mse": ...}``.
 
     Args:
-        key: The prediction's key; the batch holds the target as ``target`` or under the same key.
+        key: The prediction's key.
+        target: The batch's field that holds the target.
     """
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, target: str) -> None:
         super().__init__(("mse",))
-        self.key = key
+        self.key, self.target = key, target
 
     @torch.no_grad()
     def update(self, prediction: dict, batch) -> None:
-        target = batch.target if hasattr(batch, "target") else getattr(batch, self.key)
-        diff = prediction[self.key].double() - target.double()
+        diff = prediction[self.key].double() - getattr(batch, self.target).double()
         self._add("mse", float(diff.pow(2).sum()), diff.numel())
 
     def compute(self) -> dict[str, float]:

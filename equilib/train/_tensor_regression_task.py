@@ -169,7 +169,7 @@ class TensorRegressionTask(TensorTask):
         return mean_loss((prediction["y"] - batch.y).pow(2), "y", "mse", count_reducer)
 
     def metrics(self) -> SquaredError:
-        return SquaredError("y")
+        return SquaredError("y", "y")
 
     def symmetry(self, model, batch: TensorRegressionBatch) -> Symmetry:
         """The model under the targets' true symmetry (O(3) when the file names none).
