@@ -49,16 +49,20 @@ def runs_of(task: str) -> dict:
     """The runs of ``task``: name -> (config, overrides, label)."""
     config, extra, strength, start, window = TASKS[task]
     none = "loss.terms=[]"
-    term = "{{name: soft_equivariance, groups: [{}], strengths: [{}], rule: {}, start: {}, window: " + f"{window}}}}}"
+
+    def term(groups: str, strengths: str, rule: str) -> str:
+        return (f"loss.terms=[{{name: soft_equivariance, groups: [{groups}], strengths: [{strengths}], rule: {rule}, "
+                f"start: {start}, window: {window}}}]")
+
     tuned = ("O3, O2x, O2y, O2z", f"0, {strength}, {strength}, {strength}")
     overrides = {
         "mlp": [none], "exact_o3": [none, "model.mode=exact", "model.group=O3"],
         "exact_o2z": [none, "model.mode=exact", "model.group=O2z"],
         "rpp_o3": ["model.mode=rpp", "model.group=O3", "loss.terms=[{name: rpp_prior}]"],
-        "single_o3": [f"loss.terms=[{term.format('O3', strength, 'fixed', start)}]"],
-        "single_o2z": [f"loss.terms=[{term.format('O2z', strength, 'fixed', start)}]"],
-        "per": [f"loss.terms=[{term.format(*tuned, 'per', start)}]"],
-        "per_continuous": [f"loss.terms=[{term.format(*tuned, 'continuous', start)}]"],
+        "single_o3": [term("O3", str(strength), "fixed")],
+        "single_o2z": [term("O2z", str(strength), "fixed")],
+        "per": [term(*tuned, "per")],
+        "per_continuous": [term(*tuned, "continuous")],
     }
     return {name: (config, [*extra, *o], LABELS[name]) for name, o in overrides.items()}
 
