@@ -138,14 +138,26 @@ def frame_set(
         >>> frame_set(cube, group="SO3").counts.tolist()  # its 24 rotations
         [24]
     """
+    proper, clouds, degenerate = _checked_axes(positions, batch, weights, group, tolerance, on_degenerate, max_frames)
+    return _frames_of(clouds, degenerate, proper, tolerance, on_degenerate, max_frames)
+
+
+def _checked_axes(positions, batch, weights, group, tolerance: float, on_degenerate: str, max_frames: int):
+    """:func:`frame_set`'s argument checks, the clouds' principal axes and which spectra are degenerate (warned about
+    or raised as ``on_degenerate`` says, unless it is ``"expand"``); and whether the frames are proper."""
     name = group_name(group)
     if on_degenerate not in ON_DEGENERATE:
         raise ValueError(f"on_degenerate: expected one of {ON_DEGENERATE}, got {on_degenerate!r}")
     if not isinstance(max_frames, int) or max_frames < 1:
         raise ValueError(f"max_frames: expected a positive int, got {max_frames!r}")
     clouds = principal_axes(positions, batch, weights)
-    proper = GROUPS[name] == 4
     degenerate = check_degenerate(clouds.spectrum, tolerance, "ignore" if on_degenerate == "expand" else on_degenerate)
+    return GROUPS[name] == 4, clouds, degenerate
+
+
+def _frames_of(clouds, degenerate: torch.Tensor, proper: bool, tolerance: float, on_degenerate: str,
+               max_frames: int) -> FrameSet:
+    """The :class:`FrameSet` of :func:`frame_set` from the clouds' principal axes."""
     frames = sign_frames(clouds.vectors, proper)  # (G, F, 3, 3)
     num_graphs, count = frames.shape[:2]
     graph = torch.arange(num_graphs, device=frames.device).repeat_interleave(count)
@@ -168,11 +180,11 @@ def frame_set(
         warnings.warn(f"{len(continuous)} of {num_graphs} graphs (e.g. graph {continuous[0]}) have a continuous "
                       "stabiliser (collinear or coincident points): their frames are arbitrary about the axis, so only "
                       "outputs it leaves alone (invariants, vectors along the axis) are exactly equivariant",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
     if capped:
         warnings.warn(f"{len(capped)} graphs (e.g. graph {capped[0]}) have more than max_frames={max_frames} tie-break "
                       "frames; only the first are kept, which breaks exact equivariance for them", RuntimeWarning,
-                      stacklevel=2)
+                      stacklevel=3)
     counts = torch.tensor([len(p) for p in pieces], device=frames.device)
     graph = torch.arange(num_graphs, device=frames.device).repeat_interleave(counts)
     return FrameSet(clouds.centroids, torch.cat(pieces), graph, clouds.spectrum)
@@ -209,16 +221,12 @@ def sample_frame_set(
         TypeError: If ``positions`` is not a floating tensor.
         ValueError: As :func:`frame_set`.
     """
-    name = group_name(group)
-    if on_degenerate not in ON_DEGENERATE:
-        raise ValueError(f"on_degenerate: expected one of {ON_DEGENERATE}, got {on_degenerate!r}")
-    clouds = principal_axes(positions, batch, weights)
-    degenerate = check_degenerate(clouds.spectrum, tolerance, "ignore" if on_degenerate == "expand" else on_degenerate)
+    proper, clouds, degenerate = _checked_axes(positions, batch, weights, group, tolerance, on_degenerate, max_frames)
     if on_degenerate == "expand" and bool(degenerate.any()):
-        full = frame_set(positions, batch, weights, group, tolerance, on_degenerate, max_frames)
+        full = _frames_of(clouds, degenerate, proper, tolerance, on_degenerate, max_frames)
         return full.one_per_cloud(random_frames(full.counts, generator))
     vectors = clouds.vectors
-    choices = sign_choices(vectors, GROUPS[name] == 4)  # (G, 8 or 4, 3), the order of sign_frames
+    choices = sign_choices(vectors, proper)  # (G, 8 or 4, 3), the order of sign_frames
     clouds_count, count = choices.shape[:2]
     drawn = random_frames(torch.full((clouds_count,), count, dtype=torch.long, device=vectors.device), generator)
     chosen = choices[torch.arange(clouds_count, device=vectors.device), drawn]
