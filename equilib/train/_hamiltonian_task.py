@@ -7,7 +7,6 @@ predict the states at the file's times; loss and metric the mean squared error o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -114,12 +113,9 @@ class HamiltonianTask(TensorTask):
     def __init__(self, config) -> None:
         super().__init__(config)
         d = config.data
-        path = Path(d.path)
-        arrays = read_npz(path, "datasets.broken_dynamics")
         splits = [d.train, *d.val.values()]
-        for key in ["state_rep"] + [f"{s}_{part}" for s in splits for part in ("z0", "ts", "zs")]:
-            if key not in arrays:
-                raise ValueError(f"data.path: {path} has no {key!r} (keys: {sorted(arrays)})")
+        required = ["state_rep"] + [f"{s}_{part}" for s in splits for part in ("z0", "ts", "zs")]
+        arrays = read_npz(d.path, "datasets.broken_dynamics", required)
         self.state_rep = CartesianTensors(str(arrays["state_rep"]))
         symmetry = str(arrays["true_symmetry"]) if "true_symmetry" in arrays else "none"
         self.true_symmetry = None if symmetry == "none" else symmetry

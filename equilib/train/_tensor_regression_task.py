@@ -6,7 +6,6 @@ and return the flat output tensors (``soft_mlp``: :class:`equilib.soft.SoftEquiv
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -139,11 +138,7 @@ class TensorRegressionTask(TensorTask):
     def __init__(self, config) -> None:
         super().__init__(config)
         d = config.data
-        path = Path(d.path)
-        arrays = read_npz(path, "datasets.soft")
-        for key in ("in_rep", "out_rep", f"{d.train}_x", f"{d.train}_y"):
-            if key not in arrays:
-                raise ValueError(f"data.path: {path} has no {key!r} (keys: {sorted(arrays)})")
+        arrays = read_npz(d.path, "datasets.soft", ("in_rep", "out_rep", f"{d.train}_x", f"{d.train}_y"))
         dim = int(arrays["space_dim"]) if "space_dim" in arrays else 3
         self.in_rep = CartesianTensors(str(arrays["in_rep"]), dim)
         self.out_rep = CartesianTensors(str(arrays["out_rep"]), dim)

@@ -80,24 +80,30 @@ class TensorTask(Task):
                      "dtype": self.config.data.dtype, "state_dict": model.state_dict()}, path)
 
 
-def read_npz(path, recipe: str) -> dict[str, np.ndarray]:
+def read_npz(path, recipe: str, required=()) -> dict[str, np.ndarray]:
     """Every array of a recipe's ``.npz`` file, in memory.
 
     Args:
         path: The file (``data.path``).
         recipe: The module that writes it, named in the error (e.g. ``"datasets.soft"``).
+        required: Keys the file must hold.
 
     Returns:
         Key -> array.
 
     Raises:
         FileNotFoundError: If the file does not exist.
+        ValueError: If a required key is missing.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data.path: {path} does not exist; write it with `python -m {recipe}`")
     with np.load(path) as f:
-        return {k: f[k] for k in f.files}
+        arrays = {k: f[k] for k in f.files}
+    for key in required:
+        if key not in arrays:
+            raise ValueError(f"data.path: {path} has no {key!r} (keys: {sorted(arrays)})")
+    return arrays
 
 
 class TensorPairs(torch.utils.data.Dataset):
