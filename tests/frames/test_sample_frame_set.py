@@ -39,5 +39,7 @@ def test_batch_vectors_and_errors():
     assert torch.allclose(flat.rotations, dense.rotations, atol=1e-12)
     with pytest.raises(ValueError, match="on_degenerate: expected one of"):
         sample_frame_set(points, on_degenerate="skip")
+    with pytest.raises(ValueError, match="max_frames: expected a positive int, got 0"):
+        sample_frame_set(points, max_frames=0)
     with pytest.raises(ValueError, match="positions: empty point cloud"):
         sample_frame_set(torch.zeros(2, 0, 3, dtype=F64))

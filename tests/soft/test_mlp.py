@@ -69,6 +69,16 @@ def test_free_model_projected_onto_a_group_becomes_equivariant(x):
     assert error(model, O3(), x) > 1e-3
 
 
+def test_input_scale_multiplies_the_inputs_and_keeps_equivariance(x):
+    torch.manual_seed(0)
+    scaled = SoftEquivariantMLP(IN, OUT, HIDDEN, num_layers=2, mode="exact", group=O2(), input_scale=0.2, dtype=F64)
+    plain = SoftEquivariantMLP(IN, OUT, HIDDEN, num_layers=2, mode="exact", group=O2(), dtype=F64)
+    plain.load_state_dict(scaled.state_dict())
+    assert torch.allclose(scaled(x), plain(0.2 * x), atol=1e-12)
+    assert not torch.allclose(scaled(x), plain(x))
+    assert_equivariant(scaled, O2(), x, IN, OUT)
+
+
 def test_penalty_gradient_is_the_residual(x):
     torch.manual_seed(0)
     model = SoftEquivariantMLP(IN, OUT, HIDDEN, num_layers=1, dtype=F64)

@@ -89,6 +89,10 @@ def test_sampled_method_works_for_any_model_and_errors_are_named(tmp_path, data_
         config(tmp_path / "e", data_file, "loss.terms=[{name: soft_equivariance, groups: [O3, O2z], strengths: [1]}]")
     with pytest.raises(FileNotFoundError, match="data.path: .* does not exist; write it with `python -m datasets"):
         Trainer(config(tmp_path / "e", tmp_path / "missing.npz"))
+    no_rep = tmp_path / "no_rep.npz"
+    np.savez(no_rep, train_x=np.zeros((4, 8)), train_y=np.zeros((4, 9)), in_rep=np.array("2x0+2x1"))
+    with pytest.raises(ValueError, match=r"data.path: .*no_rep.npz has no 'out_rep' \(keys: "):
+        Trainer(config(tmp_path / "e", no_rep))
     bad = tmp_path / "bad.npz"
     np.savez(bad, train_x=np.zeros((4, 7)), train_y=np.zeros((4, 9)), in_rep=np.array("2x0+2x1"),
              out_rep=np.array("1x2"))
