@@ -104,7 +104,8 @@ def pca_frames(
 
     Graphs are given either by a PyG-style ``batch`` vector over the rows of ``positions`` (graphs of different
     sizes) or by leading axes of ``positions`` (systems of equal size). Centroids and 3 x 3 covariances are scatter
-    sums, diagonalised in one batched ``torch.linalg.eigh``; no Python loop over graphs. Gradients flow through the
+    sums (batch vector) or sums over the point axis (leading axes), diagonalised in one batched ``torch.linalg.eigh``;
+    no Python loop over graphs. Gradients flow through the
     frames (well defined for a simple spectrum).
 
     Convention: the frames are ``V S`` with ``V`` the eigenvectors (columns, ascending eigenvalues) and ``S`` the
@@ -205,7 +206,7 @@ def principal_axes(positions: torch.Tensor, batch: torch.Tensor | None, weights:
         if count == 0:
             raise ValueError(f"positions: no point clouds, shape {tuple(positions.shape)}")
         flat = positions.reshape(count * n, 3)
-        index = torch.arange(count, device=positions.device).repeat_interleave(n)
+        index = torch.arange(count, device=positions.device).view(-1, 1).expand(count, n).reshape(-1)
         num_graphs = count
     else:
         if positions.dim() != 2 or positions.shape[-1] != 3:
@@ -233,13 +234,24 @@ def principal_axes(positions: torch.Tensor, batch: torch.Tensor | None, weights:
         w = weights.reshape(-1).to(flat.dtype)
         if bool((w < 0).any()):
             raise ValueError("weights: expected non-negative weights")
-    total = scatter(w, index, dim_size=num_graphs)
-    if bool((total <= 0).any()):
-        raise ValueError("weights: the weights of a graph sum to zero")
-    centroids = scatter(w.unsqueeze(-1) * flat, index, dim_size=num_graphs) / total.unsqueeze(-1)
-    centred = flat - centroids.index_select(0, index)
-    outer = (w.view(-1, 1, 1) * centred.unsqueeze(-1) * centred.unsqueeze(-2)).reshape(-1, 9)
-    covariance = (scatter(outer, index, dim_size=num_graphs) / total.unsqueeze(-1)).view(-1, 3, 3)
+    if batch is None:  # clouds of equal size along the leading axes: sums over the point axis, no scatter
+        points = flat.view(num_graphs, -1, 3)
+        share = w.view(num_graphs, -1, 1)
+        total = share.sum(1)
+        if bool((total <= 0).any()):
+            raise ValueError("weights: the weights of a graph sum to zero")
+        centroids = (share * points).sum(1) / total
+        centred = points - centroids.unsqueeze(1)
+        covariance = (centred * share).transpose(-1, -2) @ centred / total.unsqueeze(-1)
+        centred = centred.reshape(-1, 3)
+    else:
+        total = scatter(w, index, dim_size=num_graphs)
+        if bool((total <= 0).any()):
+            raise ValueError("weights: the weights of a graph sum to zero")
+        centroids = scatter(w.unsqueeze(-1) * flat, index, dim_size=num_graphs) / total.unsqueeze(-1)
+        centred = flat - centroids.index_select(0, index)
+        outer = (w.view(-1, 1, 1) * centred.unsqueeze(-1) * centred.unsqueeze(-2)).reshape(-1, 9)
+        covariance = (scatter(outer, index, dim_size=num_graphs) / total.unsqueeze(-1)).view(-1, 3, 3)
     covariance = 0.5 * (covariance + covariance.transpose(-1, -2))
     spectrum, vectors = torch.linalg.eigh(covariance)
     return PrincipalAxes(centred, w, index, lead, centroids, spectrum, vectors)

@@ -134,12 +134,25 @@ def test_batched_graphs_of_different_sizes():
 
 
 def test_leading_axes_match_batch_vector():
+    """Clouds along leading axes (sums over the point axis) and the same clouds with a batch vector (scatter sums)
+    give the same frames, weighted or not; a zero weight sum is refused on both paths."""
     x = _cloud(6, 5, 2, 3)
-    frames = pca_frames(x)
-    assert frames.rotations.shape == (2, 3, 8, 3, 3)
-    flat = pca_frames(x.reshape(-1, 3), batch=torch.arange(6).repeat_interleave(6))
-    assert torch.allclose(frames.centroids.reshape(6, 3), flat.centroids)
-    assert torch.allclose(frames.spectrum.reshape(6, 3), flat.spectrum)
+    weights = torch.rand(2, 3, 6, dtype=F64, generator=torch.Generator().manual_seed(1)) + 0.1
+    batch = torch.arange(6).repeat_interleave(6)
+    for w in (None, weights):
+        frames = pca_frames(x, weights=w)
+        assert frames.rotations.shape == (2, 3, 8, 3, 3)
+        flat = pca_frames(x.reshape(-1, 3), batch=batch, weights=None if w is None else w.reshape(-1))
+        assert torch.allclose(frames.centroids.reshape(6, 3), flat.centroids, atol=1e-12)
+        assert torch.allclose(frames.spectrum.reshape(6, 3), flat.spectrum, atol=1e-12)
+        for k in range(6):
+            _same_set(frames.rotations.reshape(6, 8, 3, 3)[k], flat.rotations[k])
+    zero = weights.clone()
+    zero[1, 2] = 0.0
+    with pytest.raises(ValueError, match="sum to zero"):
+        pca_frames(x, weights=zero)
+    with pytest.raises(ValueError, match="sum to zero"):
+        pca_frames(x.reshape(-1, 3), batch=batch, weights=zero.reshape(-1))
 
 
 def _polygon(n: int) -> torch.Tensor:
