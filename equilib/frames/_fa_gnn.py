@@ -134,6 +134,7 @@ class FrameAveragedDynamicsGNN(PlainDynamicsGNN, SamplingModule):
             if len(graph) != copies:  # a different number of frames: rebuild the copies' graph
                 copies = len(graph)
                 source, target, features = self.edges(self._copies(x, graph, systems), self._copies(q, graph, systems))
-            h = (self._copies(latent, graph, systems) @ rotations.unsqueeze(1)).reshape(-1, 3 * vectors_per_point)
+            framed = self._copies(latent, graph, systems).reshape(copies, -1, 3) @ rotations  # rows R^T v
+            h = framed.reshape(-1, 3 * vectors_per_point)
         displacement = self._average(self.decoder(h).reshape(copies, points, 3), rotations, graph, systems)
         return positions + displacement.reshape(shape)

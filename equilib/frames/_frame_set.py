@@ -228,7 +228,8 @@ def sample_frame_set(
     vectors = clouds.vectors
     choices = sign_choices(vectors, proper)  # (G, 8 or 4, 3), the order of sign_frames
     clouds_count, count = choices.shape[:2]
-    drawn = random_frames(torch.full((clouds_count,), count, dtype=torch.long, device=vectors.device), generator)
+    draw = torch.rand(clouds_count, generator=generator, dtype=torch.float64)  # as random_frames draws
+    drawn = (draw * count).long().clamp_(max=count - 1).to(vectors.device)
     chosen = choices[torch.arange(clouds_count, device=vectors.device), drawn]
     rotations = vectors * chosen.unsqueeze(-2)  # scales column k of V by the k-th sign
     return FrameSet(clouds.centroids, rotations, torch.arange(clouds_count, device=vectors.device), clouds.spectrum)

@@ -234,7 +234,13 @@ def principal_axes(positions: torch.Tensor, batch: torch.Tensor | None, weights:
         w = weights.reshape(-1).to(flat.dtype)
         if bool((w < 0).any()):
             raise ValueError("weights: expected non-negative weights")
-    if batch is None:  # clouds of equal size along the leading axes: sums over the point axis, no scatter
+    if batch is None and weights is None:  # uniform clouds of equal size: means over the point axis
+        points = flat.view(num_graphs, -1, 3)
+        centroids = points.mean(1)
+        centred = points - centroids.unsqueeze(1)
+        covariance = (centred.transpose(-1, -2) @ centred) / points.shape[1]
+        centred = centred.reshape(-1, 3)
+    elif batch is None:  # weighted clouds of equal size: sums over the point axis, no scatter
         points = flat.view(num_graphs, -1, 3)
         share = w.view(num_graphs, -1, 1)
         total = share.sum(1)
