@@ -64,9 +64,9 @@ def train(config) -> None:
     trainer.run()
 
 
-def seconds_per_epoch(config, steps: int, warmup: int) -> float:
-    """Training steps only (no evaluation), timed in this process: ``steps`` steps after ``warmup``, scaled to an
-    epoch."""
+def _timed_steps(config, steps: int, warmup: int) -> tuple[Trainer, float]:
+    """A trainer of ``config`` and the mean seconds of ``steps`` of its training steps after ``warmup`` (consecutive
+    batches of the training split, no evaluation)."""
     trainer = Trainer(config)
     size = config.data.batch_size
     n = len(trainer.train)
@@ -76,7 +76,19 @@ def seconds_per_epoch(config, steps: int, warmup: int) -> float:
     t0 = time.perf_counter()
     for batch in batches[warmup:]:
         trainer.train_step(batch)
-    return (time.perf_counter() - t0) / steps * trainer.steps_per_epoch
+    return trainer, (time.perf_counter() - t0) / steps
+
+
+def seconds_per_step(config, steps: int, warmup: int) -> float:
+    """Seconds of one training step (no evaluation), timed in this process over ``steps`` steps after ``warmup``."""
+    return _timed_steps(config, steps, warmup)[1]
+
+
+def seconds_per_epoch(config, steps: int, warmup: int) -> float:
+    """Training steps only (no evaluation), timed in this process: ``steps`` steps after ``warmup``, scaled to an
+    epoch."""
+    trainer, seconds = _timed_steps(config, steps, warmup)
+    return seconds * trainer.steps_per_epoch
 
 
 def evaluations(config, metric: str) -> list[dict]:
@@ -85,16 +97,16 @@ def evaluations(config, metric: str) -> list[dict]:
         return [r for r in csv.DictReader(f) if r.get(metric)]
 
 
-def finished(config) -> tuple[Trainer, float]:
+def finished(config, split: str = "test") -> tuple[Trainer, float]:
     """A finished run's trainer (from its checkpoint) and the largest equivariance error of its EMA model on the
-    first test batch (8 elements of the task's group from seed 0)."""
+    first batch of ``split`` (8 elements of the task's group from seed 0)."""
     trainer = Trainer(config)
     trainer.load_checkpoint()
-    batch = next(trainer.eval_batches("test"))
+    batch = next(trainer.eval_batches(split))
     s = trainer.task.symmetry(trainer.ema.module.eval(), batch)
-    with torch.no_grad():
-        error = float(equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, samples=8,
-                                         generator=torch.Generator().manual_seed(0)))
+    # with gradients: potentials differentiate their energies for the forces
+    error = float(equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, samples=8,
+                                     generator=torch.Generator().manual_seed(0)).detach())
     return trainer, error
 
 
