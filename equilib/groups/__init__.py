@@ -1,14 +1,13 @@
 """Groups, how their elements act on tensors, and equivariance checks: the vocabulary the rest of equilib shares.
-
 A group (:class:`O3`, :class:`SO3`, :class:`E3`, :class:`SE3`, :class:`SO2` / :class:`O2` about an axis,
-:class:`Translations`, :class:`Permutations`, products ``G * H``) samples batches of :class:`GroupElement`: a
-linear part, a translation and a permutation, each optional. A representation (:class:`Irreps`, :class:`Positions`,
-:class:`Vectors`, :class:`PseudoVectors`, :class:`Scalars`, :class:`OnSet` for a set axis, :class:`Concat` for
-parts side by side, :class:`CartesianTensors` for sums of Cartesian tensors such as ``"5x0+5x1"``) says how an
-element acts on a tensor, reading only the parts it needs. A linear group's :meth:`Group.generators` (a Lie-algebra
-basis and discrete generators) say which linear maps commute with it (the projectors of :mod:`equilib.soft`).
-:func:`equivariance_error` measures ``||f(g.x) - g.f(x)|| / ||f(x)||``; :func:`assert_equivariant` is the one
-conformance check every layer and model is tested with.
+:class:`OrthogonalGroup` O(n), :class:`Scaling`, :class:`Translations`, :class:`Permutations`, products ``G * H``)
+samples batches of :class:`GroupElement`: a linear part, a translation and a permutation, each optional. A
+representation (:class:`Irreps`, :class:`Positions`, :class:`Vectors`, :class:`PseudoVectors`, :class:`Scalars`,
+:class:`OnSet` for a set axis, :class:`Concat` for parts side by side, :class:`CartesianTensors` for sums of Cartesian
+tensors such as ``"5x0+5x1"``) says how an element acts on a tensor, reading only the parts it needs. A linear group's
+:meth:`Group.generators` (a Lie-algebra basis and discrete generators) say which linear maps commute with it (the
+projectors of :mod:`equilib.soft`). :func:`equivariance_error` measures ``||f(g.x) - g.f(x)|| / ||f(x)||``;
+:func:`assert_equivariant` is the one conformance check every layer and model is tested with.
 
 Adding a group: subclass :class:`Group`, state the ``parts`` its elements use and implement ``sample`` (Haar when
 compact), ``identity`` and ``contains``; composition and inverses come from :class:`GroupElement`. A group whose
@@ -38,7 +37,9 @@ from ._groups import (
     DirectProduct,
     Group,
     LinearGenerators,
+    OrthogonalGroup,
     Permutations,
+    Scaling,
     Translations,
 )
 from ._representations import (
@@ -55,7 +56,7 @@ from ._tensors import CartesianTensors, parse_tensor_terms
 
 __all__ = [
     "E3", "O2", "O3", "SE3", "SO2", "SO3", "TOLERANCE", "CartesianTensors", "Concat", "DirectProduct", "Group",
-    "GroupElement", "Irreps", "LinearGenerators", "OnSet", "Permutations", "Positions", "PseudoVectors",
-    "Representation", "Scalars", "Translations", "Vectors", "assert_equivariant", "equivariance_error",
-    "parse_tensor_terms",
+    "GroupElement", "Irreps", "LinearGenerators", "OnSet", "OrthogonalGroup", "Permutations", "Positions",
+    "PseudoVectors", "Representation", "Scalars", "Scaling", "Translations", "Vectors", "assert_equivariant",
+    "equivariance_error", "parse_tensor_terms",
 ]

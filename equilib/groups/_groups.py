@@ -1,9 +1,10 @@
-"""Groups as objects that sample their elements: O(3), SO(3), E(3), SE(3), SO(2) and O(2) about an axis,
-translations, permutations of a set, and direct products of these.
+"""Groups as objects that sample their elements: O(3), SO(3), E(3), SE(3), SO(2) and O(2) about an axis, O(n),
+positive scalings (alone or with a linear group), translations, permutations of a set, and direct products of these.
 
 Compact groups sample from their normalised Haar measure (SO(3) through uniform unit quaternions, Shoemake 1992;
-O(3) as SO(3) times a fair coin for the inversion; SO(2) and O(2) through a uniform angle). Translations have no
-normalised Haar measure: they are drawn from an isotropic Gaussian of standard deviation ``scale``.
+O(3) as SO(3) times a fair coin for the inversion; SO(2) and O(2) through a uniform angle; O(n) through the QR
+decomposition of a Gaussian matrix). Translations and scalings have no normalised Haar measure: translations are drawn
+from an isotropic Gaussian of standard deviation ``scale``, scale factors from a log-normal.
 """
 
 from __future__ import annotations
@@ -350,6 +351,131 @@ class Translations(Group):
 
     def __repr__(self) -> str:
         return f"Translations(dim={self.dim}, scale={self.scale})"
+
+
+class OrthogonalGroup(Group):
+    """The orthogonal maps of R^dim, O(dim) (e.g. O(5) of EMLP's ``O5Synthetic``); Haar samples, from the QR
+    decomposition of a standard Gaussian matrix with the signs of R's diagonal moved into Q (Mezzadri 2007).
+
+    Args:
+        dim: Dimension of the space (at least 2; :class:`O3` is O(3) with its own sampler).
+
+    Raises:
+        ValueError: If ``dim`` is not an int of at least 2.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import OrthogonalGroup
+        >>> g = OrthogonalGroup(5).sample(2, generator=torch.Generator().manual_seed(0))
+        >>> g.linear.shape, bool(OrthogonalGroup(5).contains(g).all())
+        (torch.Size([2, 5, 5]), True)
+    """
+
+    parts = ("linear",)
+
+    def __init__(self, dim: int) -> None:
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 2:
+            raise ValueError(f"dim: expected an int of at least 2, got {dim!r}")
+        self.dim = dim
+
+    def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
+        _check_count(n)
+        gaussian = torch.randn(n, self.dim, self.dim, generator=generator, dtype=torch.float64)
+        q, r = torch.linalg.qr(gaussian)
+        signs = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
+        signs = torch.where(signs == 0, torch.ones_like(signs), signs)
+        return GroupElement(linear=(q * signs.unsqueeze(-2)).to(device=device, dtype=dtype))
+
+    def identity(self, n=1, dtype=torch.float64, device=None):
+        return GroupElement(linear=_identity_matrices(n, self.dim, dtype, device))
+
+    def contains(self, g, atol=1e-8):
+        ok = _orthogonal(g.linear, self.dim, atol)
+        if ok is None or not _no_other_parts(g, self.parts):
+            return torch.zeros(len(g), dtype=torch.bool)
+        return ok
+
+    def generators(self, dtype=torch.float64):
+        i, j = torch.triu_indices(self.dim, self.dim, offset=1)
+        lie = torch.zeros(len(i), self.dim, self.dim, dtype=dtype)
+        k = torch.arange(len(i))
+        lie[k, i, j], lie[k, j, i] = 1.0, -1.0
+        mirror = torch.eye(self.dim, dtype=dtype)
+        mirror[0, 0] = -1.0
+        return LinearGenerators(lie, mirror.unsqueeze(0))
+
+    def __repr__(self) -> str:
+        return f"OrthogonalGroup({self.dim})"
+
+
+class Scaling(Group):
+    """Positive scalings ``c I`` of R^dim, optionally combined with a linear group ``base`` whose elements they
+    commute with (PER's ``SO3+Scale``: ``Scaling(base=SO3())``, elements ``c R``).
+
+    The group is not compact: ``log c`` is drawn from N(0, scale^2) (a log-normal scale factor, symmetric under
+    ``c -> 1 / c``), times a ``base`` element drawn from its own distribution.
+
+    Args:
+        dim: Dimension of the space (taken from ``base`` when given).
+        scale: Standard deviation of ``log c``.
+        base: A linear group (with :meth:`Group.generators`) or None.
+
+    Raises:
+        ValueError: If ``dim`` is not a positive int, ``scale`` is not positive or ``base`` has no generators.
+
+    Examples:
+        >>> import torch
+        >>> from equilib.groups import SO3, Scaling
+        >>> g = Scaling(base=SO3()).sample(2, generator=torch.Generator().manual_seed(0))
+        >>> bool(Scaling(base=SO3()).contains(g).all()), bool(SO3().contains(g).any())
+        (True, False)
+    """
+
+    parts = ("linear",)
+
+    def __init__(self, dim: int = 3, scale: float = 0.5, base: Group | None = None) -> None:
+        if base is not None:
+            try:
+                dim = base.generators().dim
+            except NotImplementedError as error:
+                raise ValueError(f"base: expected a linear group with generators, got {base!r}") from error
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim: expected a positive int, got {dim!r}")
+        if not scale > 0:
+            raise ValueError(f"scale: expected a positive number, got {scale!r}")
+        self.dim, self.scale, self.base = dim, float(scale), base
+
+    def sample(self, n=1, generator=None, dtype=torch.float64, device=None):
+        _check_count(n)
+        factor = (self.scale * torch.randn(n, generator=generator, dtype=torch.float64)).exp().view(-1, 1, 1)
+        linear = (torch.eye(self.dim, dtype=torch.float64) if self.base is None
+                  else self.base.sample(n, generator, torch.float64).linear)
+        return GroupElement(linear=(factor * linear).to(device=device, dtype=dtype))
+
+    def identity(self, n=1, dtype=torch.float64, device=None):
+        return GroupElement(linear=_identity_matrices(n, self.dim, dtype, device))
+
+    def contains(self, g, atol=1e-8):
+        if g.linear is None or g.linear.shape[1:] != (self.dim, self.dim) or not _no_other_parts(g, self.parts):
+            return torch.zeros(len(g), dtype=torch.bool)
+        det = torch.linalg.det(g.linear)
+        factor = det.abs().clamp(min=torch.finfo(g.linear.dtype).tiny) ** (1 / self.dim)
+        unscaled = g.linear / factor.view(-1, 1, 1)
+        if self.base is None:
+            eye = torch.eye(self.dim, dtype=g.linear.dtype, device=g.linear.device)
+            return (det.abs() > 0) & ((unscaled - eye).abs().flatten(1).amax(1) <= atol)
+        return (det.abs() > 0) & self.base.contains(GroupElement(linear=unscaled), atol)
+
+    def generators(self, dtype=torch.float64):
+        eye = torch.eye(self.dim, dtype=dtype).unsqueeze(0)
+        if self.base is None:
+            return LinearGenerators(eye, torch.zeros(0, self.dim, self.dim, dtype=dtype))
+        base = self.base.generators(dtype)
+        return LinearGenerators(torch.cat([base.lie, eye]), base.discrete)
+
+    def __repr__(self) -> str:
+        base = "" if self.base is None else f", base={self.base!r}"
+        return f"Scaling(dim={self.dim}, scale={self.scale}{base})"
 
 
 class Permutations(Group):

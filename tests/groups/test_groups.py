@@ -21,10 +21,12 @@ from equilib.groups import (
     GroupElement,
     Irreps,
     OnSet,
+    OrthogonalGroup,
     Permutations,
     Positions,
     PseudoVectors,
     Scalars,
+    Scaling,
     Translations,
     Vectors,
     _equivariance,
@@ -36,7 +38,8 @@ F64 = torch.float64
 GROUPS = {
     "O3": O3(), "SO3": SO3(), "E3": E3(), "SE3": SE3(scale=2.0), "SO2(z)": SO2(), "O2(1,1,0)": O2((1.0, 1.0, 0.0)),
     "translations": Translations(3, 0.5), "S5": Permutations(5), "E3xS5": E3() * Permutations(5),
-    "SO2(x)xT": SO2((1.0, 0.0, 0.0)) * Translations(3),
+    "SO2(x)xT": SO2((1.0, 0.0, 0.0)) * Translations(3), "O5": OrthogonalGroup(5), "O2(n=2)": OrthogonalGroup(2),
+    "scaling": Scaling(3, 0.5), "SO3+scaling": Scaling(base=SO3()), "O5+scaling": Scaling(base=OrthogonalGroup(5)),
 }
 
 
@@ -102,6 +105,36 @@ def test_o3_so2_o2_and_permutation_samples_are_uniform():
     perms = Permutations(4).sample(24 * 200, generator=gen).permutation
     counts = np.unique(perms.numpy(), axis=0, return_counts=True)[1]
     assert len(counts) == 24 and stats.chisquare(counts).pvalue > 0.01
+
+
+def test_orthogonal_group_samples_are_haar_distributed():
+    """For Haar O(n), n >= 4, the trace's first four moments are those of a standard normal (0, 1, 0, 3; Diaconis and
+    Shahshahani 1994) and half the elements are improper; QR without the sign correction is not Haar."""
+    gen = torch.Generator().manual_seed(5)
+    linear = OrthogonalGroup(5).sample(20000, generator=gen).linear
+    trace = linear.diagonal(dim1=1, dim2=2).sum(-1)
+    moments = [float(trace.pow(k).mean()) for k in (1, 2, 3, 4)]
+    assert abs(moments[0]) < 0.04 and abs(moments[1] - 1) < 0.05 and abs(moments[2]) < 0.15
+    assert abs(moments[3] - 3) < 0.25
+    assert abs(float((torch.linalg.det(linear) < 0).double().mean()) - 0.5) < 0.02
+    q, _ = torch.linalg.qr(torch.randn(20000, 5, 5, generator=gen, dtype=F64))  # LAPACK's signs: biased
+    assert abs(float(q.diagonal(dim1=1, dim2=2).sum(-1).pow(2).mean()) - 1) > 0.2
+
+
+def test_scaling_samples_are_log_normal_and_contains_checks_the_base():
+    gen = torch.Generator().manual_seed(6)
+    g = Scaling(3, scale=0.3, base=SO3()).sample(8000, generator=gen)
+    log_factor = torch.linalg.det(g.linear).log() / 3
+    assert abs(float(log_factor.mean())) < 0.01 and abs(float(log_factor.std()) - 0.3) < 0.01
+    assert Scaling(base=O3()).contains(g).all() and not Scaling(3).contains(g).any()
+    assert not Scaling(base=SO3()).contains(GroupElement(linear=-torch.eye(3, dtype=F64)[None])).any()
+    assert not SO3().contains(g).any()
+    with pytest.raises(ValueError, match="base: expected a linear group with generators"):
+        Scaling(base=Translations(3))
+    with pytest.raises(ValueError, match="scale: expected a positive number"):
+        Scaling(scale=0.0)
+    with pytest.raises(ValueError, match="dim: expected an int of at least 2"):
+        OrthogonalGroup(1)
 
 
 def _rep_cases():

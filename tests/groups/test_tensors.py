@@ -3,7 +3,18 @@
 import pytest
 import torch
 
-from equilib.groups import O2, O3, SO2, SO3, CartesianTensors, GroupElement, Translations, parse_tensor_terms
+from equilib.groups import (
+    O2,
+    O3,
+    SO2,
+    SO3,
+    CartesianTensors,
+    GroupElement,
+    OrthogonalGroup,
+    Scaling,
+    Translations,
+    parse_tensor_terms,
+)
 
 F64 = torch.float64
 
@@ -66,6 +77,24 @@ def test_generators_generate_group_elements(group):
             c = (a @ b - b @ a).reshape(-1, 1)
             coeffs = torch.linalg.lstsq(basis, c).solution
             assert torch.allclose(basis @ coeffs, c, atol=1e-12)
+
+
+@pytest.mark.parametrize(("group", "lie"), [(OrthogonalGroup(5), 10), (Scaling(3), 1), (Scaling(base=SO3()), 4),
+                                           (Scaling(base=O2()), 2)], ids=repr)
+def test_generators_of_orthogonal_groups_and_scalings(group, lie):
+    gens = group.generators()
+    d = gens.dim
+    assert len(gens.lie) == lie
+    t = torch.linspace(-1.5, 2.0, 4, dtype=F64).view(-1, 1, 1, 1)
+    flows = torch.linalg.matrix_exp(t * gens.lie).reshape(-1, d, d)
+    assert bool(group.contains(GroupElement(linear=flows)).all())
+    if len(gens.discrete):
+        assert bool(group.contains(GroupElement(linear=gens.discrete)).all())
+    basis = gens.lie.reshape(len(gens.lie), -1).T
+    for a in gens.lie:  # closed under commutators
+        for b in gens.lie:
+            c = (a @ b - b @ a).reshape(-1, 1)
+            assert torch.allclose(basis @ torch.linalg.lstsq(basis, c).solution, c, atol=1e-12)
 
 
 def test_groups_without_linear_generators_say_so():

@@ -5,11 +5,12 @@ import math
 import pytest
 import torch
 
-from equilib.groups import O2, O3, SO2, SO3, CartesianTensors, GroupElement
+from equilib.groups import O2, O3, SO2, SO3, CartesianTensors, GroupElement, OrthogonalGroup, Scaling
 from equilib.soft import EquivariantProjector, JointPenalty
 
 F64 = torch.float64
-GROUPS = [O3(), SO3(), O2(), SO2(), O2(axis=(1.0, 0.0, 0.0)), SO2(axis=(0.3, -1.0, 2.0))]
+GROUPS = [O3(), SO3(), O2(), SO2(), O2(axis=(1.0, 0.0, 0.0)), SO2(axis=(0.3, -1.0, 2.0)), Scaling(3),
+          Scaling(base=SO3())]
 IN, OUT = "2x0+2x1+1x2", "1x0+1x1+2x2"
 
 
@@ -60,6 +61,17 @@ def test_projector_equals_the_average_over_the_group(group):
     assert torch.allclose(p.project(w), average, atol=1e-12)
 
 
+def test_projector_of_o5_gives_exactly_equivariant_maps():
+    p = EquivariantProjector(OrthogonalGroup(5), CartesianTensors("2x1", 5), CartesianTensors("1x0+2x1+1x2", 5))
+    gen = torch.Generator().manual_seed(2)
+    w = torch.randn(p.out_rep.shape[0], p.in_rep.shape[0], generator=gen, dtype=F64)
+    g = OrthogonalGroup(5).sample(4, generator=gen)
+    pw = p.project(w)
+    rho_in, rho_out = matrices(p.in_rep, g), matrices(p.out_rep, g)
+    assert float((rho_out @ pw - pw @ rho_in).abs().max()) < 1e-10 < float((rho_out @ w - w @ rho_in).abs().max())
+    assert torch.allclose(p.project(pw), pw, atol=1e-12)
+
+
 def test_known_dimensions_and_errors():
     dims = {repr(g): [EquivariantProjector(g, a, b).dimension for a, b in
                       [("1x1", "1x1"), ("1x1", "1x2"), ("1x2", "1x2"), ("1x0", "1x2")]] for g in GROUPS[:4]}
@@ -68,6 +80,14 @@ def test_known_dimensions_and_errors():
     assert dims["SO3()"] == [1, 1, 3, 1]  # the Levi-Civita symbol maps vectors to matrices
     assert dims[repr(O2())] == [2, 4, 10, 2]  # diag(a, a, c); invariant matrices I and e_z e_z^T
     assert dims[repr(SO2())] == [3, 7, 19, 3]
+    # scalings: only maps between equal ranks (c^b W = W c^a); with rotations, the SO(3) maps between equal ranks
+    scaled = {repr(g): [EquivariantProjector(g, a, b).dimension for a, b in
+                        [("1x1", "1x1"), ("1x1", "1x2"), ("1x2", "1x2"), ("1x0", "1x2")]] for g in GROUPS[6:]}
+    assert scaled == {repr(Scaling(3)): [9, 0, 81, 0], repr(Scaling(base=SO3())): [1, 0, 3, 0]}
+    # O(5): lambda I; nothing from vectors to matrices; identity, transpose, trace; the identity matrix
+    o5 = [EquivariantProjector(OrthogonalGroup(5), CartesianTensors(a, 5), CartesianTensors(b, 5)).dimension
+          for a, b in [("1x1", "1x1"), ("1x1", "1x2"), ("1x2", "1x2"), ("1x0", "1x2")]]
+    assert o5 == [1, 0, 3, 1]
     with pytest.raises(ValueError, match=r"weight: expected shape \(9, 3\)"):
         EquivariantProjector(O3(), "1x1", "1x2").project(torch.zeros(3, 9))
     with pytest.raises(ValueError, match=r"bias: expected shape \(9,\)"):
