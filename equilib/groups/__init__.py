@@ -1,4 +1,5 @@
 """Groups, how their elements act on tensors, and equivariance checks: the vocabulary the rest of equilib shares.
+
 A group (:class:`O3`, :class:`SO3`, :class:`E3`, :class:`SE3`, :class:`SO2` / :class:`O2` about an axis,
 :class:`OrthogonalGroup` O(n), :class:`Scaling`, :class:`Translations`, :class:`Permutations`, products ``G * H``)
 samples batches of :class:`GroupElement`: a linear part, a translation and a permutation, each optional. A
