@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -40,55 +41,101 @@ from scripts._experiments import mean_sd  # noqa: E402
 WINDY = "data.path=datasets/broken_dynamics/data/windy_double_spring_pendulum.npz"
 FIELD = ["data.path=datasets/nbody/data/charged5_field0.3.npz", "trainer.max_epochs=200", "trainer.eval_every=600",
          "trainer.checkpoint_every=600", "callbacks=[]"]
-TASKS = {  # name -> (config, extra overrides, strength of the O(2) candidates, rescaling step, window)
-    "inertia": ("models/soft_inertia.yaml", [], 100, 1500, 100),
-    "pendulum": ("models/soft_pendulum.yaml", [], 0.001, 250, 50),
-    "windy": ("models/soft_pendulum.yaml", [WINDY], 0.001, 250, 50),
-    "nbody_field": ("models/nbody_gnn.yaml", FIELD, 1, 1500, 100),
-}
-LABELS = {
-    "mlp": "MLP (free, weight decay only)", "exact_o3": "exactly O(3)-equivariant (EMLP)",
-    "exact_o2z": "exactly O(2)z-equivariant", "rpp_o3": "RPP on O(3)",
-    "single_o3": "one regulariser: O(3)", "single_o2z": "one regulariser: O(2)z",
-    "per": "PER: O(3), O(2)x, y, z, rescaled once", "per_continuous": "O(3), O(2)x, y, z, rescaled continuously",
-}
-NBODY_LABELS = {"mlp": "plain GNN (free)", "exact_o3": "E(3)-equivariant message passing (exact)"}
 
 
-def runs_of(task: str) -> dict:
-    """The runs of ``task``: name -> (config, overrides, label)."""
-    config, extra, strength, start, window = TASKS[task]
+class Task(NamedTuple):
+    """One experiment: the config and its overrides, the candidate groups of each kind of run, the tuning schedule.
+
+    Attributes:
+        config: The config file of every run (except ``exact_config``'s).
+        extra: Overrides of every run.
+        mixture: The candidates of the tuned runs (``per``, ``per_continuous``; none with fewer than two).
+        strengths: Their initial strengths (PER starts O(3) at 0 on inertia).
+        exact: Groups of the exactly equivariant runs.
+        singles: Groups regularised alone, at ``strength``.
+        rpp: Groups of the residual-pathway runs.
+        report: Groups whose equivariance error the report gives.
+        strength: Strength of a single regulariser.
+        start: PER's rescaling step (and the continuous rule's first tuned step).
+        window: Steps averaged before the rescaling.
+        method: The regulariser: ``"projection"`` (the model's own penalties) or ``"sampled"``.
+        exact_config: A config of an exactly equivariant model for the ``exact_o3`` run instead of ``model.mode=exact``.
+        free_label: The label of the unregularised run.
+    """
+
+    config: str
+    extra: tuple = ()
+    mixture: tuple = ("O3", "O2x", "O2y", "O2z")
+    strengths: tuple = ()
+    exact: tuple = ("O3", "O2z")
+    singles: tuple = ("O3", "O2z")
+    rpp: tuple = ("O3",)
+    report: tuple = ("O3", "O2z")
+    strength: float = 100.0
+    start: int = 1500
+    window: int = 100
+    method: str = "projection"
+    exact_config: str | None = None
+    free_label: str = "MLP (free, weight decay only)"
+
+
+TASKS = {
+    "inertia": Task("models/soft_inertia.yaml", strengths=(0, 100, 100, 100)),
+    "pendulum": Task("models/soft_pendulum.yaml", strengths=(0, 0.001, 0.001, 0.001), strength=0.001, start=250,
+                     window=50),
+    "windy": Task("models/soft_pendulum.yaml", (WINDY,), strengths=(0, 0.001, 0.001, 0.001), strength=0.001,
+                  start=250, window=50),
+    "cossim": Task("models/soft_inertia.yaml", ("data.path=datasets/soft/data/cossim_so3_noise1.npz",),
+                   mixture=("SO3+Scale", "SO3", "Scale"), strengths=(100, 100, 100), exact=("SO3", "SO3+Scale"),
+                   singles=("SO3", "Scale"), rpp=("SO3",), report=("SO3", "Scale")),
+    "o5": Task("models/soft_inertia.yaml", ("data.path=datasets/soft/data/o5_synthetic.npz",), mixture=("O5",),
+               exact=("O5",), singles=("O5",), rpp=("O5",), report=("O5",)),
+    "nbody_field": Task("models/nbody_gnn.yaml", tuple(FIELD), strengths=(0, 1, 1, 1), exact=("O3",), rpp=(),
+                        strength=1.0, method="sampled", exact_config="models/nbody_equivariant.yaml",
+                        free_label="plain GNN (free)"),
+}
+
+
+def slug(group: str) -> str:
+    """A group's name in run names: ``"SO3+Scale"`` -> ``"so3_scale"``."""
+    return group.lower().replace("+", "_")
+
+
+def runs_of(task_name: str) -> dict:
+    """The runs of a task: name -> (config, overrides, label)."""
+    task = TASKS[task_name]
     none = "loss.terms=[]"
-    sampled = ", method: sampled" if task == "nbody_field" else ""
+    sampled = ", method: sampled" if task.method == "sampled" else ""
 
-    def term(groups: str, strengths: str, rule: str) -> str:
-        return (f"loss.terms=[{{name: soft_equivariance, groups: [{groups}], strengths: [{strengths}], rule: {rule}, "
-                f"start: {start}, window: {window}{sampled}}}]")
+    def term(groups: tuple, strengths: tuple, rule: str) -> str:
+        return (f"loss.terms=[{{name: soft_equivariance, groups: [{', '.join(groups)}], strengths: "
+                f"[{', '.join(f'{v:g}' for v in strengths)}], rule: {rule}, start: {task.start}, "
+                f"window: {task.window}{sampled}}}]")
 
-    tuned = ("O3, O2x, O2y, O2z", f"0, {strength}, {strength}, {strength}")
-    overrides = {
-        "mlp": [none], "exact_o3": [none, "model.mode=exact", "model.group=O3"],
-        "exact_o2z": [none, "model.mode=exact", "model.group=O2z"],
-        "rpp_o3": ["model.mode=rpp", "model.group=O3", "loss.terms=[{name: rpp_prior}]"],
-        "single_o3": [term("O3", str(strength), "fixed")],
-        "single_o2z": [term("O2z", str(strength), "fixed")],
-        "per": [term(*tuned, "per")],
-        "per_continuous": [term(*tuned, "continuous")],
-    }
-    if task != "nbody_field":
-        return {name: (config, [*extra, *o], LABELS[name]) for name, o in overrides.items()}
-    runs = {name: (config, [*extra, *overrides[name]], NBODY_LABELS.get(name, LABELS[name]))
-            for name in ("mlp", "single_o3", "single_o2z", "per", "per_continuous")}
-    runs["exact_o3"] = ("models/nbody_equivariant.yaml", [*extra, none], NBODY_LABELS["exact_o3"])
-    return runs
+    runs = {"mlp": (task.config, [none], task.free_label)}
+    for group in task.exact:
+        if task.exact_config:
+            runs[f"exact_{slug(group)}"] = (task.exact_config, [none], "E(3)-equivariant message passing (exact)")
+        else:
+            runs[f"exact_{slug(group)}"] = (task.config, [none, "model.mode=exact", f"model.group={group}"],
+                                            f"exactly {group}-equivariant")
+    for group in task.rpp:
+        runs[f"rpp_{slug(group)}"] = (task.config, ["model.mode=rpp", f"model.group={group}",
+                                                    "loss.terms=[{name: rpp_prior}]"], f"RPP on {group}")
+    for group in task.singles:
+        runs[f"single_{slug(group)}"] = (task.config, [term((group,), (task.strength,), "fixed")],
+                                         f"one regulariser: {group}")
+    if len(task.mixture) > 1:
+        listed = ", ".join(f"{g} ({v:g})" for g, v in zip(task.mixture, task.strengths, strict=True))
+        runs["per"] = (task.config, [term(task.mixture, task.strengths, "per")], f"PER: {listed}, rescaled once")
+        runs["per_continuous"] = (task.config, [term(task.mixture, task.strengths, "continuous")],
+                                  f"{listed}, rescaled continuously")
+    return {name: (config, [*task.extra, *overrides], label) for name, (config, overrides, label) in runs.items()}
 
 
-GROUPS = ("O3", "O2x", "O2y", "O2z")
-
-
-def run_summary(config) -> dict:
+def run_summary(config, task: Task) -> dict:
     """One finished run: the evaluation with the lowest validation MSE, the final strengths (tuned runs) and the
-    final EMA model's equivariance errors under O(3) and O(2) about z on the first test batch."""
+    final EMA model's equivariance errors under the task's report groups on the first test batch."""
     rows = experiments.evaluations(config, "valid/mse")
     best = min(rows, key=lambda r: float(r["valid/mse"]))
     trainer, _ = experiments.finished(config)
@@ -96,23 +143,23 @@ def run_summary(config) -> dict:
     s = trainer.task.symmetry(trainer.ema.module.eval(), batch)
     errors = {}
     with torch.no_grad():
-        for name in ("O3", "O2z"):
+        for name in task.report:
             errors[name] = float(equivariance_error(s.fn, group_named(name), s.inputs, s.in_reps, s.out_reps,
                                                     samples=8, generator=torch.Generator().manual_seed(0)))
     last = rows[-1]
-    strengths = {g: float(last[f"train_loss_soft_equivariance_lambda_{g}"]) for g in GROUPS
+    strengths = {g: float(last[f"train_loss_soft_equivariance_lambda_{g}"]) for g in task.mixture
                  if last.get(f"train_loss_soft_equivariance_lambda_{g}")}
     return {"best_epoch": int(best["step"]) // trainer.steps_per_epoch, "test": float(best["test/mse"]),
             "ood": float(best["ood/mse"]) if best.get("ood/mse") else float("nan"), "errors": errors,
-            "strengths": strengths,
-            "minutes": float(last["seconds"]) / 60}
+            "strengths": strengths, "minutes": float(last["seconds"]) / 60}
 
 
 def main(argv=None) -> int:
-    parser = experiments.parser_of(__doc__, LABELS, "all", "0,1,2", "runs/soft_compare")
+    parser = experiments.parser_of(__doc__, ["mlp", "exact_<group>", "rpp_<group>", "single_<group>", "per",
+                                             "per_continuous"], "all", "0,1,2", "runs/soft_compare")
     parser.add_argument("--task", default="inertia", choices=sorted(TASKS), help="the data (default inertia)")
     args = parser.parse_args(argv)
-    runs = runs_of(args.task)
+    task, runs = TASKS[args.task], runs_of(args.task)
     if args.runs == "all":
         args.runs = ",".join(runs)
     names, seeds = experiments.runs_and_seeds(parser, args, runs)
@@ -123,20 +170,20 @@ def main(argv=None) -> int:
         for config in (c for seeded in configs.values() for c in seeded):
             experiments.train(config)
     print(f"\n# {args.task}: test and OOD MSE at the best validation evaluation, seeds {args.seeds}\n")
-    print("| model | best epochs | test MSE | OOD MSE | O(3) error | O(2)z error | final strengths O3, O2x, O2y, O2z "
-          "| minutes |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| model | best epochs | test MSE | OOD MSE | " + " | ".join(f"{g} error" for g in task.report)
+          + f" | final strengths {', '.join(task.mixture)} | minutes |")
+    print("|---|---|---|---|" + "---|" * len(task.report) + "---|---|")
     for name, seeded in configs.items():
-        summaries = [run_summary(c) for c in seeded]
+        summaries = [run_summary(c, task) for c in seeded]
         strengths = ""
         if summaries[0]["strengths"]:
-            strengths = "; ".join(", ".join(f"{s['strengths'].get(g, 0.0):.3g}" for g in GROUPS) for s in summaries)
+            strengths = "; ".join(", ".join(f"{s['strengths'].get(g, 0.0):.3g}" for g in task.mixture)
+                                  for s in summaries)
         oods = [s["ood"] for s in summaries]
         ood = "-" if any(math.isnan(v) for v in oods) else mean_sd(oods, 4, "e")  # no OOD split
+        errors = " | ".join(mean_sd([s["errors"][g] for s in summaries], 2, "e") for g in task.report)
         print(f"| {runs[name][2]} | {', '.join(str(s['best_epoch']) for s in summaries)} | "
-              f"{mean_sd([s['test'] for s in summaries], 4, 'e')} | {ood}"
-              f" | {mean_sd([s['errors']['O3'] for s in summaries], 2, 'e')} | "
-              f"{mean_sd([s['errors']['O2z'] for s in summaries], 2, 'e')} | {strengths} | "
+              f"{mean_sd([s['test'] for s in summaries], 4, 'e')} | {ood} | {errors} | {strengths} | "
               f"{sum(s['minutes'] for s in summaries) / len(summaries):.1f} |")
     return 0
 

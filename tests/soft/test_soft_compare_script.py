@@ -29,3 +29,23 @@ def test_the_soft_experiment_script_trains_and_reports(tmp_path, capsys):
     assert len(cells) == 2 and float(cells[0][5]) < 1e-6 < float(cells[0][4])  # the flow is exactly O(2)z-equivariant
     assert cells[1][6].strip() == "0, 0.001, 0.001, 0.001"
     assert (tmp_path / "pendulum" / "per" / "seed0" / "metrics.csv").is_file()
+
+
+def test_the_soft_experiment_script_on_o5_and_cossim(tmp_path, capsys):
+    """O(5) and scalings as candidates: an exactly O(5)-invariant model has no O(5) error; the CosSim mixture starts
+    at its strengths."""
+    spec = importlib.util.spec_from_file_location("soft_compare", "scripts/soft_compare.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    small = ["--seeds", "0", "--out", str(tmp_path), "--epochs", "2", "model.hidden=4x0+2x1+2x2", "model.num_layers=1",
+             "trainer.eval_every=2", "data.max_train=50"]
+    assert script.main(["--task", "o5", "--runs", "mlp,exact_o5,single_o5", *small]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert lines[0].startswith("| model | best epochs | test MSE | OOD MSE | O5 error | final strengths O5 |")
+    cells = [row.strip("|").split("|") for row in lines[1:]]
+    assert float(cells[1][4]) < 1e-6 < float(cells[0][4])  # exact O(5) against the free MLP
+    assert script.main(["--task", "cossim", "--runs", "exact_so3_scale,per", *small]) == 0
+    cells = [row.strip("|").split("|") for row in capsys.readouterr().out.splitlines()
+             if row.startswith("| ") and "---" not in row][1:]
+    assert float(cells[0][4]) < 1e-6 and float(cells[0][5]) < 1e-6  # SO(3) x scalings: both errors vanish
+    assert cells[1][6].strip() == "100, 100, 100"
