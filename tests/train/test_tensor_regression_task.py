@@ -84,7 +84,7 @@ def test_sampled_method_works_for_any_model_and_errors_are_named(tmp_path, data_
     trainer.run()
     assert trainer.history[0]["train_loss_soft_equivariance_R_O3"] > 0
     with pytest.raises(ValueError, match="group: expected one of O3, SO3"):
-        config(tmp_path / "e", data_file, "loss.terms=[{name: soft_equivariance, groups: [O4]}]")
+        config(tmp_path / "e", data_file, "loss.terms=[{name: soft_equivariance, groups: [U3]}]")
     with pytest.raises(ValueError, match="strengths: expected one per group \\(2\\), got 1"):
         config(tmp_path / "e", data_file, "loss.terms=[{name: soft_equivariance, groups: [O3, O2z], strengths: [1]}]")
     with pytest.raises(FileNotFoundError, match="data.path: .* does not exist; write it with `python -m datasets"):
