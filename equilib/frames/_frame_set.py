@@ -83,9 +83,15 @@ def random_frames(counts: torch.Tensor, generator: torch.Generator | None = None
     Returns:
         ``(G,)`` torch.long on ``counts``' device.
     """
-    draw = torch.rand(len(counts), generator=generator, dtype=torch.float64)
-    cpu = counts.cpu()
-    return (draw * cpu).long().clamp(max=cpu - 1).to(counts.device)
+    return _indices_below(counts.cpu(), len(counts), generator).to(counts.device)
+
+
+def _indices_below(counts, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``n`` uniform indices on the CPU, each below its count (``counts`` a CPU tensor of ``n``, or one int for all):
+    ``floor(u * count)`` of a float64 uniform ``u``, the one draw :func:`random_frames` and
+    :func:`sample_frame_set` share."""
+    draw = torch.rand(n, generator=generator, dtype=torch.float64)
+    return (draw * counts).long().clamp(max=counts - 1)
 
 
 def frame_set(
@@ -228,8 +234,7 @@ def sample_frame_set(
     vectors = clouds.vectors
     choices = sign_choices(vectors, proper)  # (G, 8 or 4, 3), the order of sign_frames
     clouds_count, count = choices.shape[:2]
-    draw = torch.rand(clouds_count, generator=generator, dtype=torch.float64)  # as random_frames draws
-    drawn = (draw * count).long().clamp_(max=count - 1).to(vectors.device)
+    drawn = _indices_below(count, clouds_count, generator).to(vectors.device)
     chosen = choices[torch.arange(clouds_count, device=vectors.device), drawn]
     rotations = vectors * chosen.unsqueeze(-2)  # scales column k of V by the k-th sign
     return FrameSet(clouds.centroids, rotations, torch.arange(clouds_count, device=vectors.device), clouds.spectrum)
