@@ -147,10 +147,12 @@ def _identity_matrices(n: int, d: int, dtype, device) -> torch.Tensor:
     return torch.eye(d, dtype=dtype, device=device).expand(n, d, d).clone()
 
 
-def _orthogonal(linear: torch.Tensor | None, d: int, atol: float) -> torch.Tensor | None:
-    """Whether each matrix is d x d orthogonal (None if there is no linear part of that size)."""
-    if linear is None or linear.shape[1:] != (d, d):
-        return None
+def _orthogonal(g: GroupElement, d: int, parts: tuple[str, ...], atol: float) -> torch.Tensor:
+    """Whether each element is a d x d orthogonal map using no part beyond ``parts`` (all False if it has another
+    part or no linear part of that size)."""
+    linear = g.linear
+    if linear is None or linear.shape[1:] != (d, d) or not _no_other_parts(g, parts):
+        return torch.zeros(len(g), dtype=torch.bool)
     eye = torch.eye(d, dtype=linear.dtype, device=linear.device)
     return ((linear.transpose(1, 2) @ linear - eye).abs().flatten(1).amax(1) <= atol)
 
@@ -172,10 +174,8 @@ class SO3(Group):
         return GroupElement(linear=_identity_matrices(n, 3, dtype, device))
 
     def contains(self, g, atol=1e-8):
-        ok = _orthogonal(g.linear, 3, atol)
-        if ok is None or not _no_other_parts(g, self.parts):
-            return torch.zeros(len(g), dtype=torch.bool)
-        return ok & ((torch.linalg.det(g.linear) - 1).abs() <= atol)
+        ok = _orthogonal(g, 3, self.parts, atol)
+        return ok & ((torch.linalg.det(g.linear) - 1).abs() <= atol) if ok.any() else ok
 
     def generators(self, dtype=torch.float64):
         return LinearGenerators(_so3_algebra(dtype), torch.zeros(0, 3, 3, dtype=dtype))
@@ -194,10 +194,7 @@ class O3(SO3):
         return GroupElement(linear=(rotation * sign.view(-1, 1, 1)).to(device=device, dtype=dtype))
 
     def contains(self, g, atol=1e-8):
-        ok = _orthogonal(g.linear, 3, atol)
-        if ok is None or not _no_other_parts(g, self.parts):
-            return torch.zeros(len(g), dtype=torch.bool)
-        return ok
+        return _orthogonal(g, 3, self.parts, atol)
 
     def generators(self, dtype=torch.float64):
         return LinearGenerators(_so3_algebra(dtype), -torch.eye(3, dtype=dtype).unsqueeze(0))
@@ -238,9 +235,9 @@ class _AboutAxis(Group):
         return GroupElement(linear=_identity_matrices(n, 3, dtype, device))
 
     def _fixes_axis(self, g, atol):
-        ok = _orthogonal(g.linear, 3, atol)
-        if ok is None or not _no_other_parts(g, self.parts):
-            return torch.zeros(len(g), dtype=torch.bool)
+        ok = _orthogonal(g, 3, self.parts, atol)
+        if not ok.any():
+            return ok
         axis = self.axis.to(g.linear)
         return ok & ((g.linear @ axis - axis).abs().amax(1) <= atol)
 
@@ -390,10 +387,7 @@ class OrthogonalGroup(Group):
         return GroupElement(linear=_identity_matrices(n, self.dim, dtype, device))
 
     def contains(self, g, atol=1e-8):
-        ok = _orthogonal(g.linear, self.dim, atol)
-        if ok is None or not _no_other_parts(g, self.parts):
-            return torch.zeros(len(g), dtype=torch.bool)
-        return ok
+        return _orthogonal(g, self.dim, self.parts, atol)
 
     def generators(self, dtype=torch.float64):
         i, j = torch.triu_indices(self.dim, self.dim, offset=1)
