@@ -97,17 +97,28 @@ def evaluations(config, metric: str) -> list[dict]:
         return [r for r in csv.DictReader(f) if r.get(metric)]
 
 
-def finished(config, split: str = "test") -> tuple[Trainer, float]:
-    """A finished run's trainer (from its checkpoint) and the largest equivariance error of its EMA model on the
-    first batch of ``split`` (8 elements of the task's group from seed 0)."""
+def restored(config) -> Trainer:
+    """A finished run's trainer, restored from its checkpoint."""
     trainer = Trainer(config)
     trainer.load_checkpoint()
+    return trainer
+
+
+def ema_equivariance_error(trainer: Trainer, split: str, group=None) -> float:
+    """The largest equivariance error of the trainer's EMA model on the first batch of ``split``, under ``group``
+    (default: the task's group), over 8 of its elements drawn from seed 0."""
     batch = next(trainer.eval_batches(split))
     s = trainer.task.symmetry(trainer.ema.module.eval(), batch)
     # with gradients: potentials differentiate their energies for the forces
-    error = float(equivariance_error(s.fn, s.group, s.inputs, s.in_reps, s.out_reps, samples=8,
-                                     generator=torch.Generator().manual_seed(0)).detach())
-    return trainer, error
+    return float(equivariance_error(s.fn, s.group if group is None else group, s.inputs, s.in_reps, s.out_reps,
+                                    samples=8, generator=torch.Generator().manual_seed(0)).detach())
+
+
+def finished(config, split: str = "test") -> tuple[Trainer, float]:
+    """A finished run's trainer (from its checkpoint) and its EMA model's equivariance error under the task's group
+    on the first batch of ``split`` (:func:`ema_equivariance_error`)."""
+    trainer = restored(config)
+    return trainer, ema_equivariance_error(trainer, split)
 
 
 def mean_sd(values: list[float], digits: int, style: str = "f") -> str:

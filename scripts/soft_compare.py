@@ -29,11 +29,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from equilib.groups import equivariance_error  # noqa: E402
 from equilib.soft import group_named  # noqa: E402
 from scripts import _experiments as experiments  # noqa: E402
 from scripts._experiments import mean_sd  # noqa: E402
@@ -138,14 +135,8 @@ def run_summary(config, task: Task) -> dict:
     final EMA model's equivariance errors under the task's report groups on the first test batch."""
     rows = experiments.evaluations(config, "valid/mse")
     best = min(rows, key=lambda r: float(r["valid/mse"]))
-    trainer, _ = experiments.finished(config)
-    batch = next(trainer.eval_batches("test"))
-    s = trainer.task.symmetry(trainer.ema.module.eval(), batch)
-    errors = {}
-    with torch.no_grad():
-        for name in task.report:
-            errors[name] = float(equivariance_error(s.fn, group_named(name), s.inputs, s.in_reps, s.out_reps,
-                                                    samples=8, generator=torch.Generator().manual_seed(0)))
+    trainer = experiments.restored(config)
+    errors = {name: experiments.ema_equivariance_error(trainer, "test", group_named(name)) for name in task.report}
     last = rows[-1]
     strengths = {g: float(last[f"train_loss_soft_equivariance_lambda_{g}"]) for g in task.mixture
                  if last.get(f"train_loss_soft_equivariance_lambda_{g}")}
