@@ -12,6 +12,11 @@ continuously.
 GNN free and with the sampled equivariance error of each candidate as its regulariser (``method: sampled``: any
 model), against the exactly E(3)-equivariant message passing, which cannot represent the field.
 
+``--task se3``: PER's SyntheticSE3 (the mean distance of three points plus a rotation-breaking term, ``l1distance``
+with a = -1: translations exact, rotations broken). Translations are not linear maps, so the candidates SE(3), SO(3)
+and translations are regularised by their sampled equivariance errors (the positions moved, ``method: sampled``), and
+exact translation invariance is the ``soft_mlp`` on centred positions (``model.centre``).
+
 The report gives, over the seeds, the test (and OOD) MSE at the evaluation with the lowest validation MSE, the final
 EMA model's equivariance errors under O(3) and O(2) about z (a test batch, 8 elements), and the final strengths of the
 tuned runs (the symmetry the data has keeps its strength).
@@ -19,6 +24,7 @@ tuned runs (the symmetry the data has keeps its strength).
     python scripts/soft_compare.py                                   # inertia, every run, seeds 0, 1, 2
     python scripts/soft_compare.py --task pendulum --runs mlp,per --seeds 0
     python scripts/soft_compare.py --task nbody_field --seeds 0,1
+    python scripts/soft_compare.py --task se3
     python scripts/soft_compare.py --report-only
 """
 
@@ -90,12 +96,24 @@ TASKS = {
     "nbody_field": Task("models/nbody_gnn.yaml", tuple(FIELD), strengths=(0, 1, 1, 1), exact=("O3",), rpp=(),
                         strength=1.0, method="sampled", exact_config="models/nbody_equivariant.yaml",
                         free_label="plain GNN (free)"),
+    "se3": Task("models/soft_inertia.yaml", ("data.path=datasets/soft/data/se3_l1distance_noise-1.npz",),
+                mixture=("SO3+Translations", "SO3", "Translations"), strengths=(1, 1, 1),
+                exact=("Translations", "SO3+Translations"), singles=("SO3", "Translations"), rpp=("SO3",),
+                report=("SO3", "Translations"), strength=1.0, method="sampled"),
 }
 
 
 def slug(group: str) -> str:
     """A group's name in run names: ``"SO3+Scale"`` -> ``"so3_scale"``."""
     return group.lower().replace("+", "_")
+
+
+def exact_overrides(group: str) -> list[str]:
+    """The ``soft_mlp`` overrides of an exactly ``group``-equivariant model: its linear part by projected weights,
+    translations of positions by centring them."""
+    linear, translations = group.removesuffix("Translations").rstrip("+"), group.endswith("Translations")
+    return [*(["model.mode=exact", f"model.group={linear}"] if linear else []),
+            *(["model.centre=true"] if translations else [])]
 
 
 def runs_of(task_name: str) -> dict:
@@ -114,7 +132,7 @@ def runs_of(task_name: str) -> dict:
         if task.exact_config:
             runs[f"exact_{slug(group)}"] = (task.exact_config, [none], "E(3)-equivariant message passing (exact)")
         else:
-            runs[f"exact_{slug(group)}"] = (task.config, [none, "model.mode=exact", f"model.group={group}"],
+            runs[f"exact_{slug(group)}"] = (task.config, [none, *exact_overrides(group)],
                                             f"exactly {group}-equivariant")
     for group in task.rpp:
         runs[f"rpp_{slug(group)}"] = (task.config, ["model.mode=rpp", f"model.group={group}",

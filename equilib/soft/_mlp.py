@@ -140,11 +140,15 @@ class SoftEquivariantMLP(torch.nn.Module):
         dim: Dimension of the space.
         input_scale: A constant the inputs are multiplied by first (a scalar: it commutes with every group action);
             inputs of order 1 keep the products of the nonlinear steps of order 1.
+        centre: Read the rank-1 inputs as positions and subtract their mean (over all rank-1 copies) first: the
+            network is then exactly invariant under translations of the positions (PER's SE(3) task), and the
+            centring commutes with every linear map, so the modes' equivariance is kept.
         dtype: Dtype of the parameters.
 
     Raises:
         ValueError: If a representation does not parse, ``hidden`` repeats a rank or is not in increasing rank
-            order, ``num_layers`` is not positive, or ``mode``/``group`` do not fit.
+            order, ``num_layers`` is not positive, ``mode``/``group`` do not fit, or ``centre`` is set for inputs
+            without rank-1 copies.
 
     Examples:
         >>> import torch
@@ -161,7 +165,7 @@ class SoftEquivariantMLP(torch.nn.Module):
     """
 
     def __init__(self, in_rep, out_rep, hidden: str = "32x0+16x1+8x2", num_layers: int = 2, mode: str = "free",
-                 group: Group | None = None, dim: int = 3, input_scale: float = 1.0,
+                 group: Group | None = None, dim: int = 3, input_scale: float = 1.0, centre: bool = False,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.in_rep = in_rep if isinstance(in_rep, CartesianTensors) else CartesianTensors(in_rep, dim)
@@ -173,6 +177,9 @@ class SoftEquivariantMLP(torch.nn.Module):
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers: expected a positive int, got {num_layers!r}")
         self.mode, self.group, self.input_scale = mode, group, float(input_scale)
+        self.centre = bool(centre)
+        if self.centre and not any(rank == 1 for _, rank in self.in_rep.terms):
+            raise ValueError(f"centre: {self.in_rep!r} has no rank-1 inputs (positions) to centre")
         self.nonlinearities = torch.nn.ModuleList(TensorNonlinearity(hidden_rep) for _ in range(num_layers))
         reps = [self.in_rep] + [hidden_rep] * num_layers
         self.linears = torch.nn.ModuleList(
@@ -197,9 +204,20 @@ class SoftEquivariantMLP(torch.nn.Module):
             raise ValueError(f"x: expected a last axis of {self.in_rep.shape[0]} for {self.in_rep!r}, got shape "
                              f"{tuple(x.shape)}")
         x = x * self.input_scale if self.input_scale != 1.0 else x
+        x = self._centred(x) if self.centre else x
         for linear, nonlinearity in zip(self.linears, self.nonlinearities, strict=True):
             x = nonlinearity(linear(x))
         return self.readout(x)
+
+    def _centred(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with the mean of its rank-1 copies subtracted from each of them."""
+        pieces = list(x.split(self.in_rep.sizes, dim=-1))
+        d = self.in_rep.dim
+        vectors = [k for k, (_, rank) in enumerate(self.in_rep.terms) if rank == 1]
+        mean = torch.cat([pieces[k].reshape(*x.shape[:-1], -1, d) for k in vectors], dim=-2).mean(-2, keepdim=True)
+        for k in vectors:
+            pieces[k] = (pieces[k].reshape(*x.shape[:-1], -1, d) - mean).reshape(pieces[k].shape)
+        return torch.cat(pieces, dim=-1)
 
     def layers(self) -> list[TensorLinear]:
         """The linear layers, input to output."""

@@ -232,7 +232,8 @@ class SoftEquivarianceTerm(LossTerm):
 
         Raises:
             ValueError: If a group name is unknown, ``strengths`` does not give one value per group, ``method`` is
-                unknown or ``samples`` is not a positive int (the tuner checks the rest).
+                unknown, a group of ``method: projection`` is not linear (translations) or ``samples`` is not a
+                positive int (the tuner checks the rest).
         """
 
         weight: float = 1.0
@@ -248,7 +249,10 @@ class SoftEquivarianceTerm(LossTerm):
 
         def __post_init__(self) -> None:
             for name in self.groups:
-                group_named(name)
+                group = group_named(name)
+                if self.method == "projection" and group.parts != ("linear",):
+                    raise ValueError(f"loss.terms: soft_equivariance: groups: {name!r} is not a linear group, so "
+                                     "method 'projection' cannot penalise it; use method 'sampled'")
             if self.strengths is not None and len(self.strengths) != len(self.groups):
                 raise ValueError(f"loss.terms: soft_equivariance: strengths: expected one per group "
                                  f"({len(self.groups)}), got {len(self.strengths)}")

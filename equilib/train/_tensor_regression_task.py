@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..groups import CartesianTensors
+from ..groups import CartesianTensors, Concat, Positions, Representation
 from ..soft import SoftEquivariantMLP, group_named
 from ._batches import Frames
 from ._registry import MODELS, TASKS
@@ -73,6 +73,8 @@ class SoftMLPOptions(ModelOptions):
         mode: ``"free"`` (PER's soft model), ``"exact"`` or ``"rpp"``.
         group: The group of ``"exact"`` and ``"rpp"`` (``"O3"``, ``"O2z"``, ...).
         input_scale: The network sees ``input_scale * x`` (inputs of order 1 keep its products of order 1).
+        centre: The network sees the rank-1 inputs minus their mean (exactly translation-invariant on position
+            data; see :class:`equilib.soft.SoftEquivariantMLP`).
     """
 
     hidden: str = "32x0+16x1+8x2"
@@ -80,6 +82,7 @@ class SoftMLPOptions(ModelOptions):
     mode: str = "free"
     group: str | None = None
     input_scale: float = 1.0
+    centre: bool = False
 
 
 def soft_mlp(options: SoftMLPOptions, in_rep: CartesianTensors, out_rep, task) -> SoftEquivariantMLP:
@@ -94,10 +97,33 @@ def soft_mlp(options: SoftMLPOptions, in_rep: CartesianTensors, out_rep, task) -
 
     Returns:
         The network.
+
+    Raises:
+        ValueError: If ``options.group`` is not a linear group (translations are ``centre``'s).
     """
     group = group_named(options.group) if options.group is not None else None
+    if group is not None and group.parts != ("linear",):
+        raise ValueError(f"model.group: {options.group!r} is not a linear group; for exact invariance under "
+                         "translations of positions set model.centre: true (with a linear group or none)")
     return SoftEquivariantMLP(in_rep, out_rep, options.hidden, options.num_layers, options.mode, group,
-                              dim=in_rep.dim, input_scale=options.input_scale, dtype=data_dtype(task))
+                              dim=in_rep.dim, input_scale=options.input_scale, centre=options.centre,
+                              dtype=data_dtype(task))
+
+
+def as_positions(rep: CartesianTensors) -> Representation:
+    """``rep`` with its rank-1 copies read as positions, which translations move (the rest as in ``rep``).
+
+    Args:
+        rep: The tensors.
+
+    Returns:
+        A :class:`~equilib.groups.Concat` of ``rep``'s terms, each rank-1 copy a
+        :class:`~equilib.groups.Positions`.
+    """
+    parts = []
+    for mult, rank in rep.terms:
+        parts += [Positions(rep.dim)] * mult if rank == 1 else [CartesianTensors(f"{mult}x{rank}", rep.dim)]
+    return Concat(*parts)
 
 
 @MODELS.register("soft_mlp")
@@ -119,6 +145,8 @@ class TensorRegressionTask(TensorTask):
         in_rep: The inputs' :class:`~equilib.groups.CartesianTensors`.
         out_rep: The outputs'.
         true_symmetry: The group the targets are exactly equivariant under, as the file names it (``"O2z"``) or None.
+        positions: Whether the file's rank-1 inputs are positions (its ``positions`` flag): then translations move
+            them in :meth:`symmetry` (and so in ``method: sampled`` regularisers and equivariance errors).
 
     Args:
         config: The run's :class:`~equilib.train.TrainConfig` (``data`` a :class:`TensorRegressionData`).
@@ -144,6 +172,7 @@ class TensorRegressionTask(TensorTask):
         self.out_rep = CartesianTensors(str(arrays["out_rep"]), dim)
         symmetry = str(arrays["true_symmetry"]) if "true_symmetry" in arrays else "none"
         self.true_symmetry = None if symmetry == "none" else symmetry
+        self.positions = bool(arrays["positions"]) if "positions" in arrays else False
         dtype = data_dtype(self)
 
         def split(name: str, limit=None) -> Frames:
@@ -177,4 +206,5 @@ class TensorRegressionTask(TensorTask):
             The :class:`~equilib.train.Symmetry`.
         """
         group = group_named(self.true_symmetry or "O3")
-        return Symmetry(model, group, (batch.x,), (self.in_rep,), (self.out_rep,))
+        in_rep = as_positions(self.in_rep) if self.positions else self.in_rep
+        return Symmetry(model, group, (batch.x,), (in_rep,), (self.out_rep,))

@@ -79,6 +79,25 @@ def test_input_scale_multiplies_the_inputs_and_keeps_equivariance(x):
     assert_equivariant(scaled, O2(), x, IN, OUT)
 
 
+def test_centring_the_positions_makes_every_mode_translation_invariant(x):
+    from equilib.groups import E3, Concat, Positions, Scalars, Translations
+
+    positions = Concat(Scalars(5), *[Positions()] * 5)  # IN's layout: 5 masses, then 5 points copy-major
+    torch.manual_seed(0)
+    free = SoftEquivariantMLP(IN, OUT, HIDDEN, num_layers=2, centre=True, dtype=F64)
+    exact = SoftEquivariantMLP(IN, OUT, HIDDEN, num_layers=2, mode="exact", group=O3(), centre=True, dtype=F64)
+    plain = SoftEquivariantMLP(IN, OUT, HIDDEN, num_layers=2, dtype=F64)
+    plain.load_state_dict(free.state_dict())
+    assert_equivariant(free, Translations(3), x, positions, OUT)
+    assert_equivariant(exact, E3(), x, positions, OUT)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(2)
+        assert float(equivariance_error(plain, Translations(3), x, positions, OUT, samples=4, generator=gen)) > 1e-3
+        points = x[:, 5:].reshape(9, 5, 3)
+        centred = torch.cat([x[:, :5], (points - points.mean(1, keepdim=True)).reshape(9, 15)], 1)
+        assert torch.allclose(free(x), plain(centred), atol=1e-12)
+
+
 def test_penalty_gradient_is_the_residual(x):
     torch.manual_seed(0)
     model = SoftEquivariantMLP(IN, OUT, HIDDEN, num_layers=1, dtype=F64)
@@ -100,5 +119,7 @@ def test_bad_configurations_are_named():
         SoftEquivariantMLP(IN, OUT, HIDDEN, mode="exact")
     with pytest.raises(ValueError, match=r"x: expected a last axis of 20"):
         SoftEquivariantMLP(IN, OUT, HIDDEN)(torch.zeros(2, 21))
+    with pytest.raises(ValueError, match=r"centre: CartesianTensors\('2x0\+1x2'\) has no rank-1 inputs"):
+        SoftEquivariantMLP("2x0+1x2", OUT, HIDDEN, centre=True)
     with pytest.raises(ValueError, match="rpp_prior: the model is in mode 'free'"):
         SoftEquivariantMLP(IN, OUT, HIDDEN).rpp_prior()

@@ -72,3 +72,20 @@ def test_the_soft_experiment_script_on_nbody_with_a_field(tmp_path, capsys):
                                              "PER: O3 (0), O2x (1), O2y (1), O2z (1), rescaled once"]
     assert float(cells[1][4]) < 1e-5 < float(cells[0][4])
     assert cells[2][6].strip() == "0, 1, 1, 1"
+
+
+def test_the_soft_experiment_script_on_se3(tmp_path, capsys):
+    """Translations as candidates: the runs on centred positions have no translation error, the free MLP has one."""
+    spec = importlib.util.spec_from_file_location("soft_compare", "scripts/soft_compare.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = ["--task", "se3", "--runs", "mlp,exact_translations,exact_so3_translations,per", "--seeds", "0", "--out",
+            str(tmp_path), "--epochs", "2", "model.hidden=4x0+2x1+2x2", "model.num_layers=1", "trainer.eval_every=2",
+            "data.max_train=50"]
+    assert script.main(args) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert lines[0].startswith("| model | best epochs | test MSE | OOD MSE | SO3 error | Translations error |")
+    cells = [row.strip("|").split("|") for row in lines[1:]]
+    assert float(cells[1][5]) < 1e-6 < min(float(cells[0][5]), float(cells[1][4]))  # centred: translations only
+    assert float(cells[2][4]) < 1e-6 and float(cells[2][5]) < 1e-6  # centred and exactly O(3): SE(3)
+    assert cells[3][6].strip() == "1, 1, 1"

@@ -71,5 +71,7 @@ def test_fixed_rule_and_errors():
 def test_group_names():
     assert repr(group_named("O2z")) == repr(O2())
     assert repr(group_named("SO2y")) == repr(SO2(axis=(0.0, 1.0, 0.0)))
+    assert [repr(group_named(n)) for n in ("Translations", "SO3+Translations", "O3+Translations")] == [
+        "Translations(dim=3, scale=1.0)", "SE3(scale=1.0)", "E3(scale=1.0)"]
     with pytest.raises(ValueError, match="group: expected one of O3, SO3, O2x"):
         group_named("O2w")

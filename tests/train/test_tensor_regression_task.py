@@ -98,3 +98,48 @@ def test_sampled_method_works_for_any_model_and_errors_are_named(tmp_path, data_
              out_rep=np.array("1x2"))
     with pytest.raises(ValueError, match=r"train_x / train_y have shapes \(4, 7\) / \(4, 9\), expected \(N, 8\)"):
         Trainer(config(tmp_path / "e", bad))
+
+
+@pytest.fixture(scope="module")
+def se3_file(tmp_path_factory):
+    """Three points and their mean distance plus |x0 - x1| (PER's SE3 with l1distance): translations exact, rotations
+    broken."""
+    path = tmp_path_factory.mktemp("se3") / "se3.npz"
+    rng = np.random.default_rng(0)
+    splits = {}
+    for name, n in [("train", 64), ("valid", 32), ("test", 32)]:
+        p = rng.standard_normal((n, 3, 3))
+        d = sum(np.linalg.norm(p[:, i] - p[:, (i + 1) % 3], axis=-1) for i in range(3)) / 3
+        splits[f"{name}_x"], splits[f"{name}_y"] = p.reshape(n, 9), (d + np.abs(p[:, 0, 0] - p[:, 1, 0]))[:, None]
+    np.savez(path, **splits, in_rep=np.array("3x1"), out_rep=np.array("1x0"), space_dim=np.array(3),
+             positions=np.array(True), true_symmetry=np.array("Translations"))
+    return path
+
+
+def test_translations_move_positions_and_centring_makes_the_model_invariant(tmp_path, se3_file):
+    from equilib.groups import equivariance_error
+    from equilib.soft import group_named
+
+    def errors(*extra):
+        trainer = Trainer(config(tmp_path / "t", se3_file, "trainer.max_steps=2", *extra))
+        trainer.run()
+        batch = next(trainer.eval_batches("test"))
+        s = trainer.task.symmetry(trainer.model, batch)
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            return trainer, {name: float(equivariance_error(s.fn, group_named(name), s.inputs, s.in_reps, s.out_reps,
+                                                            samples=4, generator=gen))
+                             for name in ("Translations", "SO3+Translations", "SO3")}
+
+    trainer, free = errors("loss.terms=[{name: soft_equivariance, groups: [SO3+Translations, Translations], "
+                           "method: sampled}]")
+    assert trainer.history[0]["train_loss_soft_equivariance_R_Translations"] > 1e-3
+    assert min(free.values()) > 1e-3  # the data file's positions flag: translations move the inputs
+    _, centred = errors("model.centre=true")
+    assert centred["Translations"] < 1e-12 < 1e-3 < centred["SO3"]
+    _, exact = errors("model.centre=true", "model.mode=exact", "model.group=SO3")
+    assert exact["SO3+Translations"] < 1e-12
+    with pytest.raises(ValueError, match="groups: 'Translations' is not a linear group, so method 'projection'"):
+        config(tmp_path / "e", se3_file, "loss.terms=[{name: soft_equivariance, groups: [O3, Translations]}]")
+    with pytest.raises(ValueError, match="model.group: 'SO3\\+Translations' is not a linear group; .*model.centre"):
+        Trainer(config(tmp_path / "e", se3_file, "model.mode=exact", "model.group=SO3+Translations"))
