@@ -14,9 +14,10 @@ Adding a group: subclass :class:`Group`, state the ``parts`` its elements use an
 compact), ``identity`` and ``contains``; composition and inverses come from :class:`GroupElement`. A group whose
 elements need a new kind of part (say, a scale factor) adds that part to :class:`GroupElement` with its composition
 rule. Adding an action: subclass :class:`Representation` with ``shape`` (the trailing axes it acts on) and
-``act(g, x)`` for ``x`` of shape ``(len(g), ..., *shape)``. GL+(n), SL(n) and affine groups acting on images fit
-this way: elements with a d x d linear part and a translation, and an image representation that resamples the
-pixel grid at ``g^-1 x``.
+``act(g, x)`` for ``x`` of shape ``(len(g), ..., *shape)``. :class:`GLPlus` and :class:`SL` (n = 2, 3) are written
+this way, through the polar decomposition (:func:`polar`, the global chart :func:`chart` / :func:`unchart`, the Haar
+density :func:`haar_density` and Haar integrals :func:`monte_carlo_integral`), and :class:`Images` resamples an
+image's pixel grid at ``g^-1 x``.
 
 >>> import torch
 >>> from equilib.groups import E3, Positions, Vectors, equivariance_error
@@ -43,6 +44,8 @@ from ._groups import (
     Scaling,
     Translations,
 )
+from ._images import Images
+from ._polar import SL, GLPlus, chart, haar_density, monte_carlo_integral, polar, unchart
 from ._representations import (
     Concat,
     Irreps,
@@ -56,8 +59,9 @@ from ._representations import (
 from ._tensors import CartesianTensors, parse_tensor_terms
 
 __all__ = [
-    "E3", "O2", "O3", "SE3", "SO2", "SO3", "TOLERANCE", "CartesianTensors", "Concat", "DirectProduct", "Group",
-    "GroupElement", "Irreps", "LinearGenerators", "OnSet", "OrthogonalGroup", "Permutations", "Positions",
-    "PseudoVectors", "Representation", "Scalars", "Scaling", "Translations", "Vectors", "assert_equivariant",
-    "equivariance_error", "parse_tensor_terms",
+    "E3", "O2", "O3", "SE3", "SL", "SO2", "SO3", "TOLERANCE", "CartesianTensors", "Concat", "DirectProduct", "GLPlus",
+    "Group", "GroupElement", "Images", "Irreps", "LinearGenerators", "OnSet", "OrthogonalGroup", "Permutations",
+    "Positions", "PseudoVectors", "Representation", "Scalars", "Scaling", "Translations", "Vectors",
+    "assert_equivariant", "chart", "equivariance_error", "haar_density", "monte_carlo_integral", "parse_tensor_terms",
+    "polar", "unchart",
 ]
