@@ -12,6 +12,9 @@ continuously.
 GNN free and with the sampled equivariance error of each candidate as its regulariser (``method: sampled``: any
 model), against the exactly E(3)-equivariant message passing, which cannot represent the field.
 
+``--task pendulum_sampled`` and ``--task windy_sampled``: the same with the flows' sampled equivariance errors as the
+regularisers (they measure the function the data shaped, where the projection penalties measure the weights).
+
 ``--task se3``: PER's SyntheticSE3 (the mean distance of three points plus a rotation-breaking term, ``l1distance``
 with a = -1: translations exact, rotations broken). Translations are not linear maps, so the candidates SE(3), SO(3)
 and translations are regularised by their sampled equivariance errors (the positions moved, ``method: sampled``), and
@@ -96,6 +99,10 @@ TASKS = {
     "nbody_field": Task("models/nbody_gnn.yaml", tuple(FIELD), strengths=(0, 1, 1, 1), exact=("O3",), rpp=(),
                         strength=1.0, method="sampled", exact_config="models/nbody_equivariant.yaml",
                         free_label="plain GNN (free)"),
+    "pendulum_sampled": Task("models/soft_pendulum.yaml", strengths=(0, 0.01, 0.01, 0.01), strength=0.01, start=500,
+                             window=50, method="sampled"),
+    "windy_sampled": Task("models/soft_pendulum.yaml", (WINDY,), strengths=(0, 0.01, 0.01, 0.01), strength=0.01,
+                          start=500, window=50, method="sampled"),
     "se3": Task("models/soft_inertia.yaml", ("data.path=datasets/soft/data/se3_l1distance_noise-1.npz",),
                 mixture=("SO3+Translations", "SO3", "Translations"), strengths=(1, 1, 1),
                 exact=("Translations", "SO3+Translations"), singles=("SO3", "Translations"), rpp=("SO3",),
