@@ -130,7 +130,10 @@ def _errors(fn, group, inputs, in_reps, out_reps, samples, generator, batched, e
                          "originals")
     difference = sum((a - b).reshape(len(g), -1).pow(2).sum(1) for a, b in zip(transformed, expected))
     scale = sum(r.pow(2).sum() for r in reference).sqrt()
-    return difference.sqrt() / scale.clamp(min=torch.finfo(scale.dtype).tiny), reference
+    tiny = torch.finfo(difference.dtype).tiny
+    # sqrt has no derivative at 0: an exactly equivariant fn gets the subgradient 0, not NaN
+    root = torch.where(difference > 0, difference.clamp(min=tiny).sqrt(), torch.zeros_like(difference))
+    return root / scale.clamp(min=torch.finfo(scale.dtype).tiny), reference
 
 
 def assert_equivariant(

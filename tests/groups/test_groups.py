@@ -213,6 +213,17 @@ def test_equivariance_error_is_differentiable_and_batched(generator):
     assert equivariance_error(layer, O3(), x, Vectors(), Vectors(), samples=8, generator=generator) < 0.05
 
 
+def test_equivariance_error_of_an_exactly_equivariant_map_has_a_zero_gradient(generator):
+    """sqrt has no derivative at 0: an exactly equivariant map (a zero output head, as models start) must get the
+    subgradient 0, or a penalty at strength 0 would turn every parameter into NaN."""
+    scale = torch.ones(1, dtype=F64, requires_grad=True)
+    x = torch.randn(5, 3, generator=generator, dtype=F64)
+    error = equivariance_error(lambda v: scale * v, O3(), x, Vectors(), Vectors(), samples=3, generator=generator,
+                               reduction="mean")
+    (0.0 * error).backward()
+    assert float(error) == 0.0 and scale.grad.item() == 0.0
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_equivariance_error_in_float32_and_float64(dtype, generator):
     x = torch.randn(7, 3, generator=generator, dtype=F64).to(dtype)
