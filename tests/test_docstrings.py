@@ -41,7 +41,7 @@ import equilib
 
 MIN_DOCTESTS = 15
 PUBLIC_PACKAGES = ["equilib", "equilib.ops", "equilib.so3", "equilib.groups", "equilib.frames", "equilib.curvature",
-                   "equilib.data", "equilib.nn", "equilib.train", "equilib.utils"]
+                   "equilib.data", "equilib.nn", "equilib.train", "equilib.utils", "equilib.soft", "equilib.lie"]
 PUBLIC_MODULES = ["equilib.calculator", "equilib.relaxation"]  # public names: those without a leading underscore
 BACKEND_MODULES = ["equilib.ops.cg", "equilib.ops.grid", "equilib.ops.gaunt", "equilib.ops.cp"]
 SECTIONS = ("Args", "Attributes", "Returns", "Yields", "Raises", "Examples", "Note", "Notes", "References")

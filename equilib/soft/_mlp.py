@@ -70,6 +70,14 @@ class TensorLinear(torch.nn.Module):
         return w, b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``W x + b`` with the mode's effective weights.
+
+        Args:
+            x: ``(..., in_rep.dim)`` inputs.
+
+        Returns:
+            ``(..., out_rep.dim)`` outputs.
+        """
         w, b = self.effective()
         return torch.nn.functional.linear(x, w, b)
 
@@ -93,10 +101,22 @@ class TensorNonlinearity(torch.nn.Module):
         self._input_rep = CartesianTensors(gated, dim=self.d)
 
     def input_rep(self) -> CartesianTensors:
-        """The representation the layer's linear map produces: ``hidden`` with the gate scalars first."""
+        """The representation the layer's linear map produces.
+
+        Returns:
+            ``hidden`` with the gate scalars first, as :class:`~equilib.groups.CartesianTensors`.
+        """
         return self._input_rep
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The nonlinear step (module docs).
+
+        Args:
+            z: ``(..., input_rep().dim)`` outputs of the layer's linear map.
+
+        Returns:
+            ``(..., hidden.dim)`` hidden tensors.
+        """
         d = self.d
         ranks = [r for _, r in self._input_rep.terms]
         parts = dict(zip(ranks, z.split(self._input_rep.sizes, dim=-1), strict=True))
@@ -220,7 +240,11 @@ class SoftEquivariantMLP(torch.nn.Module):
         return torch.cat(pieces, dim=-1)
 
     def layers(self) -> list[TensorLinear]:
-        """The linear layers, input to output."""
+        """The linear layers.
+
+        Returns:
+            The :class:`TensorLinear` layers, input to output.
+        """
         return [*self.linears, self.readout]
 
     def penalties(self, groups: list[Group]) -> dict[str, torch.Tensor]:

@@ -105,7 +105,11 @@ class StrengthTuner:
                 zip(strengths, values, strict=True)]
 
     def state_dict(self) -> dict:
-        """The tuner's state (for checkpoints)."""
+        """The tuner's state, for checkpoints.
+
+        Returns:
+            ``{"step", "current", "averages", "sums"}``.
+        """
         return {"step": self.step, "current": list(self.current), "averages": list(self.averages),
                 "sums": list(self.sums)}
 

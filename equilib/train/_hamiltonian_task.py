@@ -66,6 +66,8 @@ class HamiltonianMLPOptions(SoftMLPOptions):
         mode: ``"free"``, ``"exact"`` or ``"rpp"``.
         group: The group of ``"exact"`` and ``"rpp"``.
         input_scale: The energy network sees ``input_scale * z`` (states of order 1 keep its products of order 1).
+        centre: Subtract the mean of the state's rank-1 copies (all of them, momenta included: meant for
+            position-only inputs).
         substeps: RK4 steps per interval between output times.
     """
 
