@@ -33,7 +33,7 @@ TEST_COMMAND = VENV + 'pip install -q torch==2.13.0 && pip install -q -e ".[dev]
 CI_MARKER = "# The README's test command, verbatim:"
 
 HEADING = re.compile(r"^(#{1,6}) (.+?)\s*$")
-ROW = re.compile(r"^\| `([A-Za-z_.]+)` \|([^|]*)\|")
+ROW = re.compile(r"^\| `([A-Za-z_.][A-Za-z0-9_.]*)` \|([^|]*)\|")
 CODE = re.compile(r"`([^`]*)`")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
