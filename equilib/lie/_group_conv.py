@@ -22,13 +22,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._kernels import check_kernel_size, kernel_grid, mask_values, resolve_mask, resolve_padding
-from ._lifting import _check_samples
-from ._sampling import GroupFeatures, GroupSampler, GroupSamples
-from ._siren import Siren, _positive_float, _positive_int
+from ._kernels import kernel_grid, mask_values
+from ._sampled_conv import SampledConv2d
+from ._sampling import GroupFeatures, GroupSamples
 
 
-class GroupConv2d(torch.nn.Module):
+class GroupConv2d(SampledConv2d):
     """Group convolution from :class:`GroupFeatures` ``(B, in, K_in, H, W)`` to ``(B, out, K, H', W')`` at ``K``
     elements drawn at every forward, or given (module docs).
 
@@ -57,24 +56,7 @@ class GroupConv2d(torch.nn.Module):
         TypeError: If ``group`` is neither a name nor a supported group.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, group="SL2", samples: int = 8,
-                 padding: int | str = 0, bias: bool = True, hidden: int = 60, siren_layers: int = 3,
-                 omega0: float = 10.0, mask: str = "auto", mask_slope: float = 2.0, mask_radius: float = 1.0,
-                 weighting: str = "haar",
-                 seed: int | None = None, fixed: bool = False) -> None:
-        super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        self.kernel_size = check_kernel_size(kernel_size)
-        self.samples = _positive_int(samples, "samples")
-        self.padding = resolve_padding(padding, kernel_size)
-        self.sampler = GroupSampler(group, weighting=weighting, seed=seed, fixed=fixed)
-        self.mask = resolve_mask(mask, self.sampler.volume_preserving)
-        self.mask_slope = _positive_float(mask_slope, "mask_slope")
-        self.mask_radius = _positive_float(mask_radius, "mask_radius")
-        self.siren = Siren(2 + self.sampler.dim, out_channels * in_channels, hidden=hidden, layers=siren_layers,
-                           omega0=omega0, fan_in=in_channels * kernel_size**2)
-        self.bias = torch.nn.Parameter(torch.zeros(out_channels)) if bias else None
+    group_kernel = True
 
     def kernel(self, inputs: GroupSamples, outputs: GroupSamples) -> torch.Tensor:
         """The convolution weight from features at ``inputs`` to features at ``outputs``.
@@ -126,25 +108,9 @@ class GroupConv2d(torch.nn.Module):
         if features.dim() != 5 or features.shape[1] != self.in_channels or features.shape[2] != len(x.samples):
             raise ValueError(f"x: expected features of shape (B, {self.in_channels}, {len(x.samples)}, H, W) (one "
                              f"slot per input element), got {tuple(features.shape)}")
-        if min(features.shape[-2:]) + 2 * self.padding < self.kernel_size:
-            raise ValueError(f"x: feature maps of size {tuple(features.shape[-2:])} are smaller than the kernel "
-                             f"({self.kernel_size}, padding {self.padding})")
-        samples = _check_samples(samples)
-        if samples is None:
-            samples = self.sampler.draw(self.samples)
+        self._check_size(features.shape, "feature maps")
+        samples = self._output_elements(samples)
         weight = self.kernel(x.samples, samples).to(features.dtype)
         B, _, K_in, H, W = features.shape
         out = F.conv2d(features.reshape(B, self.in_channels * K_in, H, W), weight, padding=self.padding)
-        out = out.view(B, self.out_channels, len(samples), *out.shape[-2:])
-        if self.bias is not None:
-            out = out + self.bias.to(out.dtype).view(1, -1, 1, 1, 1)
-        return GroupFeatures(out, samples)
-
-    def extra_repr(self) -> str:
-        """The one-line description of the module.
-
-        Returns:
-            The sizes and options.
-        """
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"group={self.sampler.name!r}, samples={self.samples}, padding={self.padding}, mask={self.mask!r}")
+        return self._features(out, B, samples)

@@ -19,18 +19,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._kernels import check_kernel_size, kernel_grid, mask_values, resolve_mask, resolve_padding
-from ._sampling import GroupFeatures, GroupSampler, GroupSamples
-from ._siren import Siren, _positive_float, _positive_int
+from ._kernels import kernel_grid, mask_values
+from ._sampled_conv import SampledConv2d
+from ._sampling import GroupFeatures, GroupSamples
 
 
-def _check_samples(samples, name: str = "samples") -> GroupSamples | None:
-    if samples is not None and not isinstance(samples, GroupSamples):
-        raise TypeError(f"{name}: expected GroupSamples or None, got {type(samples).__name__}")
-    return samples
-
-
-class LiftingConv2d(torch.nn.Module):
+class LiftingConv2d(SampledConv2d):
     """Lifting convolution from images ``(B, C, H, W)`` to :class:`GroupFeatures` ``(B, out, K, H', W')`` at ``K``
     elements drawn at every forward (module docs).
 
@@ -67,25 +61,6 @@ class LiftingConv2d(torch.nn.Module):
         >>> out.features.shape, out.samples.linear.shape  # no padding: 40 - 5 + 1 = 36
         (torch.Size([2, 4, 6, 36, 36]), torch.Size([6, 2, 2]))
     """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, group="SL2", samples: int = 8,
-                 padding: int | str = 0, bias: bool = True, hidden: int = 60, siren_layers: int = 3,
-                 omega0: float = 10.0, mask: str = "auto", mask_slope: float = 2.0, mask_radius: float = 1.0,
-                 weighting: str = "haar",
-                 seed: int | None = None, fixed: bool = False) -> None:
-        super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        self.kernel_size = check_kernel_size(kernel_size)
-        self.samples = _positive_int(samples, "samples")
-        self.padding = resolve_padding(padding, kernel_size)
-        self.sampler = GroupSampler(group, weighting=weighting, seed=seed, fixed=fixed)
-        self.mask = resolve_mask(mask, self.sampler.volume_preserving)
-        self.mask_slope = _positive_float(mask_slope, "mask_slope")
-        self.mask_radius = _positive_float(mask_radius, "mask_radius")
-        self.siren = Siren(2, out_channels * in_channels, hidden=hidden, layers=siren_layers, omega0=omega0,
-                           fan_in=in_channels * kernel_size**2)
-        self.bias = torch.nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def kernel(self, samples: GroupSamples) -> torch.Tensor:
         """The convolution weight for the elements ``samples``.
@@ -125,24 +100,7 @@ class LiftingConv2d(torch.nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != self.in_channels:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x: expected images of shape (B, {self.in_channels}, H, W), got {shape}")
-        if min(x.shape[-2:]) + 2 * self.padding < self.kernel_size:
-            raise ValueError(f"x: images of size {tuple(x.shape[-2:])} are smaller than the kernel "
-                             f"({self.kernel_size}, padding {self.padding})")
-        samples = _check_samples(samples)
-        if samples is None:
-            samples = self.sampler.draw(self.samples)
-        weight = self.kernel(samples).to(x.dtype)
-        out = F.conv2d(x, weight, padding=self.padding)
-        out = out.view(x.shape[0], self.out_channels, len(samples), *out.shape[-2:])
-        if self.bias is not None:
-            out = out + self.bias.to(out.dtype).view(1, -1, 1, 1, 1)
-        return GroupFeatures(out, samples)
-
-    def extra_repr(self) -> str:
-        """The one-line description of the module.
-
-        Returns:
-            The sizes and options.
-        """
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"group={self.sampler.name!r}, samples={self.samples}, padding={self.padding}, mask={self.mask!r}")
+        self._check_size(x.shape, "images")
+        samples = self._output_elements(samples)
+        out = F.conv2d(x, self.kernel(samples).to(x.dtype), padding=self.padding)
+        return self._features(out, x.shape[0], samples)

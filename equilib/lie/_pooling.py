@@ -35,7 +35,15 @@ def _reduce(x: torch.Tensor, dims: tuple[int, ...], reduction: str) -> torch.Ten
     return x.amax(dim=dims) if reduction == "max" else x.mean(dim=dims)
 
 
-class GroupPool(torch.nn.Module):
+class _Reduction(torch.nn.Module):
+    """Base of the poolings that reduce axes by ``reduction``."""
+
+    def __init__(self, reduction: str = "max") -> None:
+        super().__init__()
+        self.reduction = _check_reduction(reduction)
+
+
+class GroupPool(_Reduction):
     """Max or mean over the group axis: ``(B, C, K, H, W) -> (B, C, H, W)`` (the mean is the plain sample mean).
 
     Args:
@@ -44,10 +52,6 @@ class GroupPool(torch.nn.Module):
     Raises:
         ValueError: If ``reduction`` is unknown.
     """
-
-    def __init__(self, reduction: str = "max") -> None:
-        super().__init__()
-        self.reduction = _check_reduction(reduction)
 
     def forward(self, x: GroupFeatures | torch.Tensor) -> torch.Tensor:
         """Pool the group axis.
@@ -112,7 +116,7 @@ class SpatialMaxPool(torch.nn.Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
-class GlobalPool(torch.nn.Module):
+class GlobalPool(_Reduction):
     """The invariant projection: max (or mean) over the group axis and the plane, ``(B, C, K, H, W) -> (B, C)``.
 
     Args:
@@ -121,10 +125,6 @@ class GlobalPool(torch.nn.Module):
     Raises:
         ValueError: If ``reduction`` is unknown.
     """
-
-    def __init__(self, reduction: str = "max") -> None:
-        super().__init__()
-        self.reduction = _check_reduction(reduction)
 
     def forward(self, x: GroupFeatures | torch.Tensor) -> torch.Tensor:
         """Pool the group axis and the plane.

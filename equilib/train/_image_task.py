@@ -124,9 +124,12 @@ def random_affine(n: int, max_shift: float, generator: torch.Generator) -> Group
     return GroupElement(linear=rotation @ sheared @ scaled, translation=max_shift * u[:, 4:])
 
 
-def _check_image_task(name: str, task) -> None:
+def _image_model(cls, name: str, options, task) -> torch.nn.Module:
+    """``cls(channels, classes, **options)`` in the task's dtype, for the image classification task only."""
     if not isinstance(task, ImageClassificationTask):
         raise ValueError(f"model.name: '{name}' needs the image_classification task, not {type(task).__name__}")
+    kwargs = {k: v for k, v in dataclasses.asdict(options).items() if k != "name"}
+    return cls(task.channels, task.num_classes, **kwargs).to(data_dtype(task))
 
 
 @dataclass
@@ -175,9 +178,7 @@ class AffineResNetModel:
 
     @staticmethod
     def build(options, task):
-        _check_image_task("affine_resnet", task)
-        kwargs = {k: v for k, v in dataclasses.asdict(options).items() if k != "name"}
-        return AffineResNet(task.channels, task.num_classes, **kwargs).to(data_dtype(task))
+        return _image_model(AffineResNet, "affine_resnet", options, task)
 
 
 @dataclass
@@ -207,9 +208,7 @@ class PlainCNNModel:
 
     @staticmethod
     def build(options, task):
-        _check_image_task("plain_cnn", task)
-        kwargs = {k: v for k, v in dataclasses.asdict(options).items() if k != "name"}
-        return PlainCNN(task.channels, task.num_classes, **kwargs).to(data_dtype(task))
+        return _image_model(PlainCNN, "plain_cnn", options, task)
 
 
 @TASKS.register("image_classification")
