@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     timings = {}
     for name, seeded in configs.items():
         saved = Path(seeded[0].trainer.out_dir).parent / "timing.txt"
-        if not saved.is_file() and not args.report_only:
+        if not saved.is_file():  # timed once, also by --report-only (delete the file to time again)
             saved.parent.mkdir(parents=True, exist_ok=True)
             saved.write_text("{} {:.3f}\n".format(*timing(seeded[0], args.timed_steps)))
         timings[name] = saved.read_text().split() if saved.is_file() else ["-", "nan"]
