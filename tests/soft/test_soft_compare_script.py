@@ -29,6 +29,11 @@ def test_the_soft_experiment_script_trains_and_reports(tmp_path, capsys):
     assert len(cells) == 2 and float(cells[0][5]) < 1e-6 < float(cells[0][4])  # the flow is exactly O(2)z-equivariant
     assert cells[1][6].strip() == "0, 0.001, 0.001, 0.001"
     assert (tmp_path / "pendulum" / "per" / "seed0" / "metrics.csv").is_file()
+    # sampled errors of a flow that starts exactly equivariant (zero energy): finite from the first steps on
+    sampled = [arg.replace("pendulum", "pendulum_sampled") for arg in pendulum]
+    sampled[sampled.index("exact_o2z,per")] = "per"
+    sampled[sampled.index("trainer.max_steps=2")] = "trainer.max_steps=3"
+    assert script.main(sampled) == 0
 
 
 def test_the_soft_experiment_script_on_o5_and_cossim(tmp_path, capsys):
