@@ -7,14 +7,20 @@ import sys
 import pytest
 
 
-def test_the_affine_experiment_script_trains_and_reports(tmp_path, capsys):
+def digits_and_script(tmp_path, name: str):
+    """A small file of the recipe's fallback source in ``tmp_path`` and the script ``scripts/<name>.py`` loaded."""
     pytest.importorskip("sklearn")
     subprocess.run([sys.executable, "-m", "datasets.affine_digits", "--source", "digits", "--num-train", "32",
                     "--num-valid", "8", "--num-test", "8", "--out", str(tmp_path), "--name", "digits"], check=True,
                    capture_output=True)
-    spec = importlib.util.spec_from_file_location("affine_compare", "scripts/affine_compare.py")
+    spec = importlib.util.spec_from_file_location(name, f"scripts/{name}.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_affine_experiment_script_trains_and_reports(tmp_path, capsys):
+    script = digits_and_script(tmp_path, "affine_compare")
     args = ["--runs", "cnn_augmented,gl2", "--seeds", "0", "--out", str(tmp_path / "runs"), "--timed-steps", "1",
             f"data.path={tmp_path / 'digits.npz'}", "data.batch_size=16", "trainer.max_steps=2",
             "trainer.eval_every=2", "model.channels=2", "model.head_hidden=8"]
@@ -28,13 +34,7 @@ def test_the_affine_experiment_script_trains_and_reports(tmp_path, capsys):
 
 
 def test_the_samples_curve_script_reports_group_and_identity_errors(tmp_path, capsys):
-    pytest.importorskip("sklearn")
-    subprocess.run([sys.executable, "-m", "datasets.affine_digits", "--source", "digits", "--num-train", "16",
-                    "--num-valid", "4", "--num-test", "4", "--out", str(tmp_path), "--name", "digits"], check=True,
-                   capture_output=True)
-    spec = importlib.util.spec_from_file_location("lie_samples_curve", "scripts/lie_samples_curve.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = digits_and_script(tmp_path, "lie_samples_curve")
     assert script.main(["--data", str(tmp_path / "digits.npz"), "--runs-dir", str(tmp_path / "runs"), "--groups",
                         "so2", "--samples", "1,2", "--repeats", "1", "--images", "4", "--out", str(tmp_path)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| SO2")]

@@ -107,11 +107,12 @@ def test_the_equivariance_term_makes_a_plain_model_more_equivariant(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("task=nboddy",
-     r"task: unknown task 'nboddy'; known: hamiltonian, nbody, normals, potential, qm9, tensor_regression"),
-    ("model.name=transformer", r"model.name: unknown model 'transformer'; known: equivariant_dynamics, "
-                               r"equivariant_potential, fa_gnn, frame_averaged_gnn, frame_averaged_pointnet, "
-                               r"frame_averaged_potential, hamiltonian_mlp, plain_gnn, plain_potential, pointnet, "
-                               r"soft_mlp"),
+     r"task: unknown task 'nboddy'; known: hamiltonian, image_classification, nbody, normals, potential, qm9, "
+     r"tensor_regression"),
+    ("model.name=transformer", r"model.name: unknown model 'transformer'; known: affine_resnet, "
+                               r"equivariant_dynamics, equivariant_potential, fa_gnn, frame_averaged_gnn, "
+                               r"frame_averaged_pointnet, frame_averaged_potential, hamiltonian_mlp, plain_cnn, "
+                               r"plain_gnn, plain_potential, pointnet, soft_mlp"),
     ("loss.terms=[{name: curvature}]",
      r"loss.terms\[0\].name: unknown loss term 'curvature'; known: equivariance, hessian_alignment, rpp_prior, "
      r"soft_equivariance"),
