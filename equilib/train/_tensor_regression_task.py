@@ -173,6 +173,7 @@ class TensorRegressionTask(TensorTask):
         symmetry = str(arrays["true_symmetry"]) if "true_symmetry" in arrays else "none"
         self.true_symmetry = None if symmetry == "none" else symmetry
         self.positions = bool(arrays["positions"]) if "positions" in arrays else False
+        self._symmetry_in_rep = as_positions(self.in_rep) if self.positions else self.in_rep
         dtype = data_dtype(self)
 
         def split(name: str, limit=None) -> Frames:
@@ -206,5 +207,4 @@ class TensorRegressionTask(TensorTask):
             The :class:`~equilib.train.Symmetry`.
         """
         group = group_named(self.true_symmetry or "O3")
-        in_rep = as_positions(self.in_rep) if self.positions else self.in_rep
-        return Symmetry(model, group, (batch.x,), (in_rep,), (self.out_rep,))
+        return Symmetry(model, group, (batch.x,), (self._symmetry_in_rep,), (self.out_rep,))
