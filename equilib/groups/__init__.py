@@ -45,7 +45,7 @@ from ._groups import (
     Translations,
 )
 from ._images import Images
-from ._polar import SL, GLPlus, chart, haar_density, monte_carlo_integral, polar, unchart
+from ._polar import SL, GLPlus, chart, haar_density, monte_carlo_integral, plane_rotations, polar, unchart
 from ._representations import (
     Concat,
     Irreps,
@@ -63,5 +63,5 @@ __all__ = [
     "Group", "GroupElement", "Images", "Irreps", "LinearGenerators", "OnSet", "OrthogonalGroup", "Permutations",
     "Positions", "PseudoVectors", "Representation", "Scalars", "Scaling", "Translations", "Vectors",
     "assert_equivariant", "chart", "equivariance_error", "haar_density", "monte_carlo_integral", "parse_tensor_terms",
-    "polar", "unchart",
+    "plane_rotations", "polar", "unchart",
 ]

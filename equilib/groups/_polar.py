@@ -231,14 +231,26 @@ def _exp_symmetric(S: torch.Tensor) -> torch.Tensor:
     return _symmetrised((vectors * eigenvalues.exp().unsqueeze(-2)) @ vectors.mT)
 
 
+def plane_rotations(angle: torch.Tensor) -> torch.Tensor:
+    """The rotations of the plane by ``angle`` (counterclockwise): ``[[cos, -sin], [sin, cos]]``.
+
+    Args:
+        angle: Angles in radians, any shape.
+
+    Returns:
+        ``(*angle.shape, 2, 2)`` matrices.
+    """
+    c, s = angle.cos(), angle.sin()
+    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+
+
 def _exp_skew(A: torch.Tensor) -> torch.Tensor:
     """``exp(A)`` of skew-symmetric matrices: the rotation matrix (n = 2), Rodrigues' formula (n = 3) or
     ``matrix_exp``."""
     n = A.shape[-1]
     if n == 2:
         angle = (A[..., 1, 0] - A[..., 0, 1]) / 2
-        c, s = angle.cos(), angle.sin()
-        return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+        return plane_rotations(angle)
     if n != 3:
         return torch.linalg.matrix_exp(A)
     K = (A - A.mT) / 2
@@ -329,8 +341,7 @@ def _haar_rotations(n: int, count: int, generator: torch.Generator | None) -> to
     """``count`` Haar rotations of SO(n) in float64: a uniform angle (n = 2), uniform quaternions (n = 3)."""
     if n == 2:
         angle = (2 * torch.rand(count, generator=generator, dtype=torch.float64) - 1) * math.pi
-        c, s = angle.cos(), angle.sin()
-        return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+        return plane_rotations(angle)
     return random_rotation(count, generator=generator)
 
 
@@ -361,8 +372,16 @@ class _PolarGroup(Group):
             S = S - (trace / n)[:, None, None] * torch.eye(n, dtype=torch.float64)
         return S, _haar_rotations(n, count, generator)
 
-    def _log_sampling_density(self, S: torch.Tensor) -> torch.Tensor:
-        """The log density of :meth:`_draw`'s ``S`` in the coordinates of :func:`monte_carlo_integral`."""
+    def log_sampling_density(self, S: torch.Tensor) -> torch.Tensor:
+        """The log density of the ``S = log P`` that ``sample`` draws, in the coordinates of
+        :func:`monte_carlo_integral` (the entries ``S_ij``, i <= j; for SL without the last diagonal entry).
+
+        Args:
+            S: ``(..., n, n)`` symmetric (traceless for SL) matrices.
+
+        Returns:
+            The log densities, of shape ``S.shape[:-2]``.
+        """
         n, variance = self.n, self.scale**2
         i, j = torch.triu_indices(n, n)
         squares = S[..., i, j].pow(2).sum(-1)
@@ -495,6 +514,6 @@ def monte_carlo_integral(f: Callable[[GroupElement], torch.Tensor], group: GLPlu
     values = torch.as_tensor(f(GroupElement(linear=_exp_symmetric(S) @ R)))
     if values.dim() < 1 or values.shape[0] != samples:
         raise ValueError(f"f: expected a tensor of shape ({samples}, ...), got shape {tuple(values.shape)}")
-    weights = (_log_haar_density(S) - group._log_sampling_density(S)).exp()
+    weights = (_log_haar_density(S) - group.log_sampling_density(S)).exp()
     terms = values.to(torch.float64) * weights.view(-1, *([1] * (values.dim() - 1)))
     return terms.mean(0), terms.std(0) / math.sqrt(samples)

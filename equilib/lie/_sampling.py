@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..groups import SL, SO2, GLPlus, GroupElement, chart, haar_density, unchart
+from ..groups import SL, SO2, GLPlus, GroupElement, chart, haar_density, plane_rotations, unchart
 
 GROUP_NAMES = ("SL2", "GL2", "SO2")
 WEIGHTINGS = ("haar", "uniform")
@@ -48,11 +48,6 @@ def _inverse(m: torch.Tensor) -> torch.Tensor:
     adjugate = torch.stack([torch.stack([m[..., 1, 1], -m[..., 0, 1]], -1),
                             torch.stack([-m[..., 1, 0], m[..., 0, 0]], -1)], -2)
     return adjugate / _det(m)[..., None, None]
-
-
-def _rotations(angle: torch.Tensor) -> torch.Tensor:
-    c, s = angle.cos(), angle.sin()
-    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
 
 def _as_matrix(a, name: str) -> torch.Tensor:
@@ -298,7 +293,7 @@ class GroupSampler:
         uniform = torch.full((count,), 1.0 / count, dtype=torch.float64)
         if self.name == "SO2":
             angle = (2 * torch.rand(count, generator=self.generator, dtype=torch.float64) - 1) * math.pi
-            rotation = _rotations(angle)
+            rotation = plane_rotations(angle)
             return GroupSamples(rotation, rotation.mT, uniform)
         g = self._group.sample(count, generator=self.generator).linear
         S, A = chart(g)
@@ -306,15 +301,9 @@ class GroupSampler:
         inverse = rotation.mT @ unchart(-S, torch.zeros_like(A))
         if self.weighting == "uniform":
             return GroupSamples(g, inverse, uniform)
-        return GroupSamples(g, inverse, uniform * (haar_density(S).log() + self._quadratic(S)).exp())
-
-    def _quadratic(self, S: torch.Tensor) -> torch.Tensor:
-        """``log q(0) - log q(S)``, ``q`` the Gaussian density of the drawn ``S`` in its chart coordinates (SL:
-        ``S_11 = (X_11 - X_22) / 2`` of variance ``scale^2 / 2`` and ``S_12``; GL: ``S_11, S_12, S_22``)."""
-        variance = self.scale**2
-        if self.name == "SL2":
-            return S[:, 0, 0] ** 2 / variance + S[:, 0, 1] ** 2 / (2 * variance)
-        return (S[:, 0, 0] ** 2 + S[:, 0, 1] ** 2 + S[:, 1, 1] ** 2) / (2 * variance)
+        # Haar density over the sampling density q of S, normalised by q(0): 1 / K at the identity
+        q = self._group.log_sampling_density
+        return GroupSamples(g, inverse, uniform * (haar_density(S).log() + q(torch.zeros_like(S)) - q(S)).exp())
 
     def coordinates(self, linear: torch.Tensor) -> torch.Tensor:
         """The chart coordinates of elements (class docs), computed in float64.

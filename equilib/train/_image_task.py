@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..groups import GLPlus, GroupElement, Images, Scalars
+from ..groups import GLPlus, GroupElement, Images, Scalars, plane_rotations
 from ..lie import AffineResNet, PlainCNN
 from ._batches import Frames
 from ._registry import MODELS, TASKS
@@ -117,8 +117,8 @@ def random_affine(n: int, max_shift: float, generator: torch.Generator) -> Group
     u = torch.rand(n, 6, generator=generator, dtype=torch.float64) * 2 - 1  # U(-1, 1)
     theta, shear = u[:, 0] * math.radians(20), u[:, 1] * 0.2
     sx, sy = 1 + 0.2 * u[:, 2], 1 + 0.2 * u[:, 3]
-    c, s, zero, one = theta.cos(), theta.sin(), torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
-    rotation = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    zero, one = torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
+    rotation = plane_rotations(theta)
     sheared = torch.stack([torch.stack([one, shear], -1), torch.stack([zero, one], -1)], -2)
     scaled = torch.diag_embed(torch.stack([sx, sy], -1))
     return GroupElement(linear=rotation @ sheared @ scaled, translation=max_shift * u[:, 4:])

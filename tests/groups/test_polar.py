@@ -333,7 +333,7 @@ def test_monte_carlo_integrals_are_left_and_right_invariant(name):
         return
     # the test can fail: weights without the Haar density (the Lebesgue measure of the chart) are not invariant
     S, R = group._draw(100000, gen)
-    weights = (-group._log_sampling_density(S)).exp()
+    weights = (-group.log_sampling_density(S)).exp()
     g = GroupElement(linear=torch.linalg.matrix_exp(S) @ R)
     plain, moved = f(g) * weights, left(g) * weights
     difference = plain - moved

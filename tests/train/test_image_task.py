@@ -114,11 +114,9 @@ def test_the_group_model_is_invariant_where_the_plain_one_is_not(tmp_path, digit
 
 def equilib_rotations(n):
     """``n`` rotations by angles in (-90, 90) degrees that are not multiples of 90, as GL+(2) elements."""
-    from equilib.groups import GroupElement
+    from equilib.groups import GroupElement, plane_rotations
 
-    angles = torch.linspace(-1.2, 1.2, n, dtype=torch.float64)
-    c, s = angles.cos(), angles.sin()
-    return GroupElement(linear=torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2))
+    return GroupElement(linear=plane_rotations(torch.linspace(-1.2, 1.2, n, dtype=torch.float64)))
 
 
 def test_bad_configurations_are_named(tmp_path, digits):
