@@ -64,7 +64,7 @@ def train(config) -> None:
     trainer.run()
 
 
-def _timed_steps(config, steps: int, warmup: int) -> tuple[Trainer, float]:
+def timed_steps(config, steps: int, warmup: int) -> tuple[Trainer, float]:
     """A trainer of ``config`` and the mean seconds of ``steps`` of its training steps after ``warmup`` (consecutive
     batches of the training split, no evaluation)."""
     trainer = Trainer(config)
@@ -81,13 +81,13 @@ def _timed_steps(config, steps: int, warmup: int) -> tuple[Trainer, float]:
 
 def seconds_per_step(config, steps: int, warmup: int) -> float:
     """Seconds of one training step (no evaluation), timed in this process over ``steps`` steps after ``warmup``."""
-    return _timed_steps(config, steps, warmup)[1]
+    return timed_steps(config, steps, warmup)[1]
 
 
 def seconds_per_epoch(config, steps: int, warmup: int) -> float:
     """Training steps only (no evaluation), timed in this process: ``steps`` steps after ``warmup``, scaled to an
     epoch."""
-    trainer, seconds = _timed_steps(config, steps, warmup)
+    trainer, seconds = timed_steps(config, steps, warmup)
     return seconds * trainer.steps_per_epoch
 
 

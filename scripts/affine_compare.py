@@ -36,7 +36,7 @@ SPLITS = ("test_clean", "test_affine", "test_homography")
 
 def timing(config, steps: int) -> tuple[int, float]:
     """The model's parameter count and its training seconds per epoch, from ``steps`` timed steps."""
-    trainer, seconds = experiments._timed_steps(config, steps, warmup=2)
+    trainer, seconds = experiments.timed_steps(config, steps, warmup=2)
     return sum(p.numel() for p in trainer.model.parameters()), seconds * trainer.steps_per_epoch
 
 
