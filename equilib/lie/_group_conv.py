@@ -110,7 +110,7 @@ class GroupConv2d(SampledConv2d):
                              f"slot per input element), got {tuple(features.shape)}")
         self._check_size(features.shape, "feature maps")
         samples = self._output_elements(samples)
-        weight = self.kernel(x.samples, samples).to(features.dtype)
+        weight = self._full_precision_kernel(x.samples, samples).to(features.dtype)
         B, _, K_in, H, W = features.shape
         out = F.conv2d(features.reshape(B, self.in_channels * K_in, H, W), weight, padding=self.padding)
         return self._features(out, B, samples)

@@ -102,5 +102,5 @@ class LiftingConv2d(SampledConv2d):
             raise ValueError(f"x: expected images of shape (B, {self.in_channels}, H, W), got {shape}")
         self._check_size(x.shape, "images")
         samples = self._output_elements(samples)
-        out = F.conv2d(x, self.kernel(samples).to(x.dtype), padding=self.padding)
+        out = F.conv2d(x, self._full_precision_kernel(samples).to(x.dtype), padding=self.padding)
         return self._features(out, x.shape[0], samples)

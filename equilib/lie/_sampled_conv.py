@@ -41,6 +41,13 @@ class SampledConv2d(torch.nn.Module):
             raise ValueError(f"x: {what} of size {tuple(shape[-2:])} are smaller than the kernel "
                              f"({self.kernel_size}, padding {self.padding})")
 
+    def _full_precision_kernel(self, *elements: GroupSamples) -> torch.Tensor:
+        """``self.kernel(*elements)`` outside any autocast region: the SIREN's sines of ``omega0``-scaled arguments
+        lose their phase in bfloat16, so the kernel is made in the parameters' precision and only the convolution
+        follows autocast."""
+        with torch.autocast(self.siren.final.weight.device.type, enabled=False):
+            return self.kernel(*elements)
+
     def _output_elements(self, samples) -> GroupSamples:
         """``samples`` if given (checked), else ``self.samples`` fresh elements."""
         if samples is None:

@@ -91,6 +91,12 @@ class TrainerConfig:
         eval_every: Steps between evaluations of every validation split (and at the end).
         checkpoint_every: Steps between atomic checkpoints (and at the end).
         device: Torch device, e.g. ``"cuda"``; data-parallel runs use gloo on CPU and NCCL on CUDA.
+        autocast: ``"bfloat16"``: the model's forward passes (training and evaluation) under ``torch.autocast`` on
+            the device, matrix products and convolutions in bfloat16, parameters, gradients and the optimizer in
+            float32; None: none. For classifiers; models whose outputs are differentiated (forces) need float32.
+
+    Raises:
+        ValueError: If ``autocast`` is neither None nor ``"bfloat16"``.
     """
 
     out_dir: str = "runs/default"
@@ -102,6 +108,11 @@ class TrainerConfig:
     eval_every: int = 100  # steps
     checkpoint_every: int = 100  # steps
     device: str = "cpu"
+    autocast: str | None = None  # "bfloat16": mixed precision
+
+    def __post_init__(self) -> None:
+        if self.autocast not in (None, "bfloat16"):
+            raise ValueError(f"trainer.autocast: expected null or 'bfloat16', got {self.autocast!r}")
 
 
 @dataclass

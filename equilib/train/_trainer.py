@@ -190,6 +190,23 @@ class Trainer:
         for batch in batches(frames, index_lists, self.task.collate, self.workers):
             yield batch.to(self.device)
 
+    def predict(self, model, batch) -> dict[str, torch.Tensor]:
+        """The task's prediction of ``model`` on ``batch``, under ``trainer.autocast`` when set.
+
+        Args:
+            model: The model.
+            batch: A batch on the device.
+
+        Returns:
+            ``{name: tensor}``; bfloat16 outputs of a mixed-precision forward pass come back as float32, so that
+            losses and metrics are computed in float32.
+        """
+        if self.config.trainer.autocast is None:
+            return self.task.predict(model, batch)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            prediction = self.task.predict(model, batch)
+        return {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in prediction.items()}
+
     def train_step(self, batch) -> dict[str, float]:
         """One optimizer step on ``batch``.
 
@@ -208,7 +225,7 @@ class Trainer:
         """
         self.model.train()
         batch = batch.to(self.device)
-        prediction = self.task.predict(self.model, batch)
+        prediction = self.predict(self.model, batch)
         reducer = self._global_counts if self.world > 1 else None
         loss, parts = self.task.loss(prediction, batch, count_reducer=reducer)
         for term in self.terms:
@@ -247,8 +264,7 @@ class Trainer:
         Returns:
             ``{metric: value}`` of the task's accumulator.
         """
-        accumulator = evaluate(model or self.ema.module, self.eval_batches(split), self.task.predict,
-                               self.task.metrics())
+        accumulator = evaluate(model or self.ema.module, self.eval_batches(split), self.predict, self.task.metrics())
         accumulator.all_reduce()
         if keep is not None:
             keep.append(accumulator)

@@ -220,3 +220,22 @@ def test_layer_errors():
         LiftingConv2d(1, 2, 3, mask="soft")
     with pytest.raises(ValueError, match="mask_radius"):
         LiftingConv2d(1, 2, 3, mask_radius=0.0)
+
+
+def test_under_autocast_kernels_are_made_in_float32_and_only_the_convolutions_run_in_bfloat16():
+    torch.manual_seed(0)
+    lift = LiftingConv2d(1, 3, 5, group="GL2", samples=3, padding="same")
+    conv = GroupConv2d(3, 4, 5, group="GL2", samples=3, padding="same")
+    images = torch.randn(2, 1, 12, 12)
+    elements = lift.sampler.draw(3)
+    features = lift(images, elements)
+    reference = conv(features, elements).features
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = conv.kernel(elements, elements)  # the SIREN in bfloat16: what the layers avoid
+        kernel = conv._full_precision_kernel(elements, elements)
+        mixed = conv(lift(images, elements), elements).features
+    exact = conv.kernel(elements, elements)
+    assert kernel.dtype == torch.float32 and torch.equal(kernel, exact)
+    assert relative_error(rounded.double(), exact.double()) > 1e-3
+    assert mixed.dtype == torch.bfloat16
+    assert relative_error(mixed.double(), reference.double()) < 2e-2

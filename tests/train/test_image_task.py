@@ -127,3 +127,23 @@ def test_bad_configurations_are_named(tmp_path, digits):
                                    f"trainer.out_dir={tmp_path / 'n'}", "model={name: affine_resnet}"]))
     with pytest.raises(FileNotFoundError, match="write it with `python -m datasets.affine_digits`"):
         Trainer(config(tmp_path / "e", tmp_path / "missing.npz"))
+
+
+def test_bfloat16_autocast_trains_near_the_float32_run_with_float32_losses_and_parameters(tmp_path, digits):
+    """Mixed precision changes the forward pass only: same seed, same batches, losses within bfloat16's rounding of
+    the float32 run's, logits handed to the loss and metrics in float32, parameters kept in float32."""
+    runs = {}
+    for autocast in ("null", "bfloat16"):
+        trainer = Trainer(config(tmp_path / autocast, digits, f"trainer.autocast={autocast}", "trainer.max_steps=3"))
+        batch = trainer.batch(range(16))
+        runs[autocast] = (trainer, [trainer.train_step(batch)["loss"] for _ in range(3)])
+    (full, full_losses), (mixed, mixed_losses) = runs["null"], runs["bfloat16"]
+    assert mixed_losses == pytest.approx(full_losses, rel=0.03) and mixed_losses != full_losses
+    assert all(p.dtype == torch.float32 for p in mixed.model.parameters())
+    assert mixed.predict(mixed.model, batch)["logits"].dtype == torch.float32
+    assert mixed.evaluate("valid")["error"] == pytest.approx(full.evaluate("valid")["error"], abs=0.13)
+
+
+def test_an_unknown_autocast_dtype_is_refused(tmp_path, digits):
+    with pytest.raises(ValueError, match="trainer.autocast: expected null or 'bfloat16'"):
+        config(tmp_path / "run", digits, "trainer.autocast=float16")
