@@ -274,6 +274,7 @@ class GroupSampler:
             self._group = self._group(2, scale=self.scale)
         self.generator = None if seed is None else torch.Generator().manual_seed(seed)
 
+    @torch.compiler.disable  # RNG with generators, float64 checks: run eagerly, one graph break per draw
     def draw(self, count: int) -> GroupSamples:
         """``count`` elements, float64 on the CPU.
 
