@@ -49,10 +49,12 @@ class GroupConv2d(SampledConv2d):
         weighting: Monte Carlo weights attached to the drawn output elements, ``"haar"`` or ``"uniform"``.
         seed: Seed of the layer's :class:`GroupSampler`; None draws from torch's global generator.
         fixed: Draw the same elements at every forward (needs ``seed``).
+        rotations: ``"haar"`` (independent angles) or ``"stratified"`` (an evenly spaced grid with a uniform offset;
+            see :class:`GroupSampler`).
 
     Raises:
         ValueError: If a size is not a positive int, ``kernel_size`` is even, ``samples < 1``, or ``group``, ``mask``,
-            ``padding``, ``weighting`` or the seed options are invalid.
+            ``padding``, ``weighting``, ``rotations`` or the seed options are invalid.
         TypeError: If ``group`` is neither a name nor a supported group.
     """
 

@@ -73,6 +73,8 @@ class AffineResNet(torch.nn.Module):
         seed: Seed of the samplers (the lift's; the final convolution's is ``seed + 1``); None draws from torch's
             global generator.
         fixed: Draw the same elements at every forward (needs ``seed``).
+        rotations: Angles of the sampled elements: ``"haar"`` (independent) or ``"stratified"`` (an evenly spaced
+            grid with a uniform offset per draw, see :class:`GroupSampler`).
 
     Raises:
         ValueError: If a size is not a positive int, ``kernel_size`` is even, ``dropout`` is not in [0, 1), or the
@@ -92,7 +94,7 @@ class AffineResNet(torch.nn.Module):
                  samples: int = 8, kernel_size: int = 5, head_hidden: int = 128, dropout: float = 0.3,
                  hidden: int = 60, siren_layers: int = 3, omega0: float = 10.0, mask: str = "auto",
                  mask_radius: float = 1.0, weighting: str = "uniform", seed: int | None = None,
-                 fixed: bool = False) -> None:
+                 fixed: bool = False, rotations: str = "haar") -> None:
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels")
         _positive_int(num_classes, "num_classes")
@@ -101,7 +103,8 @@ class AffineResNet(torch.nn.Module):
         check_kernel_size(kernel_size)
         dropout = _check_dropout(dropout)
         siren = dict(group=group, samples=samples, bias=False, hidden=hidden, siren_layers=siren_layers,
-                     omega0=omega0, mask=mask, mask_radius=mask_radius, weighting=weighting)
+                     omega0=omega0, mask=mask, mask_radius=mask_radius, weighting=weighting,
+                     rotations=rotations)
         self.lift = LiftingConv2d(in_channels, channels, kernel_size, padding=0, seed=seed, fixed=fixed, **siren)
         self.block = torch.nn.ModuleList(GroupConv2d(channels, channels, kernel_size, padding="same", **siren)
                                          for _ in range(2))

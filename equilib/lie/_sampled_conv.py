@@ -20,14 +20,15 @@ class SampledConv2d(torch.nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, group="SL2", samples: int = 8,
                  padding: int | str = 0, bias: bool = True, hidden: int = 60, siren_layers: int = 3,
                  omega0: float = 10.0, mask: str = "auto", mask_slope: float = 2.0, mask_radius: float = 1.0,
-                 weighting: str = "haar", seed: int | None = None, fixed: bool = False) -> None:
+                 weighting: str = "haar", seed: int | None = None, fixed: bool = False,
+                 rotations: str = "haar") -> None:
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels")
         self.out_channels = _positive_int(out_channels, "out_channels")
         self.kernel_size = check_kernel_size(kernel_size)
         self.samples = _positive_int(samples, "samples")
         self.padding = resolve_padding(padding, kernel_size)
-        self.sampler = GroupSampler(group, weighting=weighting, seed=seed, fixed=fixed)
+        self.sampler = GroupSampler(group, weighting=weighting, seed=seed, fixed=fixed, rotations=rotations)
         self.mask = resolve_mask(mask, self.sampler.volume_preserving)
         self.mask_slope = _positive_float(mask_slope, "mask_slope")
         self.mask_radius = _positive_float(mask_radius, "mask_radius")

@@ -152,6 +152,8 @@ class AffineResNetOptions(ModelOptions):
         weighting: Monte Carlo weights of the group integral, ``"uniform"`` (the paper's code) or ``"haar"``.
         seed: Seed of the layers' draws (None: the global generator).
         fixed: Re-seed before every draw (the same elements at every forward).
+        rotations: Angles of the drawn elements, ``"haar"`` (independent) or ``"stratified"`` (an even grid with a
+            random offset).
     """
 
     group: str = "SL2"
@@ -168,6 +170,7 @@ class AffineResNetOptions(ModelOptions):
     weighting: str = "uniform"
     seed: int | None = None
     fixed: bool = False
+    rotations: str = "haar"
 
 
 @MODELS.register("affine_resnet")

@@ -148,3 +148,29 @@ def test_invalid_samples():
             [1.0, -1.0], dtype=F64)))
     with pytest.raises(ValueError, match="2 x 2 matrix"):
         GroupSamples.from_linear(EYE.unsqueeze(0)).left_translate(torch.eye(3, dtype=F64))
+
+
+@pytest.mark.parametrize("name", ["SL2", "GL2", "SO2"])
+def test_stratified_rotations_are_an_even_grid_whose_elements_are_each_haar(name):
+    """Each draw's angles are t_0 + 2 pi k / K; over draws, the first element's angle is uniform (chi-square on 10
+    bins), and the positive factor keeps its law (the same generator stream draws it first)."""
+    K, draws = 6, 1000
+    stratified = GroupSampler(name, seed=1, rotations="stratified")
+    independent = GroupSampler(name, seed=1)
+    first = []
+    for _ in range(draws):
+        samples = stratified.draw(K)
+        angle = stratified.coordinates(samples.linear)[:, -1] * math.pi
+        steps = torch.remainder(angle.roll(-1) - angle, 2 * math.pi)
+        torch.testing.assert_close(steps, torch.full((K,), 2 * math.pi / K, dtype=F64), atol=1e-9, rtol=0)
+        first.append(float(angle[0]))
+    counts = torch.histc(torch.tensor(first), bins=10, min=-math.pi, max=math.pi)
+    chi2 = float(((counts - draws / 10) ** 2 / (draws / 10)).sum())
+    assert chi2 < 27.9  # the 0.999 quantile of chi-square with 9 degrees of freedom
+    if name != "SO2":  # same positive factors as the independent draws of the same seed
+        a, b = GroupSampler(name, seed=2, rotations="stratified").draw(K), GroupSampler(name, seed=2).draw(K)
+        pa, pb = (s.linear @ s.linear.mT for s in (a, b))
+        torch.testing.assert_close(pa, pb, atol=1e-12, rtol=0)
+    assert "rotations='stratified'" in repr(stratified) and independent.rotations == "haar"
+    with pytest.raises(ValueError, match="rotations: expected one of"):
+        GroupSampler(name, rotations="grid")
