@@ -307,12 +307,13 @@ class GroupSampler:
             return GroupSamples(rotation, rotation.mT, uniform)
         g = self._group.sample(count, generator=self.generator).linear
         S, A = chart(g)
-        if self.rotations == "stratified":
-            A = torch.zeros_like(A)
-            A[:, 1, 0], A[:, 0, 1] = (angle := self._angles(count)), -angle
-            g = unchart(S, A)
-        rotation = unchart(torch.zeros_like(S), A)
-        inverse = rotation.mT @ unchart(-S, torch.zeros_like(A))
+        zero = torch.zeros_like(S)
+        if self.rotations == "stratified":  # the drawn positive factor times rotations on the grid
+            rotation = plane_rotations(self._angles(count))
+            g = unchart(S, zero) @ rotation
+        else:
+            rotation = unchart(zero, A)
+        inverse = rotation.mT @ unchart(-S, zero)
         if self.weighting == "uniform":
             return GroupSamples(g, inverse, uniform)
         # Haar density over the sampling density q of S, normalised by q(0): 1 / K at the identity
