@@ -162,8 +162,8 @@ class AffineResNetOptions(ModelOptions):
     kernel_size: int = 5
     head_hidden: int = 128
     dropout: float = 0.3
-    hidden: int = 60
-    siren_layers: int = 3
+    hidden: int = 96
+    siren_layers: int = 1
     omega0: float = 10.0
     mask: str = "auto"
     mask_radius: float = 1.0
