@@ -17,7 +17,8 @@ per-channel grid values are made; ``"blocks"`` (same condition) does the same co
 flat layout, with no gathering or permuting of channels (:mod:`._blocks`). ``"auto"`` takes ``coupling`` or
 ``dense``, whichever needs fewer multiply-adds, then ``blocks`` instead of ``coupling`` when it touches less memory:
 when x1 or the output has a single degree, as in the first (scalars in) and last (scalars out) layers of a
-potential. Timings of the strategies are in docs/benchmarks.md.
+potential. ``"fused"`` runs the dense tables through one Triton kernel per signal pair (:mod:`._fused_grid`; on CUDA,
+or under Triton's interpreter), which ``"auto"`` does not pick. Timings of the strategies are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 
 from ..so3 import associated_legendre, azimuthal_harmonics, exact_grid_size, gauss_legendre_grid
 from ._blocks import Block, BlockCoupling, memory_traffic
+from ._fused_grid import fused_grid_product
 from ._sphere_signals import (
     Plan,
     Signal,
@@ -39,7 +41,7 @@ from ._sphere_signals import (
 )
 from .base import register_backend
 
-TRANSFORMS = ("auto", "dense", "separable", "coupling", "blocks")
+TRANSFORMS = ("auto", "dense", "separable", "coupling", "blocks", "fused")
 
 
 class _GridTables(SignalTables):
@@ -86,8 +88,9 @@ class _GridTables(SignalTables):
         return leg, azi
 
     def analysis(self, ls: list[int], transform: str) -> dict[str, np.ndarray]:
-        """Tables that take coefficients (layout order) to grid values: ``"dense"`` or ``"separable"``."""
-        if transform == "dense":
+        """Tables that take coefficients (layout order) to grid values: ``"dense"`` (or ``"fused"``, the same
+        matrix) or ``"separable"``."""
+        if transform in ("dense", "fused"):
             cols = self.layout(ls, "dense")
             y = np.stack([self.legendre[:, l * l + l + m][None, :] * self.azimuth[:, self.lmax + m][:, None]
                           for l, m in cols])
@@ -99,7 +102,7 @@ class _GridTables(SignalTables):
         """Tables that project grid values onto coefficients (layout order), quadrature weights included, each
         output degree l multiplied by ``scale[l]``."""
         wb, wa = self.grid.beta_weights, self.alpha_weight
-        if transform == "dense":
+        if transform in ("dense", "fused"):
             y = self.analysis(ls, "dense")["matrix"].reshape(-1, len(wa), len(wb)) * wa[:, None] * wb[None, :]
             y = y * np.array([scale[l] for l, _ in self.layout(ls, "dense")])[:, None, None]
             return {"matrix": y.reshape(y.shape[0], -1).T.copy()}  # (n_alpha * n_beta, cols)
@@ -179,8 +182,8 @@ class _SignalInput(torch.nn.Module):
 class GridTensorProduct(SphereSignalProduct):
     """Gaunt product on an exact S^2 grid: paths with l1 + l2 + l3 even only, weights per (channel, l).
 
-    ``transform``: ``"auto"``, ``"dense"``, ``"separable"``, ``"coupling"`` or ``"blocks"`` (module docs); all give
-    the same values to round-off. ``tp.grid_shape`` is the (n_beta, n_alpha) grid.
+    ``transform``: ``"auto"``, ``"dense"``, ``"separable"``, ``"coupling"``, ``"blocks"`` or ``"fused"`` (module
+    docs); all give the same values to round-off. ``tp.grid_shape`` is the (n_beta, n_alpha) grid.
 
     Args:
         irreps_in1: Irreps of x1 (string or e3nn Irreps).
@@ -292,6 +295,21 @@ class GridTensorProduct(SphereSignalProduct):
         if self.transform != "blocks":
             return super()._convolution(x, x2, weight, source, target)
         return self._blocks.convolution(x, x2, self._check_weight(weight, x.dtype), source, target)
+
+    def _group_products(self, coeff1: dict[str, torch.Tensor], coeff2: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """'fused': each signal pair's analysis, product and synthesis in one :func:`fused_grid_product` (the dense
+        tables; grid values stay on chip where the Triton kernel runs)."""
+        if self.transform != "fused":
+            return super()._group_products(coeff1, coeff2)
+        outs = []
+        for g, (_, pairs) in enumerate(self._groups):
+            total = None
+            for a, b in pairs:
+                term = fused_grid_product(coeff1[str(a)], self._analysis[f"1_{a}"].matrix, coeff2[str(b)],
+                                          self._analysis[f"2_{b}"].matrix, self._synthesis[g].matrix)
+                total = term if total is None else total + term
+            outs.append(total)
+        return outs
 
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         if self.transform == "blocks":

@@ -28,8 +28,9 @@ SMALL = {"small": ("2x0e+2x1o+2x2e", "0e+1o+2e", "2x0e+2x1o+2x2e")}
 # Every registered backend with its defaults, each strategy of the grid backend, and in2 weighting. The cp backend
 # runs here with a rank that makes its decomposition exact (one component per non-zero fiber), so the suite checks its
 # plumbing at the exact tolerance; the fitted (approximate) ranks are tested in test_cp.py.
-BACKENDS = available_backends() + ["grid:dense", "grid:separable", "grid:coupling", "grid:blocks", "grid:in2-weighted",
-                                   "gaunt:fft", "gaunt:direct", "gaunt:in2-weighted", "cp:per-path", "cp:parity-exact"]
+BACKENDS = available_backends() + ["grid:dense", "grid:separable", "grid:coupling", "grid:blocks", "grid:fused",
+                                   "grid:in2-weighted", "gaunt:fft", "gaunt:direct", "gaunt:in2-weighted",
+                                   "cp:per-path", "cp:parity-exact"]
 EXACT_RANK = 10**6
 VARIANT_OPTIONS = {
     "cp": {"rank": EXACT_RANK},
@@ -39,6 +40,7 @@ VARIANT_OPTIONS = {
     "grid:separable": {"transform": "separable"},
     "grid:coupling": {"transform": "coupling"},
     "grid:blocks": {"transform": "blocks"},
+    "grid:fused": {"transform": "fused"},
     "grid:in2-weighted": {"weighted": ("in1", "in2", "out")},
     "gaunt:fft": {"transform": "fft"},
     "gaunt:direct": {"transform": "direct"},

@@ -34,7 +34,7 @@ def e3nn_gaunt_reference(tp, x1, x2, weight):
 
 
 @pytest.mark.parametrize("normalization", ["none", "component"])
-@pytest.mark.parametrize("transform", ["dense", "separable", "coupling", "blocks"])
+@pytest.mark.parametrize("transform", ["dense", "separable", "coupling", "blocks", "fused"])
 @pytest.mark.parametrize("weighted", WEIGHTINGS, ids=lambda w: "+".join(w) or "unweighted")
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_equals_cg_restricted_to_gaunt_paths(case, weighted, transform, normalization, generator):
