@@ -111,8 +111,9 @@ def main(argv=None):
     parser.add_argument("--ops", default="e3nn-cg,cg,e3nn-gaunt,grid,grid-dense,grid-separable,grid-coupling,gaunt,"
                         "gaunt-fft,gaunt-direct,cp,cp-k14",
                         help="comma list among e3nn-cg, cg, e3nn-gaunt, "
-                        "grid[-dense|-separable|-coupling|-blocks|-fused], gaunt[-fft|-direct] (no suffix: the backend's auto choice), cp (TDN rank 7 L^2), cp-k<k> "
-                        "(rank k L^2, e.g. cp-k14), cp-per-path (rank 7 L^2, per-path weights)")
+                        "grid[-dense|-separable|-coupling|-blocks|-fused], gaunt[-fft|-direct] (no suffix: the "
+                        "backend's auto choice), cp (TDN rank 7 L^2), cp-k<k> (rank k L^2, e.g. cp-k14), cp-per-path "
+                        "(rank 7 L^2, per-path weights)")
     parser.add_argument("--reference-lmax", type=int, default=6,
                         help="skip the e3nn-based ops (e3nn-cg, cg, e3nn-gaunt) above this L: they are slow")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
