@@ -109,7 +109,7 @@ def _launch(x, a, y, b, s) -> torch.Tensor:
     rows = n * channels
     if rows == 0:
         return out
-    y_row_n, y_row_c = (y.shape[1], 1) if y.shape[1] == channels and channels > 1 else (1, 0)
+    y_row_n, y_row_c = y.shape[1], int(y.shape[1] > 1)  # y's row of (sample, channel): one channel is broadcast
     dtype = tl.float64 if x.dtype == torch.float64 else tl.float32
     grid = (triton.cdiv(rows, _BLOCK_ROWS),)
     kernel[grid](x, a, y, b, s, out, rows, channels, y_row_n, y_row_c, d1, d2, d3, points, DTYPE=dtype,

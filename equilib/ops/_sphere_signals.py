@@ -37,8 +37,7 @@ The interface. A backend is a :class:`SphereSignalProduct` whose ``_make_tables`
 - ``points(transform)``: values per channel of one analysed signal (for the size of chunks).
 
 and implements ``_resolve_transform`` (checks the ``transform`` option and resolves ``"auto"``); ``_multiply`` (the
-product of two analysed signals: pointwise by default), ``_group_products`` (analysis, products and synthesis of
-every output group, for a backend that fuses them) and ``_build`` (more modules) are optional.
+product of two analysed signals: pointwise by default) and ``_build`` (more modules) are optional.
 """
 
 from __future__ import annotations
@@ -412,9 +411,10 @@ class SphereSignalProduct(TensorProduct):
         """The product of signal ``a`` of x1 and ``b`` of x2 into output group ``g``, analysed: pointwise."""
         return values1 * values2
 
-    def _group_products(self, coeff1: dict[str, torch.Tensor], coeff2: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        """Each output group's coefficients ``(batch, channels, columns)`` from the signals' coefficients (keyed by
-        signal index): analysis, the products of the group's signal pairs summed, synthesis."""
+    def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        n = x1.shape[0]
+        coeff1 = {k: m(x1, weight) for k, m in self._in1.items()}
+        coeff2 = {k: m(x2, weight) for k, m in self._in2.items()}
         if self._analysis:
             coeff1 = {k: self._analysis[f"1_{k}"](c) for k, c in coeff1.items()}
             coeff2 = {k: self._analysis[f"2_{k}"](c) for k, c in coeff2.items()}
@@ -424,14 +424,9 @@ class SphereSignalProduct(TensorProduct):
             for a, b in pairs:
                 term = self._multiply(coeff1[str(a)], coeff2[str(b)], g, a, b)
                 total = term if total is None else total + term
-            outs.append(self._synthesis[g](total) if self._synthesis else total)
-        return outs
-
-    def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-        n = x1.shape[0]
-        coeff1 = {k: m(x1, weight) for k, m in self._in1.items()}
-        coeff2 = {k: m(x2, weight) for k, m in self._in2.items()}
-        outs = [total.reshape(n, total.shape[1] * total.shape[2]) for total in self._group_products(coeff1, coeff2)]
+            if self._synthesis:
+                total = self._synthesis[g](total)
+            outs.append(total.reshape(n, total.shape[1] * total.shape[2]))
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
         out = out.index_select(-1, self._out_src)
         if "out" in self.weighted:

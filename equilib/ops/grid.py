@@ -70,11 +70,11 @@ class _GridTables(SignalTables):
         return _SignalInput(irreps, signal, layout, weight_channels, weight_base, weighted)
 
     def analysis_module(self, ls: list[int], transform: str, dtype: torch.dtype) -> torch.nn.Module | None:
-        return None if transform == "coupling" else _Analysis(self.analysis(ls, transform), dtype)
+        return None if transform in ("coupling", "fused") else _Analysis(self.analysis(ls, transform), dtype)
 
     def synthesis_module(self, ls: list[int], transform: str, scale: dict[int, float],
                          dtype: torch.dtype) -> torch.nn.Module | None:
-        return None if transform == "coupling" else _Synthesis(self.synthesis(ls, transform, scale), dtype)
+        return None if transform in ("coupling", "fused") else _Synthesis(self.synthesis(ls, transform, scale), dtype)
 
     def _factors(self, ls: list[int]):
         top = max(ls)
@@ -88,9 +88,8 @@ class _GridTables(SignalTables):
         return leg, azi
 
     def analysis(self, ls: list[int], transform: str) -> dict[str, np.ndarray]:
-        """Tables that take coefficients (layout order) to grid values: ``"dense"`` (or ``"fused"``, the same
-        matrix) or ``"separable"``."""
-        if transform in ("dense", "fused"):
+        """Tables that take coefficients (layout order) to grid values: ``"dense"`` or ``"separable"``."""
+        if transform == "dense":
             cols = self.layout(ls, "dense")
             y = np.stack([self.legendre[:, l * l + l + m][None, :] * self.azimuth[:, self.lmax + m][:, None]
                           for l, m in cols])
@@ -102,7 +101,7 @@ class _GridTables(SignalTables):
         """Tables that project grid values onto coefficients (layout order), quadrature weights included, each
         output degree l multiplied by ``scale[l]``."""
         wb, wa = self.grid.beta_weights, self.alpha_weight
-        if transform in ("dense", "fused"):
+        if transform == "dense":
             y = self.analysis(ls, "dense")["matrix"].reshape(-1, len(wa), len(wb)) * wa[:, None] * wb[None, :]
             y = y * np.array([scale[l] for l, _ in self.layout(ls, "dense")])[:, None, None]
             return {"matrix": y.reshape(y.shape[0], -1).T.copy()}  # (n_alpha * n_beta, cols)
@@ -239,7 +238,8 @@ class GridTensorProduct(SphereSignalProduct):
 
     def _build(self, plan: Plan, tables: _GridTables, channels: int, weight_bases, scales, dtype) -> None:
         """'blocks': one :class:`BlockCoupling` instead of the signal modules; 'coupling': the signal gathering and
-        output indices, with a Gaunt coupling tensor per signal pair in place of analysis and synthesis."""
+        output indices, with a Gaunt coupling tensor per signal pair in place of analysis and synthesis; 'fused': the
+        same, with the dense analysis and synthesis tables for :func:`fused_grid_product`."""
         w_in1, _, w_out = weight_bases
         if self.transform == "blocks":
             self._blocks = BlockCoupling(
@@ -249,6 +249,14 @@ class GridTensorProduct(SphereSignalProduct):
             # not chunked: its intermediates are no larger than the output, and chunks only add operations
             return
         super()._build(plan, tables, channels, weight_bases, scales, dtype)
+        if self.transform == "fused":  # the dense tables, for one fused kernel per signal pair
+            for which, signals in enumerate((plan.signals1, plan.signals2)):
+                for k in plan.used(which):
+                    matrix = tables.analysis(signals[k].ls, "dense")["matrix"]
+                    self.register_table(f"_fused_analysis{which + 1}_{k}", matrix, dtype)
+            for g, (key, _) in enumerate(self._groups):
+                self.register_table(f"_fused_synthesis_{g}",
+                                    tables.synthesis(plan.out_ls[key], "dense", scales[key])["matrix"], dtype)
         if self.transform != "coupling":
             return
         for g, (key, pairs) in enumerate(self._groups):
@@ -274,7 +282,11 @@ class GridTensorProduct(SphereSignalProduct):
 
     def _multiply(self, values1: torch.Tensor, values2: torch.Tensor, g: int, a: int, b: int) -> torch.Tensor:
         """Pointwise on the grid; 'coupling': x2's coefficients with the pair's coupling tensor make one matrix per
-        sample, applied to x1's coefficients (all channels)."""
+        sample, applied to x1's coefficients (all channels); 'fused': the pair's analysis, product and synthesis in
+        one :func:`fused_grid_product` (grid values stay on chip where the Triton kernel runs)."""
+        if self.transform == "fused":
+            return fused_grid_product(values1, getattr(self, f"_fused_analysis1_{a}"), values2,
+                                      getattr(self, f"_fused_analysis2_{b}"), getattr(self, f"_fused_synthesis_{g}"))
         if self.transform != "coupling":
             return values1 * values2
         n = values1.shape[0]
@@ -295,21 +307,6 @@ class GridTensorProduct(SphereSignalProduct):
         if self.transform != "blocks":
             return super()._convolution(x, x2, weight, source, target)
         return self._blocks.convolution(x, x2, self._check_weight(weight, x.dtype), source, target)
-
-    def _group_products(self, coeff1: dict[str, torch.Tensor], coeff2: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        """'fused': each signal pair's analysis, product and synthesis in one :func:`fused_grid_product` (the dense
-        tables; grid values stay on chip where the Triton kernel runs)."""
-        if self.transform != "fused":
-            return super()._group_products(coeff1, coeff2)
-        outs = []
-        for g, (_, pairs) in enumerate(self._groups):
-            total = None
-            for a, b in pairs:
-                term = fused_grid_product(coeff1[str(a)], self._analysis[f"1_{a}"].matrix, coeff2[str(b)],
-                                          self._analysis[f"2_{b}"].matrix, self._synthesis[g].matrix)
-                total = term if total is None else total + term
-            outs.append(total)
-        return outs
 
     def _forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
         if self.transform == "blocks":
