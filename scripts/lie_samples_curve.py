@@ -7,7 +7,9 @@ as in use. Its invariance error is the relative change of the logits, ``||f(g.x)
 elements ``g`` of its own group (SL(2) and GL+(2): scale 0.2, the layers' law) acting on the images
 (:class:`equilib.groups.Images`), averaged over ``--repeats`` draws. The same number under the identity is the
 sampling noise alone (two forwards with different draws): the part of the error above it is what the group action
-adds. Table and figure: ``scripts/results/lie/``.
+adds. For SO(2) a control row acts by quarter turns, which move the pixel grid onto itself (no resampling, kernels
+sampled at the same offsets): what it adds to the noise is Monte Carlo error alone, and what general angles add beyond
+it is the discretisation of images and kernels. Table and figure: ``scripts/results/lie/``.
 
     python -m datasets.affine_digits --source digits --small                 # any file of the recipe
     OMP_NUM_THREADS=1 python scripts/lie_samples_curve.py --data datasets/affine_digits/data/affine_digits_small.npz
@@ -25,7 +27,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from equilib.groups import Images  # noqa: E402
+from equilib.groups import GroupElement, Images, plane_rotations  # noqa: E402
 from equilib.lie import GroupSampler  # noqa: E402
 from equilib.train import Trainer, load_config  # noqa: E402
 from scripts import _experiments as experiments  # noqa: E402
@@ -45,9 +47,17 @@ def model_of(name: str, args) -> tuple[torch.nn.Module, str]:
     return trainer.model.eval(), "untrained"
 
 
-def errors(model, images: torch.Tensor, group: str, samples: int, repeats: int, seed: int) -> tuple[float, float]:
-    """Mean relative change of ``model``'s logits under 8 elements of ``group`` and under the identity (each a
-    forward with its own draws against a reference forward), ``samples`` elements per layer, over ``repeats`` draws."""
+def quarter_turns() -> GroupElement:
+    """8 rotations by 1, 2 or 3 quarter turns (maps of the pixel grid onto itself)."""
+    turns = torch.tensor([1, 2, 3, 1, 2, 3, 1, 2], dtype=torch.float64)
+    return GroupElement(linear=plane_rotations(turns * torch.pi / 2).round())
+
+
+def errors(model, images: torch.Tensor, group: str, samples: int, repeats: int, seed: int,
+           quarter: bool = False) -> tuple[float, float]:
+    """Mean relative change of ``model``'s logits under 8 elements of ``group`` (quarter turns if ``quarter``) and
+    under the identity (each a forward with its own draws against a reference forward), ``samples`` elements per
+    layer, over ``repeats`` draws."""
     for layer in (model.lift, model.final):
         layer.samples = samples
     torch.manual_seed(seed)
@@ -56,7 +66,8 @@ def errors(model, images: torch.Tensor, group: str, samples: int, repeats: int, 
     moved, still = [], []
     with torch.no_grad():
         for r in range(repeats):
-            elements = GroupSampler(group, seed=seed * 1000 + r).draw(8).element().to(dtype=images.dtype)
+            elements = quarter_turns() if quarter else GroupSampler(group, seed=seed * 1000 + r).draw(8).element()
+            elements = elements.to(dtype=images.dtype)
             reference = model(images)
             for out, x in ((moved, rep.act(elements, copies)), (still, copies)):
                 logits = model(x.reshape(-1, *images.shape[1:])).reshape(8, *reference.shape)
@@ -82,17 +93,20 @@ def main(argv=None) -> int:
         model, which = model_of(name, args)
         with np.load(args.data) as f:
             images = torch.as_tensor(f["test_clean_x"][: args.images], dtype=torch.float32) / 255
-        rows[name] = (which, [errors(model, images, GROUPS[name], k, args.repeats, seed=0) for k in counts])
+        rows[GROUPS[name]] = (which, [errors(model, images, GROUPS[name], k, args.repeats, seed=0) for k in counts])
+        if name == "so2":
+            rows["SO2, quarter turns"] = (which, [errors(model, images, "SO2", k, args.repeats, seed=0, quarter=True)
+                                                  for k in counts])
     print(f"\n# Invariance error of AffineResNet logits against K, {args.repeats} draws, {len(images)} clean test "
           "images: under 8 group elements / under the identity (sampling noise)\n")
     print("| group | model | " + " | ".join(f"K = {k}" for k in counts) + " |")
     print("|---|---|" + "---|" * len(counts))
     for name, (which, values) in rows.items():
-        print(f"| {GROUPS[name]} | {which} | " + " | ".join(f"{a:.3f} / {b:.3f}" for a, b in values) + " |")
+        print(f"| {name} | {which} | " + " | ".join(f"{a:.3f} / {b:.3f}" for a, b in values) + " |")
     fig, ax = experiments.axes((5.0, 3.5))
     for name, (_, values) in rows.items():
-        line, = ax.loglog(counts, [a for a, _ in values], marker="o", label=f"{GROUPS[name]}: group elements")
-        ax.loglog(counts, [b for _, b in values], ls="--", color=line.get_color(), label=f"{GROUPS[name]}: identity")
+        line, = ax.loglog(counts, [a for a, _ in values], marker="o", label=f"{name}: group elements")
+        ax.loglog(counts, [b for _, b in values], ls="--", color=line.get_color(), label=f"{name}: identity")
     ax.set_xlabel("elements per layer K")
     ax.set_ylabel("relative change of the logits")
     ax.legend(fontsize=7)

@@ -38,7 +38,9 @@ def test_the_samples_curve_script_reports_group_and_identity_errors(tmp_path, ca
     assert script.main(["--data", str(tmp_path / "digits.npz"), "--runs-dir", str(tmp_path / "runs"), "--groups",
                         "so2", "--samples", "1,2", "--repeats", "1", "--images", "4", "--out", str(tmp_path)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| SO2")]
-    assert len(rows) == 1 and "untrained" in rows[0]
-    pairs = [cell.split(" / ") for cell in rows[0].strip("|").split("|")[2:]]
-    assert all(float(a) > 0 and float(b) > 0 for a, b in pairs)  # fresh draws at every forward: noise even at g = 1
+    assert [row.split("|")[1].strip() for row in rows] == ["SO2", "SO2, quarter turns"]
+    for row in rows:
+        assert "untrained" in row
+        pairs = [cell.split(" / ") for cell in row.strip("|").split("|")[2:]]
+        assert all(float(a) > 0 and float(b) > 0 for a, b in pairs)  # fresh draws at every forward: noise at g = 1
     assert (tmp_path / "samples_curve.png").is_file()
